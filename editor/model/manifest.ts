@@ -1,0 +1,54 @@
+/**
+ * reward-edit.json: what a diffusers ONNX folder does not say on its own. A real export without
+ * one is still loadable: it gets Stable Diffusion 1.x's values and no reward inputs.
+ */
+import { z } from "zod";
+
+export const RewardInputsSchema = z.strictObject({
+  scores_input: z.string().min(1),
+  feedback_input: z.string().min(1).optional(),
+  perspectives: z.tuple([z.literal("following"), z.literal("preserving"), z.literal("quality")]).default([
+    "following",
+    "preserving",
+    "quality",
+  ]),
+  range: z.tuple([z.number(), z.number()]).default([0, 5]),
+  default_feedback: z.string().default("None; None; None"),
+});
+
+export const ManifestSchema = z.object({
+  format: z.string().default("reward-edit/1"),
+  name: z.string().default("unnamed"),
+  description: z.string().default(""),
+  licence: z.string().default("unknown"),
+  /** Long side of the images the model was trained on. */
+  resolution: z.number().int().positive().default(512),
+  /** Image sides are rounded to a multiple of this. */
+  size_multiple: z.number().int().positive().default(64),
+  latent_channels: z.number().int().positive().default(4),
+  /** Image pixels per latent pixel along a side (8 for the SD VAE). */
+  latent_downscale: z.number().int().positive().default(8),
+  scaling_factor: z.number().positive().default(0.18215),
+  defaults: z
+    .object({
+      steps: z.number().int().positive().default(30),
+      text_guidance: z.number().default(7.5),
+      image_guidance: z.number().default(1.5),
+      scheduler: z.enum(["euler-a", "euler", "ddim"]).default("euler-a"),
+    })
+    .prefault({}),
+  rewards: RewardInputsSchema.optional(),
+  training: z.record(z.string(), z.unknown()).optional(),
+});
+
+export type Manifest = z.infer<typeof ManifestSchema>;
+export type RewardInputs = z.infer<typeof RewardInputsSchema>;
+
+export function parseManifest(raw: unknown): Manifest {
+  const r = ManifestSchema.safeParse(raw ?? {});
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+    throw new Error(`reward-edit.json: ${issues}`);
+  }
+  return r.data;
+}

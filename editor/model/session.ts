@@ -1,0 +1,144 @@
+/**
+ * The only module that imports onnxruntime-node. Everything else sees the small `Session`
+ * interface: typed input metadata, a checked `run`, and `dispose`.
+ */
+import * as ort from "onnxruntime-node";
+
+export type DType = "float32" | "float16" | "int32" | "int64" | "bool" | string;
+
+export interface InputInfo {
+  name: string;
+  type: DType;
+  /** Symbolic dims are strings, unknown are -1/null, as the session reports them. */
+  shape: Array<number | string | null>;
+}
+
+export interface HostTensor {
+  type: "float32" | "int32" | "int64";
+  data: Float32Array | Int32Array | BigInt64Array;
+  dims: number[];
+}
+
+export interface RunOutput {
+  data: Float32Array;
+  dims: number[];
+}
+
+export interface SessionOptions {
+  /** Execution providers in order of preference, e.g. ["cuda", "cpu"]; CPU is always the fallback. */
+  providers?: string[];
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+  enableCpuMemArena?: boolean;
+  enableProfiling?: boolean;
+  log?: (msg: string) => void;
+}
+
+export interface Session {
+  readonly path: string;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly inputs: readonly InputInfo[];
+  /** Provider that actually serves this session (after any fallback). */
+  readonly provider: string;
+  /** Milliseconds spent inside ONNX Runtime's run() since creation. */
+  readonly runMs: number;
+  run(feeds: Record<string, HostTensor>): Promise<Record<string, RunOutput>>;
+  endProfiling(): string | undefined;
+  dispose(): Promise<void>;
+}
+
+class OrtSession implements Session {
+  runMs = 0;
+  readonly inputs: InputInfo[];
+
+  constructor(
+    readonly path: string,
+    private readonly inner: ort.InferenceSession,
+    readonly provider: string,
+  ) {
+    this.inputs = inner.inputMetadata.map((m) =>
+      m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: "non-tensor", shape: [] },
+    );
+  }
+
+  get inputNames(): readonly string[] {
+    return this.inner.inputNames;
+  }
+  get outputNames(): readonly string[] {
+    return this.inner.outputNames;
+  }
+
+  async run(feeds: Record<string, HostTensor>): Promise<Record<string, RunOutput>> {
+    // one checkpoint before each call: a missing input names itself instead of a native error
+    for (const name of this.inputNames) {
+      if (!(name in feeds)) throw new Error(`${this.path}: missing input "${name}"`);
+    }
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const name of this.inputNames) {
+      const t = feeds[name];
+      ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+    }
+    const start = performance.now();
+    let out: ort.InferenceSession.ReturnType;
+    try {
+      out = await this.inner.run(ortFeeds);
+    } catch (err) {
+      const shapes = Object.entries(feeds).map(([k, v]) => `${k}: ${v.type}[${v.dims.join(",")}]`).join("; ");
+      throw new Error(`${this.path}: run failed (${(err as Error).message}); inputs ${shapes}`);
+    } finally {
+      this.runMs += performance.now() - start;
+    }
+    const result: Record<string, RunOutput> = {};
+    for (const [name, t] of Object.entries(out)) {
+      if (t.type !== "float32") throw new Error(`${this.path}: output "${name}" is ${t.type}, expected float32`);
+      result[name] = { data: t.data as Float32Array, dims: [...t.dims] };
+    }
+    return result;
+  }
+
+  endProfiling(): string | undefined {
+    return (this.inner as unknown as { endProfiling?: () => string }).endProfiling?.();
+  }
+
+  dispose(): Promise<void> {
+    return this.inner.release();
+  }
+}
+
+function ortOptions(o: SessionOptions, providers: string[], profilePrefix?: string): ort.InferenceSession.SessionOptions {
+  const opts: ort.InferenceSession.SessionOptions = {
+    executionProviders: providers,
+    graphOptimizationLevel: o.graphOptimizationLevel ?? "all",
+    enableCpuMemArena: o.enableCpuMemArena ?? true,
+    enableProfiling: o.enableProfiling ?? false,
+  };
+  // onnxruntime-node rejects keys that are present but undefined
+  if (o.intraOpThreads !== undefined) opts.intraOpNumThreads = o.intraOpThreads;
+  if (o.interOpThreads !== undefined) opts.interOpNumThreads = o.interOpThreads;
+  if (profilePrefix !== undefined) opts.profileFilePrefix = profilePrefix;
+  return opts;
+}
+
+/**
+ * Opens a session with the preferred providers; a provider that fails to load is logged and
+ * the session is opened on CPU instead, so a misconfigured GPU never takes the process down.
+ */
+export async function createSession(file: string, options: SessionOptions = {}): Promise<Session> {
+  const log = options.log ?? (() => {});
+  const wanted = (options.providers ?? ["cpu"]).map((p) => p.toLowerCase());
+  const profile = options.enableProfiling ? file.replace(/\.onnx$/, "") + "-profile" : undefined;
+  if (wanted.some((p) => p !== "cpu")) {
+    try {
+      const s = await ort.InferenceSession.create(file, ortOptions(options, wanted, profile));
+      return new OrtSession(file, s, wanted[0]);
+    } catch (err) {
+      log(`execution providers [${wanted.join(", ")}] unavailable for ${file}: ${(err as Error).message}; using cpu`);
+    }
+  }
+  const s = await ort.InferenceSession.create(file, ortOptions(options, ["cpu"], profile));
+  return new OrtSession(file, s, "cpu");
+}
+
+export const ortVersion: string = ort.env.versions?.node ?? "unknown";

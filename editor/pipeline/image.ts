@@ -1,0 +1,103 @@
+/**
+ * Image normalisation with sharp: whatever arrives (any orientation, alpha, colour space, bit
+ * depth, animation) becomes an sRGB, flattened, upright CHW float tensor in [-1, 1] at the
+ * model's working size; results go back to the caller's size and format.
+ */
+import sharp, { type Metadata } from "sharp";
+
+export const OUTPUT_FORMATS = ["png", "jpeg", "webp"] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+export interface SizePolicy {
+  /** Long side the model works at. */
+  resolution: number;
+  /** Each side is rounded to a multiple of this. */
+  multiple: number;
+  /** sharp's limitInputPixels: decompression-bomb guard. */
+  limitInputPixels?: number;
+}
+
+export interface PreparedImage {
+  /** [3, height, width] in [-1, 1]. */
+  pixels: Float32Array;
+  width: number;
+  height: number;
+  /** Upright size of the input (EXIF orientation applied). */
+  sourceWidth: number;
+  sourceHeight: number;
+}
+
+export class ImageInputError extends Error {}
+
+/** Model working size: long side to `resolution`, sides rounded to `multiple`, aspect kept. */
+export function workingSize(w: number, h: number, p: SizePolicy): { width: number; height: number } {
+  const scale = p.resolution / Math.max(w, h);
+  const round = (x: number) => Math.max(p.multiple, Math.round((x * scale) / p.multiple) * p.multiple);
+  return { width: round(w), height: round(h) };
+}
+
+export async function prepareImage(input: Buffer, p: SizePolicy): Promise<PreparedImage> {
+  let meta: Metadata;
+  try {
+    meta = await sharp(input, { limitInputPixels: p.limitInputPixels ?? 50_000_000 }).metadata();
+  } catch (err) {
+    throw new ImageInputError(`image cannot be decoded: ${(err as Error).message}`);
+  }
+  if (!meta.width || !meta.height) throw new ImageInputError("image has no dimensions");
+  // EXIF orientations 5-8 swap the sides once applied
+  const swap = (meta.orientation ?? 1) >= 5;
+  const sourceWidth = swap ? meta.height : meta.width;
+  const sourceHeight = swap ? meta.width : meta.height;
+  const { width, height } = workingSize(sourceWidth, sourceHeight, p);
+  let raw: Buffer;
+  try {
+    raw = await sharp(input, { limitInputPixels: p.limitInputPixels ?? 50_000_000, pages: 1 })
+      .rotate()
+      .flatten({ background: "#ffffff" })
+      .toColourspace("srgb")
+      .resize(width, height, { fit: "fill", kernel: "lanczos3" })
+      .removeAlpha()
+      .raw({ depth: "uchar" })
+      .toBuffer();
+  } catch (err) {
+    throw new ImageInputError(`image cannot be processed: ${(err as Error).message}`);
+  }
+  const plane = width * height;
+  const pixels = new Float32Array(3 * plane);
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++) pixels[c * plane + i] = raw[i * 3 + c] / 127.5 - 1;
+  }
+  return { pixels, width, height, sourceWidth, sourceHeight };
+}
+
+/** CHW [-1, 1] floats to interleaved 8-bit RGB. */
+export function toRgb8(chw: Float32Array, width: number, height: number): Buffer {
+  const plane = width * height;
+  const out = Buffer.alloc(plane * 3);
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++) {
+      const v = Math.round((chw[c * plane + i] + 1) * 127.5);
+      out[i * 3 + c] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
+  return out;
+}
+
+export async function encodeImage(
+  rgb: Buffer,
+  width: number,
+  height: number,
+  options: { format?: OutputFormat; resizeTo?: { width: number; height: number } } = {},
+): Promise<Buffer> {
+  let img = sharp(rgb, { raw: { width, height, channels: 3 } });
+  const to = options.resizeTo;
+  if (to && (to.width !== width || to.height !== height)) img = img.resize(to.width, to.height, { fit: "fill" });
+  switch (options.format ?? "png") {
+    case "png":
+      return img.png().toBuffer();
+    case "jpeg":
+      return img.jpeg({ quality: 92 }).toBuffer();
+    case "webp":
+      return img.webp({ quality: 92 }).toBuffer();
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * The InstructPix2Pix editing loop with Multi-Reward Conditioning (DESIGN.md 3-4).
+ * `edit()` reads top to bottom as numbered stages, like diffusers' __call__.
+ */
+import type { EditorModel } from "../model/folder.js";
+import type { HostTensor, Session } from "../model/session.js";
+import { type SchedulerName, schedulerFromConfig } from "../schedulers/index.js";
+import { Generator } from "../tensor/random.js";
+import { InstructPix2PixDenoiser, guidanceEnabled } from "./guidance.js";
+import { type OutputFormat, encodeImage, prepareImage, toRgb8 } from "./image.js";
+
+export type Rewards = [following: number, preserving: number, quality: number];
+
+export interface EditOptions {
+  image: Buffer;
+  instruction: string;
+  /** Desired reward levels; default 5,5,5 (the paper's best setting). Ignored by models without reward inputs. */
+  rewards?: Rewards;
+  /** Feedback text for the reward branch; default the manifest's ("None; None; None"). */
+  feedback?: string;
+  steps?: number;
+  textGuidance?: number;
+  imageGuidance?: number;
+  seed?: number;
+  scheduler?: SchedulerName;
+  format?: OutputFormat;
+  /** Return the image at the model's working size instead of the input's size. */
+  workingSize?: boolean;
+  onStep?: (p: StepProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface StepProgress {
+  step: number;
+  steps: number;
+  timestep: number;
+}
+
+export interface EditResult {
+  image: Buffer;
+  format: OutputFormat;
+  width: number;
+  height: number;
+  parameters: {
+    instruction: string;
+    rewards: Rewards | null;
+    rewardsApplied: boolean;
+    feedback: string | null;
+    steps: number;
+    textGuidance: number;
+    imageGuidance: number;
+    seed: number;
+    scheduler: SchedulerName;
+    model: string;
+    workingWidth: number;
+    workingHeight: number;
+  };
+  timings: { totalMs: number; ortMs: number; unetCalls: number; unetBatch: number };
+}
+
+export class EditInputError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const DEFAULT_REWARDS: Rewards = [5, 5, 5];
+export const MAX_SEED = 2 ** 32 - 1;
+
+function abortError(): Error {
+  return new DOMException("edit cancelled", "AbortError");
+}
+
+function idsTensor(ids: number[], session: Session): HostTensor {
+  const type = session.inputs.find((i) => i.name === "input_ids")?.type;
+  return type === "int32"
+    ? { type: "int32", data: Int32Array.from(ids), dims: [ids.length / 77, 77] }
+    : { type: "int64", data: BigInt64Array.from(ids, (x) => BigInt(x)), dims: [ids.length / 77, 77] };
+}
+
+export async function edit(model: EditorModel, o: EditOptions): Promise<EditResult> {
+  const t0 = performance.now();
+  const sessions = [model.textEncoder, model.vaeEncoder, model.unet, model.vaeDecoder];
+  const ort0 = sessions.reduce((a, s) => a + s.runMs, 0);
+  const m = model.manifest;
+
+  // 1. check inputs
+  const steps = o.steps ?? m.defaults.steps;
+  const textGuidance = o.textGuidance ?? m.defaults.text_guidance;
+  const imageGuidance = o.imageGuidance ?? m.defaults.image_guidance;
+  const schedulerName = o.scheduler ?? m.defaults.scheduler;
+  const rewards = o.rewards ?? DEFAULT_REWARDS;
+  if (!Number.isInteger(steps) || steps < 1 || steps > 1000) throw new EditInputError("steps", "steps must be an integer in 1..1000");
+  if (!Number.isFinite(textGuidance) || textGuidance < 0 || textGuidance > 30) throw new EditInputError("text_guidance", "text_guidance must be in 0..30");
+  if (!Number.isFinite(imageGuidance) || imageGuidance < 0 || imageGuidance > 30) throw new EditInputError("image_guidance", "image_guidance must be in 0..30");
+  const [lo, hi] = m.rewards?.range ?? [0, 5];
+  if (rewards.length !== 3 || rewards.some((r) => !Number.isFinite(r) || r < lo || r > hi)) {
+    throw new EditInputError("rewards", `rewards must be three numbers in ${lo}..${hi}`);
+  }
+  const seed = o.seed ?? Math.floor(Math.random() * MAX_SEED);
+  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) throw new EditInputError("seed", `seed must be an integer in 0..${MAX_SEED}`);
+  if (typeof o.instruction !== "string" || o.instruction.trim() === "") throw new EditInputError("instruction", "instruction is empty");
+  const guided = guidanceEnabled({ text: textGuidance, image: imageGuidance });
+  const scheduler = schedulerFromConfig(model.schedulerConfig, schedulerName);
+  const check = () => {
+    if (o.signal?.aborted) throw abortError();
+  };
+  check();
+
+  // 2. encode the prompt, the empty prompt and (for MRC models) the feedback text in one batch
+  const feedback = m.rewards ? (o.feedback ?? m.rewards.default_feedback) : null;
+  const prompts = [o.instruction, "", ...(feedback !== null && m.rewards?.feedback_input ? [feedback] : [])];
+  const ids = prompts.flatMap((p) => model.tokenizer.encode(p));
+  const enc = await model.textEncoder.run({ input_ids: idsTensor(ids, model.textEncoder) });
+  const hidden = enc.last_hidden_state ?? Object.values(enc)[0];
+  const [, len, dim] = hidden.dims;
+  const textEmbedding = hidden.data.slice(0, len * dim);
+  const emptyEmbedding = hidden.data.slice(len * dim, 2 * len * dim);
+  let feedbackEmbedding: Float32Array | undefined;
+  if (prompts.length === 3) {
+    const pooled = enc.pooler_output ?? enc.text_embeds;
+    if (!pooled) throw new Error("text_encoder has no pooled output for the reward feedback");
+    feedbackEmbedding = pooled.data.slice(2 * pooled.dims[1], 3 * pooled.dims[1]);
+  }
+  check();
+
+  // 3. preprocess the image to the model's working size
+  const img = await prepareImage(o.image, { resolution: m.resolution, multiple: m.size_multiple });
+
+  // 4. timesteps
+  scheduler.setTimesteps(steps);
+
+  // 5. image latent: the VAE encoder's mean, not scaled (InstructPix2Pix)
+  const encOut = await model.vaeEncoder.run({
+    sample: { type: "float32", data: img.pixels, dims: [1, 3, img.height, img.width] },
+  });
+  const lat = Object.values(encOut)[0];
+  const C = m.latent_channels;
+  const h = lat.dims[2];
+  const w = lat.dims[3];
+  const plane = C * h * w;
+  const imageLatent = lat.data.slice(0, plane); // an 8-channel output is mean + logvar: the mean comes first
+
+  // 6. noise latent
+  const rng = new Generator(seed);
+  const latents = rng.randn(new Float32Array(plane));
+  for (let k = 0; k < plane; k++) latents[k] *= scheduler.initNoiseSigma;
+
+  // 7. channel check: noisy latent + image latent must fill the UNet's input channels
+  const unetChannels = model.unet.inputs.find((i) => i.name === "sample")?.shape[1];
+  if (typeof unetChannels === "number" && unetChannels !== 2 * C) {
+    throw new Error(`unet expects ${unetChannels} input channels, latents give ${2 * C}`);
+  }
+
+  // 8. denoising loop
+  const denoiser = new InstructPix2PixDenoiser({
+    unet: model.unet,
+    latentShape: { channels: C, height: h, width: w },
+    imageLatent,
+    textEmbedding,
+    emptyEmbedding,
+    embeddingDims: [len, dim],
+    scales: { text: textGuidance, image: imageGuidance },
+    rewards: m.rewards
+      ? { scoresInput: m.rewards.scores_input, scores: rewards, feedbackInput: m.rewards.feedback_input, feedback: feedbackEmbedding }
+      : undefined,
+  });
+  const scaled = new Float32Array(plane);
+  for (let i = 0; i < scheduler.timesteps.length; i++) {
+    check();
+    const t = scheduler.timesteps[i];
+    scaled.set(latents);
+    scheduler.scaleModelInput(scaled, i);
+    const eps = await denoiser.predict(scaled, t);
+    scheduler.step(eps, i, latents, rng);
+    o.onStep?.({ step: i + 1, steps, timestep: t });
+  }
+  check();
+
+  // 9. decode
+  for (let k = 0; k < plane; k++) latents[k] /= m.scaling_factor;
+  const dec = await model.vaeDecoder.run({ latent_sample: { type: "float32", data: latents, dims: [1, C, h, w] } });
+  const out = Object.values(dec)[0];
+  const [, , H, W] = out.dims;
+  const rgb = toRgb8(out.data, W, H);
+  const format = o.format ?? "png";
+  const size = o.workingSize ? { width: W, height: H } : { width: img.sourceWidth, height: img.sourceHeight };
+  const image = await encodeImage(rgb, W, H, { format, resizeTo: size });
+  const ortMs = sessions.reduce((a, s) => a + s.runMs, 0) - ort0;
+  return {
+    image,
+    format,
+    width: size.width,
+    height: size.height,
+    parameters: {
+      instruction: o.instruction,
+      rewards: m.rewards ? rewards : null,
+      rewardsApplied: m.rewards !== undefined,
+      feedback,
+      steps,
+      textGuidance,
+      imageGuidance,
+      seed,
+      scheduler: schedulerName,
+      model: m.name,
+      workingWidth: W,
+      workingHeight: H,
+    },
+    timings: { totalMs: performance.now() - t0, ortMs, unetCalls: steps, unetBatch: guided ? 3 : 1 },
+  };
+}

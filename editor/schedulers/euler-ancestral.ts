@@ -1,0 +1,47 @@
+/** Euler ancestral sampling (k-diffusion's sample_euler_ancestral; diffusers' EulerAncestralDiscreteScheduler). */
+import type { Generator } from "../tensor/random.js";
+import { type Scheduler, type SchedulerConfig, predictOriginal } from "./base.js";
+import { SigmaSchedule } from "./sigma-schedule.js";
+
+export class EulerAncestralScheduler implements Scheduler {
+  private readonly schedule: SigmaSchedule;
+  private noise = new Float32Array(0);
+
+  constructor(readonly config: SchedulerConfig) {
+    this.schedule = new SigmaSchedule(config);
+  }
+
+  get timesteps(): number[] {
+    return this.schedule.timesteps;
+  }
+  get sigmas(): number[] {
+    return this.schedule.sigmas;
+  }
+  get initNoiseSigma(): number {
+    return this.schedule.initNoiseSigma;
+  }
+  setTimesteps(n: number): void {
+    this.schedule.set(n);
+  }
+  scaleModelInput(sample: Float32Array, i: number): Float32Array {
+    return this.schedule.scale(sample, i);
+  }
+
+  step(modelOutput: Float32Array, i: number, sample: Float32Array, rng: Generator): void {
+    const sigma = this.sigmas[i];
+    const next = this.sigmas[i + 1];
+    // 1. split the move to the next noise level into a deterministic part (down) and fresh noise (up)
+    const up = Math.sqrt((next * next * (sigma * sigma - next * next)) / (sigma * sigma));
+    const down = Math.sqrt(next * next - up * up);
+    const dt = down - sigma;
+    if (this.noise.length !== sample.length) this.noise = new Float32Array(sample.length);
+    rng.randn(this.noise);
+    const type = this.config.prediction_type;
+    for (let k = 0; k < sample.length; k++) {
+      const x = sample[k];
+      // 2. denoised estimate x0, 3. derivative d = (x - x0) / sigma, 4. Euler step to sigma_down, then add noise
+      const x0 = predictOriginal(type, modelOutput[k], x, sigma);
+      sample[k] = x + ((x - x0) / sigma) * dt + this.noise[k] * up;
+    }
+  }
+}

@@ -1,0 +1,6 @@
+export * from "./base.js";
+export { createScheduler, defaultSchedulerName, parseSchedulerConfig, schedulerFromConfig, SCHEDULER_NAMES } from "./config.js";
+export type { SchedulerName } from "./config.js";
+export { DDIMScheduler } from "./ddim.js";
+export { EulerAncestralScheduler } from "./euler-ancestral.js";
+export { EulerScheduler } from "./euler.js";

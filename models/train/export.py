@@ -1,0 +1,145 @@
+"""Export an editor to a model folder (diffusers ONNX layout + reward-edit.json, DESIGN.md 2).
+
+  export.py --checkpoint RUN/checkpoint.pt --out models/reward-edit-synthetic   (trained, EMA weights)
+  export.py --random --out test/fixtures/tiny-editor                            (test model, random weights)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+
+import torch
+
+import bpe
+import scenes
+from model import AutoEncoder, EpsUNet, TextEncoder, UNet
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OPSET = 14
+
+
+def scheduler_config() -> dict:
+    # Stable Diffusion 1.5's training schedule, which the editors are trained on
+    return {"_class_name": "EulerAncestralDiscreteScheduler", "_diffusers_version": "0.24.0",
+            "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+            "num_train_timesteps": 1000, "prediction_type": "epsilon", "timestep_spacing": "linspace",
+            "steps_offset": 1, "trained_betas": None}
+
+
+def export_folder(out: str, text: TextEncoder, ae: AutoEncoder, unet: UNet, sf: float, tokenizer_dir: str,
+                  manifest: dict) -> None:
+    os.makedirs(out, exist_ok=True)
+    for sub in ("text_encoder", "vae_encoder", "vae_decoder", "unet"):
+        os.makedirs(f"{out}/{sub}", exist_ok=True)
+    shutil.copytree(tokenizer_dir, f"{out}/tokenizer", dirs_exist_ok=True)
+    os.makedirs(f"{out}/scheduler", exist_ok=True)
+    json.dump(scheduler_config(), open(f"{out}/scheduler/scheduler_config.json", "w"), indent=2)
+    json.dump({"_class_name": "OnnxStableDiffusionInstructPix2PixPipeline", "_diffusers_version": "0.24.0",
+               "scheduler": ["diffusers", "EulerAncestralDiscreteScheduler"],
+               "text_encoder": ["diffusers", "OnnxRuntimeModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+               "unet": ["diffusers", "OnnxRuntimeModel"], "vae_decoder": ["diffusers", "OnnxRuntimeModel"],
+               "vae_encoder": ["diffusers", "OnnxRuntimeModel"]}, open(f"{out}/model_index.json", "w"), indent=2)
+    text.eval(), ae.eval(), unet.eval()
+    rewards = unet.rewards
+    dim = text.tok.embedding_dim
+    ids = torch.zeros(1, 77, dtype=torch.long)
+    torch.onnx.export(text, (ids,), f"{out}/text_encoder/model.onnx", opset_version=OPSET,
+                      input_names=["input_ids"], output_names=["last_hidden_state", "pooler_output"],
+                      dynamic_axes={"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"},
+                                    "pooler_output": {0: "batch"}})
+
+    class Enc(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ae = ae
+
+        def forward(self, sample):
+            return self.ae.encode(sample)
+
+    class Dec(Enc):
+        def forward(self, latent_sample):
+            return self.ae.decode(latent_sample)
+
+    img = torch.zeros(1, 3, 64, 64)
+    spatial = {0: "batch", 2: "height", 3: "width"}
+    torch.onnx.export(Enc(), (img,), f"{out}/vae_encoder/model.onnx", opset_version=OPSET,
+                      input_names=["sample"], output_names=["latent_sample"],
+                      dynamic_axes={"sample": spatial, "latent_sample": spatial})
+    torch.onnx.export(Dec(), (torch.zeros(1, 4, 32, 32),), f"{out}/vae_decoder/model.onnx", opset_version=OPSET,
+                      input_names=["latent_sample"], output_names=["sample"],
+                      dynamic_axes={"latent_sample": spatial, "sample": spatial})
+    eps = EpsUNet(unet, sf).eval()
+    args = [torch.zeros(3, 8, 32, 32), torch.full((3,), 500.0), torch.zeros(3, 77, dim)]
+    names = ["sample", "timestep", "encoder_hidden_states"]
+    axes = {"sample": spatial, "timestep": {0: "batch"}, "encoder_hidden_states": {0: "batch"}, "out_sample": spatial}
+    if rewards:
+        args += [torch.full((3, 3), 5.0), torch.zeros(3, dim)]
+        names += ["reward_scores", "feedback_embeds"]
+        axes.update({"reward_scores": {0: "batch"}, "feedback_embeds": {0: "batch"}})
+    torch.onnx.export(eps, tuple(args), f"{out}/unet/model.onnx", opset_version=OPSET,
+                      input_names=names, output_names=["out_sample"], dynamic_axes=axes)
+    manifest = dict(manifest)
+    manifest.update({
+        "format": "reward-edit/1",
+        "resolution": 64,
+        "size_multiple": 8,
+        "latent_channels": 4,
+        "latent_downscale": 2,
+        "scaling_factor": sf,
+        "defaults": {"steps": 20, "text_guidance": 3.0, "image_guidance": 1.5, "scheduler": "euler-a"},
+    })
+    if rewards:
+        manifest["rewards"] = {"scores_input": "reward_scores", "feedback_input": "feedback_embeds",
+                               "perspectives": ["following", "preserving", "quality"], "range": [0, 5],
+                               "default_feedback": "None; None; None"}
+    json.dump(manifest, open(f"{out}/reward-edit.json", "w"), indent=2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--checkpoint")
+    ap.add_argument("--work", default=f"{HERE}/.work")
+    ap.add_argument("--random", action="store_true", help="tiny random-weight test model with the real I/O signature")
+    ap.add_argument("--no-rewards", action="store_true")
+    ap.add_argument("--name", default="reward-edit-synthetic")
+    ap.add_argument("--description", default="")
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    torch.set_grad_enabled(False)
+    if a.random:
+        vocab, merges = bpe.learn(scenes.corpus())
+        tok_dir = f"{a.out}.tokenizer-tmp"
+        bpe.save(tok_dir, vocab, merges)
+        text = TextEncoder(len(vocab), dim=16, layers=1)
+        ae = AutoEncoder(width=8)
+        unet = UNet(text_dim=16, chs=(8, 16, 16), temb=32, rewards=not a.no_rewards, score_dim=16)
+        export_folder(a.out, text, ae, unet, 1.0, tok_dir,
+                      {"name": "tiny-random", "description": "random weights: exercises every code path, edits nothing",
+                       "licence": "Apache-2.0"})
+        shutil.rmtree(tok_dir)
+        return
+    ck = torch.load(a.checkpoint)
+    vocab = json.load(open(f"{a.work}/tokenizer/vocab.json"))
+    text = TextEncoder(len(vocab))
+    unet = UNet(rewards=ck["rewards"])
+    # ship the EMA weights: they edit more cleanly than the last optimiser step
+    ema = iter(ck["ema"])
+    text.load_state_dict(ck["text"])
+    unet.load_state_dict(ck["unet"])
+    with torch.no_grad():
+        for p in list(text.parameters()) + list(unet.parameters()):
+            p.copy_(next(ema))
+    aeck = torch.load(f"{a.work}/ae.pt")
+    ae = AutoEncoder()
+    ae.load_state_dict(aeck["ae"])
+    export_folder(a.out, text, ae, unet, ck["scaling_factor"], f"{a.work}/tokenizer",
+                  {"name": a.name, "description": a.description, "licence": "Apache-2.0",
+                   "training": {"steps": ck["step"], "seconds": round(ck["elapsed"]), "batch": 32,
+                                "triplets": 20000, "seed": 0}})
+
+
+if __name__ == "__main__":
+    main()

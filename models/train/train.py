@@ -1,0 +1,186 @@
+"""Training of the bundled editors (issue 3). See models/README.md for the commands.
+
+  prepare   vocabulary, the fixed noisy-triplet set, and the autoencoder (shared by both editors)
+  editor    text encoder + UNet, with (--rewards) or without Multi-Reward Conditioning
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import bpe
+import scenes
+from model import AutoEncoder, EpsUNet, TextEncoder, UNet, sd_sigmas
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def setup(threads: int, seed: int) -> None:
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def to_tensor(u8: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def prepare(args) -> None:
+    setup(args.threads, args.seed)
+    os.makedirs(args.work, exist_ok=True)
+    vocab, merges = bpe.learn(scenes.corpus())
+    bpe.save(f"{args.work}/tokenizer", vocab, merges)
+    t0 = time.time()
+    data = scenes.make_triplets(args.triplets, args.seed)
+    np.savez_compressed(f"{args.work}/triplets.npz", source=data["source"], target=data["target"],
+                        scores=data["scores"], instruction=np.array(data["instruction"]),
+                        feedback=np.array(data["feedback"]))
+    print(f"triplets: {args.triplets} in {time.time() - t0:.0f}s; vocab {len(vocab)}", flush=True)
+    images = np.concatenate([data["source"], data["target"]])
+    ae = AutoEncoder()
+    opt = torch.optim.AdamW(ae.parameters(), lr=3e-3)
+    for step in range(args.ae_steps):
+        x = to_tensor(images[np.random.randint(0, len(images), 32)])
+        z = ae.encode(x)
+        loss = F.mse_loss(ae.decode(z), x) + 1e-4 * z.pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 200 == 0:
+            print(f"ae step {step} loss {loss.item():.5f}", flush=True)
+    with torch.no_grad():
+        z = ae.encode(to_tensor(images[:2048]))
+        # the latent diffusion convention: scale latents to unit variance
+        scaling = float(1.0 / z.std())
+        err = F.mse_loss(ae.decode(z), to_tensor(images[:2048])).item()
+    torch.save({"ae": ae.state_dict(), "scaling_factor": scaling, "recon_mse": err}, f"{args.work}/ae.pt")
+    print(f"ae recon mse {err:.5f} scaling_factor {scaling:.5f}", flush=True)
+
+
+class Data:
+    """The fixed triplet set, latents precomputed once with the frozen autoencoder."""
+
+    def __init__(self, work: str, tok: bpe.Tokenizer, ae: AutoEncoder, sf: float):
+        d = np.load(f"{work}/triplets.npz")
+        self.scores = torch.from_numpy(d["scores"])
+        with torch.no_grad():
+            enc = lambda a: torch.cat([ae.encode(to_tensor(a[i:i + 512])) for i in range(0, len(a), 512)])
+            self.src = enc(d["source"])  # image latent: unscaled (DESIGN.md 3)
+            self.tgt = enc(d["target"]) * sf
+        self.ids = torch.tensor([tok(t) for t in d["instruction"]])
+        self.fb = torch.tensor([tok(t) for t in d["feedback"]])
+        self.empty = torch.tensor(tok(""))
+
+
+def train_editor(args) -> None:
+    setup(args.threads, args.seed)
+    vocab = json.load(open(f"{args.work}/tokenizer/vocab.json"))
+    merges = [tuple(l.split()) for l in open(f"{args.work}/tokenizer/merges.txt").read().splitlines()[1:]]
+    tok = bpe.Tokenizer(vocab, merges)
+    aeck = torch.load(f"{args.work}/ae.pt")
+    ae = AutoEncoder()
+    ae.load_state_dict(aeck["ae"])
+    sf = aeck["scaling_factor"]
+    data = Data(args.work, tok, ae, sf)
+    n = len(data.ids)
+    text = TextEncoder(len(vocab))
+    unet = UNet(rewards=args.rewards)
+    eps = EpsUNet(unet, sf)
+    params = list(text.parameters()) + list(unet.parameters())
+    print(f"params: text {sum(p.numel() for p in text.parameters())}, unet {sum(p.numel() for p in unet.parameters())}",
+          flush=True)
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    ema = [p.detach().clone() for p in params]
+    sigmas = sd_sigmas()
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    start, step = time.time(), 0
+    ck = f"{out}/checkpoint.pt"
+    if os.path.exists(ck):
+        state = torch.load(ck)
+        text.load_state_dict(state["text"])
+        unet.load_state_dict(state["unet"])
+        opt.load_state_dict(state["opt"])
+        ema = state["ema"]
+        step = state["step"]
+        start -= state["elapsed"]
+        torch.set_rng_state(state["rng"])
+        print(f"resumed at step {step}", flush=True)
+    log = open(f"{out}/train.log", "a")
+    while True:
+        elapsed = time.time() - start
+        done = (args.steps and step >= args.steps) or (not args.steps and elapsed >= args.minutes * 60)
+        if step % 500 == 0 or done:
+            torch.save({"text": text.state_dict(), "unet": unet.state_dict(), "opt": opt.state_dict(), "ema": ema,
+                        "step": step, "elapsed": elapsed, "rng": torch.get_rng_state(), "rewards": args.rewards,
+                        "scaling_factor": sf}, ck)
+        if done:
+            break
+        idx = torch.randint(0, n, (args.batch,))
+        src, tgt, ids = data.src[idx], data.tgt[idx], data.ids[idx].clone()
+        # InstructPix2Pix conditioning dropout: text only, image only, both (5 % each)
+        r = torch.rand(args.batch)
+        drop_text = (r < 0.05) | ((r >= 0.10) & (r < 0.15))
+        drop_img = (r >= 0.05) & (r < 0.15)
+        ids[drop_text] = data.empty
+        src = src * (~drop_img).float()[:, None, None, None]
+        t = torch.randint(0, 1000, (args.batch,))
+        sigma = sigmas[t][:, None, None, None]
+        x = tgt + sigma * torch.randn_like(tgt)
+        sample = torch.cat([x / (sigma ** 2 + 1).sqrt(), src], 1)
+        hidden, _ = text(ids)
+        if args.rewards:
+            _, fb = text(data.fb[idx])
+            x0 = eps.x0(sample, t.float(), hidden, data.scores[idx], fb)
+        else:
+            x0 = eps.x0(sample, t.float(), hidden)
+        loss = F.mse_loss(x0, tgt)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        with torch.no_grad():
+            for e, p in zip(ema, params):
+                e.mul_(args.ema).add_(p.detach(), alpha=1 - args.ema)
+        step += 1
+        if step % 50 == 0:
+            line = f"step {step} loss {loss.item():.5f} elapsed {time.time() - start:.0f}s"
+            print(line, flush=True)
+            log.write(line + "\n")
+            log.flush()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--work", default=f"{HERE}/.work")
+    p.add_argument("--triplets", type=int, default=20000)
+    p.add_argument("--ae-steps", type=int, default=1200)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("editor")
+    e.add_argument("--work", default=f"{HERE}/.work")
+    e.add_argument("--out", required=True)
+    e.add_argument("--rewards", action=argparse.BooleanOptionalAction, default=True)
+    e.add_argument("--minutes", type=float, default=40)
+    e.add_argument("--steps", type=int, default=0, help="stop after this many steps instead of --minutes")
+    e.add_argument("--batch", type=int, default=32)
+    e.add_argument("--lr", type=float, default=1e-3)
+    e.add_argument("--ema", type=float, default=0.999)
+    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    prepare(a) if a.cmd == "prepare" else train_editor(a)
+
+
+if __name__ == "__main__":
+    main()

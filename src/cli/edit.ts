@@ -1,0 +1,88 @@
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { SingleBar } from "cli-progress";
+import type { Command } from "commander";
+import { type OutputFormat, SCHEDULER_NAMES, type SchedulerName, edit, loadModel } from "../../editor/index.js";
+import { resolveParams } from "../edit-params.js";
+import { logger } from "../log.js";
+import { defaultModelDir } from "../paths.js";
+import { loadPresets } from "../presets/index.js";
+import { CliError, parseNumber, parseRewards } from "./errors.js";
+
+const FORMAT_BY_EXT: Record<string, OutputFormat> = { ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp" };
+
+export function registerEdit(program: Command): void {
+  program
+    .command("edit")
+    .description("edit one image with an instruction and desired reward levels")
+    .requiredOption("--image <file>", "input image (any format sharp reads)")
+    .requiredOption("--instruction <text>", 'what to change, e.g. "make the mug red"')
+    .option("--model <dir>", "model folder (default: the bundled editor)")
+    .option("--rewards <F,P,Q>", "desired following, preserving, quality levels, each 0..5")
+    .option("--preset <name>", "named reward preset (best, faithful, bold, draft)")
+    .option("--steps <n>", "denoising steps")
+    .option("--text-guidance <x>", "text guidance scale")
+    .option("--image-guidance <y>", "image guidance scale")
+    .option("--seed <s>", "random seed (same seed + inputs = same image)")
+    .option("--scheduler <name>", `one of ${SCHEDULER_NAMES.join(", ")}`)
+    .option("--feedback <text>", "reward feedback text (default: the model's, \"None; None; None\")")
+    .option("--working-size", "return the image at the model's working size")
+    .requiredOption("--out <file>", "output image (.png, .jpg or .webp)")
+    .action(async (o) => {
+      const format = FORMAT_BY_EXT[path.extname(o.out).toLowerCase()];
+      if (!format) throw new CliError(`--out must end in .png, .jpg or .webp, got "${o.out}"`);
+      if (o.scheduler && !SCHEDULER_NAMES.includes(o.scheduler)) {
+        throw new CliError(`--scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got "${o.scheduler}"`);
+      }
+      let params;
+      try {
+        params = resolveParams(
+          {
+            rewards: o.rewards === undefined ? undefined : parseRewards(o.rewards),
+            preset: o.preset,
+            steps: o.steps === undefined ? undefined : parseNumber("--steps", o.steps, { integer: true, min: 1, max: 1000 }),
+            textGuidance: o.textGuidance === undefined ? undefined : parseNumber("--text-guidance", o.textGuidance, { min: 0, max: 30 }),
+            imageGuidance: o.imageGuidance === undefined ? undefined : parseNumber("--image-guidance", o.imageGuidance, { min: 0, max: 30 }),
+          },
+          loadPresets(),
+        );
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      const seed = o.seed === undefined ? undefined : parseNumber("--seed", o.seed, { integer: true, min: 0, max: 2 ** 32 - 1 });
+      let image: Buffer;
+      try {
+        image = await readFile(o.image);
+      } catch (err) {
+        throw new CliError(`cannot read --image ${o.image}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      const model = await loadModel(o.model ?? defaultModelDir(), { log: (m) => logger.warn(m) });
+      const bar = process.stderr.isTTY ? new SingleBar({ format: "editing [{bar}] {value}/{total} steps | ETA {eta}s", stream: process.stderr }) : null;
+      try {
+        const result = await edit(model, {
+          image,
+          instruction: o.instruction,
+          ...params,
+          seed,
+          scheduler: o.scheduler as SchedulerName | undefined,
+          feedback: o.feedback,
+          format,
+          workingSize: Boolean(o.workingSize),
+          onStep: (p) => {
+            if (p.step === 1) bar?.start(p.steps, 0);
+            bar?.update(p.step);
+          },
+        });
+        bar?.stop();
+        await writeFile(o.out, result.image);
+        const r = result.parameters;
+        process.stderr.write(
+          `wrote ${o.out} (${result.width}x${result.height}, seed ${r.seed}, ${r.steps} steps, ` +
+            `rewards ${r.rewardsApplied ? r.rewards!.join(",") : "not applied (model takes none)"}, ${result.timings.totalMs.toFixed(0)} ms)\n`,
+        );
+      } finally {
+        bar?.stop();
+        await model.dispose();
+      }
+    });
+}

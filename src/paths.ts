@@ -1,0 +1,14 @@
+/** Locations inside the installed package (compiled code lives in dist/, data beside the sources). */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const BUNDLED_MODEL = path.join(ROOT, "models", "reward-edit-synthetic");
+export const BASELINE_MODEL = path.join(ROOT, "models", "reward-edit-synthetic-baseline");
+export const TEST_MODEL = path.join(ROOT, "test", "fixtures", "tiny-editor");
+
+/** The model used when none is named: the trained bundled editor, or the random test model before it exists. */
+export function defaultModelDir(): string {
+  return process.env.REWARD_EDIT_MODEL ?? (existsSync(BUNDLED_MODEL) ? BUNDLED_MODEL : TEST_MODEL);
+}

@@ -1,0 +1,33 @@
+/** Named reward presets: one data file (presets.json) shared by the CLI, the server and the page. */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+
+const Reward = z.number().min(0).max(5);
+export const PresetSchema = z.strictObject({
+  description: z.string().min(1),
+  rewards: z.tuple([Reward, Reward, Reward]),
+  steps: z.number().int().positive().optional(),
+  text_guidance: z.number().positive().optional(),
+  image_guidance: z.number().positive().optional(),
+});
+export type Preset = z.infer<typeof PresetSchema> & { name: string };
+
+const file = new URL("../../../src/presets/presets.json", import.meta.url);
+
+/** Presets from presets.json, or from another file of the same shape (a Kubernetes ConfigMap). */
+export function loadPresets(path: string | URL = file): Record<string, Preset> {
+  const raw = z.record(z.string(), PresetSchema).parse(JSON.parse(readFileSync(path, "utf8")));
+  return Object.fromEntries(Object.entries(raw).map(([name, p]) => [name, { name, ...p }]));
+}
+
+export class UnknownPresetError extends Error {
+  constructor(name: string, known: string[]) {
+    super(`unknown preset "${name}"; known: ${known.join(", ")}`);
+  }
+}
+
+export function getPreset(presets: Record<string, Preset>, name: string): Preset {
+  const p = presets[name];
+  if (!p) throw new UnknownPresetError(name, Object.keys(presets));
+  return p;
+}
