@@ -134,7 +134,7 @@ export async function createSession(file: string, options: SessionOptions = {}):
       const s = await ort.InferenceSession.create(file, ortOptions(options, wanted, profile));
       return new OrtSession(file, s, wanted[0]);
     } catch (err) {
-      log(`execution providers [${wanted.join(", ")}] unavailable for ${file}: ${(err as Error).message}; using cpu`);
+      log(`execution providers [${wanted.join(", ")}] unavailable for ${file}: ${(err as Error).message.split("\n")[0]}; using cpu`);
     }
   }
   const s = await ort.InferenceSession.create(file, ortOptions(options, ["cpu"], profile));

@@ -4,7 +4,7 @@ import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { type OutputFormat, SCHEDULER_NAMES, type SchedulerName, edit, loadModel } from "../../editor/index.js";
 import { resolveParams } from "../edit-params.js";
-import { logger } from "../log.js";
+import { sessionOptionsFromEnv } from "../config/session.js";
 import { defaultModelDir } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
 import { CliError, parseNumber, parseRewards } from "./errors.js";
@@ -56,7 +56,7 @@ export function registerEdit(program: Command): void {
       } catch (err) {
         throw new CliError(`cannot read --image ${o.image}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
-      const model = await loadModel(o.model ?? defaultModelDir(), { log: (m) => logger.warn(m) });
+      const model = await loadModel(o.model ?? defaultModelDir(), sessionOptionsFromEnv());
       const bar = process.stderr.isTTY ? new SingleBar({ format: "editing [{bar}] {value}/{total} steps | ETA {eta}s", stream: process.stderr }) : null;
       try {
         const result = await edit(model, {

@@ -1,0 +1,76 @@
+import { expect } from "chai";
+import { existsSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import sharp from "sharp";
+import { PHOTOS, SD15, TINY, runCli, tempDir } from "../helpers.js";
+import { loadPresets } from "../../src/presets/index.js";
+
+describe("reward-edit CLI", function () {
+  this.timeout(60_000);
+  const photo = path.join(PHOTOS, "coffee.png");
+
+  it("--help lists the commands", async () => {
+    const r = await runCli(["--help"]);
+    expect(r.code).to.equal(0);
+    for (const c of ["edit", "tokenize", "models"]) expect(r.stdout).to.contain(c);
+  });
+
+  it("tokenize prints the 77 ids as one JSON array", async () => {
+    const r = await runCli(["tokenize", "--tokenizer", path.join(SD15, "tokenizer"), "a photo of a cat"]);
+    expect(r.code).to.equal(0);
+    const ids = JSON.parse(r.stdout);
+    expect(ids).to.have.length(77);
+    expect(ids.slice(0, 7)).to.deep.equal([49406, 320, 1125, 539, 320, 2368, 49407]);
+  });
+
+  it("edit writes the image at the input's size, in the format its extension names", async () => {
+    const out = path.join(tempDir(), "out.jpg");
+    const r = await runCli(["edit", "--image", photo, "--instruction", "make the mug red", "--model", TINY,
+      "--preset", "draft", "--seed", "3", "--scheduler", "ddim", "--out", out]);
+    expect(r.code, r.stderr).to.equal(0);
+    const meta = await sharp(out).metadata();
+    expect([meta.format, meta.width, meta.height]).to.deep.equal(["jpeg", 600, 400]);
+    expect(r.stderr).to.contain("seed 3, 8 steps, rewards 5,5,5");
+  });
+
+  const failures: Array<[string, string[], RegExp]> = [
+    ["a missing image", ["--image", "/nonexistent.png"], /cannot read --image \/nonexistent.png: ENOENT/],
+    ["an unreadable image", ["--image", "__garbage__"], /image cannot be decoded/],
+    ["rewards out of range", ["--rewards", "5,6,5"], /--rewards values must be in 0\.\.5/],
+    ["rewards that are not three numbers", ["--rewards", "5,5"], /--rewards must be three numbers/],
+    ["an unknown preset", ["--preset", "shiny"], /unknown preset "shiny"; known: best, faithful, bold, draft/],
+    ["rewards and a preset together", ["--rewards", "5,5,5", "--preset", "best"], /either rewards or preset/],
+    ["an invalid model folder", ["--model", "/nonexistent-model"], /invalid model folder \/nonexistent-model: .*does not exist/],
+    ["a bad output extension", ["--out", "x.gif"], /--out must end in \.png, \.jpg or \.webp/],
+  ];
+  for (const [what, args, message] of failures) {
+    it(`fails with one clear line and exit 1 for ${what}`, async () => {
+      const dir = tempDir();
+      const garbage = path.join(dir, "garbage.png");
+      writeFileSync(garbage, "not an image at all");
+      const argv = ["edit", "--image", photo, "--instruction", "make the mug red", "--model", TINY, "--out", path.join(dir, "o.png")];
+      for (let i = 0; i < args.length; i += 2) {
+        const value = args[i + 1] === "__garbage__" ? garbage : args[i + 1];
+        const at = argv.indexOf(args[i]);
+        if (at >= 0) argv[at + 1] = value;
+        else argv.push(args[i], value);
+      }
+      const r = await runCli(argv);
+      expect(r.code).to.equal(1);
+      expect(r.stderr.trim().split("\n")).to.have.length(1);
+      expect(r.stderr).to.match(message);
+      expect(existsSync(path.join(dir, "o.png"))).to.equal(false);
+    });
+  }
+});
+
+describe("presets", () => {
+  it("one data file with best (5,5,5), faithful, bold and draft, each described", () => {
+    const p = loadPresets();
+    expect(Object.keys(p)).to.include.members(["best", "faithful", "bold", "draft"]);
+    expect(p.best.rewards).to.deep.equal([5, 5, 5]);
+    expect(p.faithful.rewards[1]).to.be.greaterThan(p.faithful.rewards[0] - 1e-9);
+    expect(p.bold.rewards[1]).to.be.lessThan(p.bold.rewards[0]);
+    for (const preset of Object.values(p)) expect(preset.description).to.match(/^\S.{10,}\.$/);
+  });
+});

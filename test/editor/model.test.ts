@@ -1,0 +1,92 @@
+import { expect } from "chai";
+import { readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
+import path from "node:path";
+import { createSession, inspectModelFolder, loadModel, ModelFolderError, parseManifest } from "../../editor/index.js";
+import { checkSignature } from "../../editor/model/folder.js";
+import { TINY, TINY_NO_REWARDS, copyFolder, runCli } from "../helpers.js";
+
+describe("model folders", () => {
+  it("loads the test model once per component, with dtypes and shapes read from the sessions", async () => {
+    const m = await loadModel(TINY);
+    try {
+      expect(m.takesRewards).to.equal(true);
+      expect(m.textEncoder.inputs).to.deep.equal([{ name: "input_ids", type: "int64", shape: ["batch", 77] }]);
+      expect(m.unet.inputNames).to.deep.equal(["sample", "timestep", "encoder_hidden_states", "reward_scores", "feedback_embeds"]);
+      expect(m.unet.inputs.find((i) => i.name === "sample")!.shape[1]).to.equal(8);
+      expect(m.manifest.rewards!.default_feedback).to.equal("None; None; None");
+    } finally {
+      await m.dispose();
+    }
+  });
+
+  it("a folder without reward inputs loads and says so", async () => {
+    const m = await loadModel(TINY_NO_REWARDS);
+    expect(m.takesRewards).to.equal(false);
+    await m.dispose();
+  });
+
+  it("falls back to CPU when a requested execution provider cannot load, and logs why", async () => {
+    const logs: string[] = [];
+    const s = await createSession(path.join(TINY, "unet", "model.onnx"), { providers: ["cuda", "cpu"], log: (m) => logs.push(m) });
+    expect(s.provider).to.equal("cpu");
+    expect(logs.join()).to.match(/cuda.*using cpu/);
+    await s.dispose();
+  });
+
+  it("lists every problem of a broken folder at once", async () => {
+    const dir = copyFolder(TINY);
+    rmSync(path.join(dir, "vae_decoder", "model.onnx"));
+    rmSync(path.join(dir, "tokenizer", "merges.txt"));
+    // a text encoder that is really the VAE encoder: wrong input name
+    copyFileSync(path.join(TINY, "vae_encoder", "model.onnx"), path.join(dir, "text_encoder", "model.onnx"));
+    const report = await inspectModelFolder(dir);
+    await Promise.all(Object.values(report.sessions).map((s) => s.dispose()));
+    expect(report.problems).to.include("missing file vae_decoder/model.onnx");
+    expect(report.problems).to.include("missing file tokenizer/merges.txt");
+    expect(report.problems).to.include('text_encoder: missing input "input_ids"');
+    expect(report.problems).to.include('text_encoder: unexpected input "sample" (not declared in reward-edit.json)');
+    let err: unknown;
+    await loadModel(dir).catch((e) => (err = e));
+    expect(err).to.be.instanceOf(ModelFolderError);
+  });
+
+  it("reports reward inputs declared in the manifest but absent from the UNet", async () => {
+    const dir = copyFolder(TINY_NO_REWARDS);
+    const manifest = JSON.parse(readFileSync(path.join(TINY, "reward-edit.json"), "utf8"));
+    writeFileSync(path.join(dir, "reward-edit.json"), JSON.stringify(manifest));
+    const report = await inspectModelFolder(dir);
+    await Promise.all(Object.values(report.sessions).map((s) => s.dispose()));
+    expect(report.problems).to.deep.equal([
+      'unet: reward input "reward_scores" is declared in reward-edit.json but absent from the model',
+      'unet: reward input "feedback_embeds" is declared in reward-edit.json but absent from the model',
+    ]);
+  });
+
+  it("checks dtypes, ranks and fixed sizes against what the pipeline feeds", () => {
+    const m = parseManifest({});
+    const problems = checkSignature("unet", [
+      { name: "sample", type: "float32", shape: [2, 4, 64, 64] },
+      { name: "timestep", type: "float16", shape: [1] },
+      { name: "encoder_hidden_states", type: "float32", shape: [2, 77] },
+    ], m);
+    expect(problems).to.deep.equal([
+      'unet: input "sample" has size 4 on axis 1, expected 8',
+      'unet: input "timestep" has dtype float16, expected float32 or int64',
+      'unet: input "encoder_hidden_states" has rank 2, expected 3',
+    ]);
+  });
+
+  it("`models validate` exits 0 with a one-line summary, 1 with every problem", async () => {
+    const ok = await runCli(["models", "validate", TINY]);
+    expect(ok.code).to.equal(0);
+    expect(ok.stdout.trim().split("\n")).to.have.length(1);
+    expect(ok.stdout).to.match(/^ok: tiny-random .*rewards \[following, preserving, quality\]/);
+    const dir = copyFolder(TINY);
+    rmSync(path.join(dir, "unet"), { recursive: true });
+    writeFileSync(path.join(dir, "reward-edit.json"), JSON.stringify({ resolution: -3 }));
+    const bad = await runCli(["models", "validate", dir]);
+    expect(bad.code).to.equal(1);
+    expect(bad.stdout).to.contain("problem: missing file unet/model.onnx");
+    expect(bad.stdout).to.contain("problem: reward-edit.json: resolution");
+  });
+});
