@@ -28,6 +28,8 @@ export interface EditOptions {
   workingSize?: boolean;
   onStep?: (p: StepProgress) => void;
   signal?: AbortSignal;
+  /** Also return the VAE decoder's float output (for parity checks against the PyTorch reference). */
+  keepDecoded?: boolean;
 }
 
 export interface StepProgress {
@@ -56,6 +58,7 @@ export interface EditResult {
     workingHeight: number;
   };
   timings: { totalMs: number; ortMs: number; unetCalls: number; unetBatch: number };
+  decoded?: { data: Float32Array; dims: number[] };
 }
 
 export class EditInputError extends Error {
@@ -210,5 +213,6 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
       workingHeight: H,
     },
     timings: { totalMs: performance.now() - t0, ortMs, unetCalls: steps, unetBatch: guided ? 3 : 1 },
+    decoded: o.keepDecoded ? { data: out.data, dims: out.dims } : undefined,
   };
 }

@@ -13,6 +13,7 @@ import shutil
 import torch
 
 import bpe
+import reference
 import scenes
 from model import AutoEncoder, EpsUNet, TextEncoder, UNet
 
@@ -29,7 +30,7 @@ def scheduler_config() -> dict:
 
 
 def export_folder(out: str, text: TextEncoder, ae: AutoEncoder, unet: UNet, sf: float, tokenizer_dir: str,
-                  manifest: dict) -> None:
+                  manifest: dict, cfg: dict) -> None:
     os.makedirs(out, exist_ok=True)
     for sub in ("text_encoder", "vae_encoder", "vae_decoder", "unet"):
         os.makedirs(f"{out}/{sub}", exist_ok=True)
@@ -95,6 +96,11 @@ def export_folder(out: str, text: TextEncoder, ae: AutoEncoder, unet: UNet, sf: 
                                "perspectives": ["following", "preserving", "quality"], "range": [0, 5],
                                "default_feedback": "None; None; None"}
     json.dump(manifest, open(f"{out}/reward-edit.json", "w"), indent=2)
+    # the same weights for the PyTorch reference (parity test, `npm run bench`)
+    os.makedirs(f"{out}/reference", exist_ok=True)
+    vocab = json.load(open(f"{tokenizer_dir}/vocab.json"))
+    merges = [l.split() for l in open(f"{tokenizer_dir}/merges.txt").read().splitlines()[1:]]
+    reference.save_weights(f"{out}/reference/weights.pt", text, ae, unet, sf, vocab, merges, cfg | {"rewards": rewards})
 
 
 def main() -> None:
@@ -113,12 +119,13 @@ def main() -> None:
         vocab, merges = bpe.learn(scenes.corpus())
         tok_dir = f"{a.out}.tokenizer-tmp"
         bpe.save(tok_dir, vocab, merges)
+        cfg = {"text_dim": 16, "text_layers": 1, "ae_width": 8, "chs": [8, 16, 16], "temb": 32, "score_dim": 16}
         text = TextEncoder(len(vocab), dim=16, layers=1)
         ae = AutoEncoder(width=8)
         unet = UNet(text_dim=16, chs=(8, 16, 16), temb=32, rewards=not a.no_rewards, score_dim=16)
         export_folder(a.out, text, ae, unet, 1.0, tok_dir,
                       {"name": "tiny-random", "description": "random weights: exercises every code path, edits nothing",
-                       "licence": "Apache-2.0"})
+                       "licence": "Apache-2.0"}, cfg)
         shutil.rmtree(tok_dir)
         return
     ck = torch.load(a.checkpoint)
@@ -135,10 +142,11 @@ def main() -> None:
     aeck = torch.load(f"{a.work}/ae.pt")
     ae = AutoEncoder()
     ae.load_state_dict(aeck["ae"])
+    cfg = {"text_dim": 64, "text_layers": 2, "ae_width": 48, "chs": [32, 64, 128], "temb": 256, "score_dim": 64}
     export_folder(a.out, text, ae, unet, ck["scaling_factor"], f"{a.work}/tokenizer",
                   {"name": a.name, "description": a.description, "licence": "Apache-2.0",
                    "training": {"steps": ck["step"], "seconds": round(ck["elapsed"]), "batch": 32,
-                                "triplets": 20000, "seed": 0}})
+                                "triplets": 20000, "seed": 0}}, cfg)
 
 
 if __name__ == "__main__":
