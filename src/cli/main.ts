@@ -4,6 +4,7 @@ import { EditInputError, ImageInputError, ModelFolderError } from "../../editor/
 import { registerEdit } from "./edit.js";
 import { CliError } from "./errors.js";
 import { registerModels } from "./models.js";
+import { registerScore } from "./score.js";
 import { registerTokenize } from "./tokenize.js";
 
 export function buildProgram(): Command {
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   registerEdit(program);
   registerTokenize(program);
   registerModels(program);
+  registerScore(program);
   return program;
 }
 

@@ -1,0 +1,177 @@
+/**
+ * The VLM judge over any OpenAI-compatible chat-completions endpoint (GPT-4o, vLLM, Ollama,
+ * LM Studio). Transport retries (429 with Retry-After, 5xx, timeouts, dropped connections) are
+ * the openai client's; this module adds bounded concurrency, one retry for an unusable reply,
+ * refusal detection, several passes, pairwise ranking and the disk cache.
+ */
+import OpenAI from "openai";
+import type { ChatCompletionMessageParam, ChatCompletionContentPart } from "openai/resources/chat/completions";
+import pLimit from "p-limit";
+import sharp from "sharp";
+import { type EditToScore, PERSPECTIVES, type PassResult, type Perspective, type ScoreResult, type Scorer, summarise } from "../types.js";
+import { DiskCache, cacheKey } from "./cache.js";
+import type { JudgeConfig } from "./config.js";
+import { type ParseOutcome, parseReply } from "./parse.js";
+import { type ImageRole, fill, promptSet } from "./prompts.js";
+
+export interface RankResult {
+  protocol: "pairwise";
+  promptVersion: string;
+  model: string;
+  /** Candidates by overall win rate, best first; `index` is the position in the input. */
+  ranking: Array<{ index: number; winRate: number; perPerspective: Record<Perspective, number> }>;
+  comparisons: Array<{ a: number; b: number; perspective: Perspective; winner?: "A" | "B" | "tie"; status: string; raw?: string }>;
+  latencyMs: number;
+}
+
+export async function imageDataUrl(image: Buffer, side: number): Promise<string> {
+  const jpeg = await sharp(image).rotate().flatten({ background: "#ffffff" }).resize(side, side, { fit: "inside" }).jpeg({ quality: 90 }).toBuffer();
+  return `data:image/jpeg;base64,${jpeg.toString("base64")}`;
+}
+
+export class JudgeScorer implements Scorer {
+  readonly name = "judge";
+  readonly client: OpenAI;
+  private readonly limit: ReturnType<typeof pLimit>;
+  readonly cache?: DiskCache<ScoreResult>;
+  /** Observed latency of every completed request, for metrics. */
+  onRequest?: (ms: number, outcome: string) => void;
+
+  constructor(readonly config: JudgeConfig) {
+    this.client = new OpenAI({
+      baseURL: config.baseURL,
+      // local servers (vLLM, Ollama) accept any key; the client insists on one
+      apiKey: config.apiKey ?? process.env.OPENAI_API_KEY ?? "not-needed",
+      timeout: config.timeoutMs,
+      maxRetries: config.maxRetries,
+    });
+    this.limit = pLimit(config.concurrency);
+    if (config.cacheDir) this.cache = new DiskCache(config.cacheDir);
+  }
+
+  private async complete(messages: ChatCompletionMessageParam[]): Promise<{ text: string | null; refused: boolean }> {
+    const t0 = performance.now();
+    try {
+      const r = await this.limit(() =>
+        this.client.chat.completions.create({ model: this.config.model, messages, temperature: this.config.temperature }),
+      );
+      const choice = r.choices[0];
+      const refused = Boolean(choice?.message?.refusal) || choice?.finish_reason === "content_filter";
+      this.onRequest?.(performance.now() - t0, "ok");
+      return { text: choice?.message?.content ?? choice?.message?.refusal ?? null, refused };
+    } catch (err) {
+      this.onRequest?.(performance.now() - t0, "error");
+      throw err;
+    }
+  }
+
+  /** One pass: ask, parse, and ask once more if the reply had no usable answer. */
+  private async pass(build: () => ChatCompletionMessageParam[], need: "score" | "winner", followup?: string): Promise<PassResult & { outcome: ParseOutcome }> {
+    const t0 = performance.now();
+    let raw = "";
+    let outcome: ParseOutcome = { kind: "unusable", why: "no reply" };
+    let attempts = 0;
+    while (attempts < 2) {
+      attempts++;
+      try {
+        const messages = build();
+        let { text, refused } = await this.complete(messages);
+        if (followup && !refused && text) {
+          // multi-round: the analysis stays in the conversation, the rating comes in a second turn
+          messages.push({ role: "assistant", content: text }, { role: "user", content: followup });
+          const analysis = text;
+          ({ text, refused } = await this.complete(messages));
+          raw = `${analysis}\n---\n${text ?? ""}`;
+        } else raw = text ?? "";
+        outcome = refused ? { kind: "refusal" } : parseReply(text, need);
+      } catch (err) {
+        raw = `request failed: ${(err as Error).message}`;
+        outcome = { kind: "unusable", why: raw };
+        break; // the client already retried the transport
+      }
+      if (outcome.kind !== "unusable") break;
+    }
+    const v = outcome.kind === "verdict" ? outcome.verdict : undefined;
+    return { score: v?.score, yes: v?.yes, reasoning: v?.reasoning, raw, latencyMs: performance.now() - t0, attempts, outcome };
+  }
+
+  private content(prompt: string, roles: ImageRole[], urls: Partial<Record<ImageRole, string>>): ChatCompletionContentPart[] {
+    return [{ type: "text", text: prompt }, ...roles.map((r) => ({ type: "image_url" as const, image_url: { url: urls[r]! } }))];
+  }
+
+  async score(input: EditToScore): Promise<ScoreResult> {
+    const t0 = performance.now();
+    const set = promptSet(this.config.protocol);
+    const key = cacheKey([set.protocol, set.version, this.config.model, String(this.config.passes), input.instruction, input.source, input.edited]);
+    const hit = await this.cache?.get(key);
+    if (hit) return { ...hit, cached: true };
+    const urls = { source: await imageDataUrl(input.source, this.config.imageSide), edited: await imageDataUrl(input.edited, this.config.imageSide) };
+    const perspectives = {} as ScoreResult["perspectives"];
+    await Promise.all(
+      PERSPECTIVES.map(async (p) => {
+        const spec = set.perspectives[p];
+        const build = (): ChatCompletionMessageParam[] => [
+          { role: "system", content: set.system },
+          { role: "user", content: this.content(fill(spec.prompt, input.instruction), spec.images, urls) },
+        ];
+        const passes = await Promise.all(Array.from({ length: this.config.passes }, () => this.pass(build, "score", spec.followup)));
+        perspectives[p] = summarise(
+          passes.map(({ outcome: _o, ...rest }) => rest),
+          passes.every((x) => x.outcome.kind === "refusal"),
+        );
+      }),
+    );
+    const result: ScoreResult = {
+      backend: "judge",
+      protocol: set.protocol,
+      promptVersion: set.version,
+      model: this.config.model,
+      passes: this.config.passes,
+      perspectives,
+      latencyMs: performance.now() - t0,
+      cached: false,
+    };
+    // only complete answers are cached: an unscored sample should be asked again next time
+    if (this.cache && PERSPECTIVES.every((p) => perspectives[p].status === "scored")) await this.cache.set(key, result);
+    return result;
+  }
+
+  /** Pairwise ranking of N candidate edits of one source: win rate over all pairs, a tie counting 0.5. */
+  async rank(source: Buffer, instruction: string, candidates: Buffer[]): Promise<RankResult> {
+    const t0 = performance.now();
+    const set = promptSet("pairwise");
+    const side = this.config.imageSide;
+    const src = await imageDataUrl(source, side);
+    const cands = await Promise.all(candidates.map((c) => imageDataUrl(c, side)));
+    const wins = candidates.map(() => Object.fromEntries(PERSPECTIVES.map((p) => [p, 0])) as Record<Perspective, number>);
+    const comparisons: RankResult["comparisons"] = [];
+    const jobs: Array<Promise<void>> = [];
+    for (let a = 0; a < candidates.length; a++)
+      for (let b = a + 1; b < candidates.length; b++)
+        for (const p of PERSPECTIVES) {
+          const spec = set.perspectives[p];
+          const build = (): ChatCompletionMessageParam[] => [
+            { role: "system", content: set.system },
+            { role: "user", content: this.content(fill(spec.prompt, instruction), spec.images, { source: src, a: cands[a], b: cands[b] }) },
+          ];
+          jobs.push(
+            this.pass(build, "winner").then((r) => {
+              const winner = r.outcome.kind === "verdict" ? r.outcome.verdict.winner : undefined;
+              if (winner === "A") wins[a][p] += 1;
+              else if (winner === "B") wins[b][p] += 1;
+              else if (winner === "tie") (wins[a][p] += 0.5), (wins[b][p] += 0.5);
+              comparisons.push({ a, b, perspective: p, winner, status: winner ? "scored" : r.outcome.kind === "refusal" ? "refused" : "unscored", raw: r.raw });
+            }),
+          );
+        }
+    await Promise.all(jobs);
+    const others = Math.max(1, candidates.length - 1);
+    const ranking = wins
+      .map((w, index) => {
+        const perPerspective = Object.fromEntries(PERSPECTIVES.map((p) => [p, w[p] / others])) as Record<Perspective, number>;
+        return { index, perPerspective, winRate: PERSPECTIVES.reduce((s, p) => s + perPerspective[p], 0) / PERSPECTIVES.length };
+      })
+      .sort((x, y) => y.winRate - x.winRate || x.index - y.index);
+    return { protocol: "pairwise", promptVersion: set.version, model: this.config.model, ranking, comparisons, latencyMs: performance.now() - t0 };
+  }
+}

@@ -1,0 +1,28 @@
+/** Versioned prompt sets, stored as data in prompts/*.json. */
+import { readFileSync } from "node:fs";
+import type { Perspective } from "../types.js";
+
+export type ImageRole = "source" | "edited" | "a" | "b";
+
+export interface PromptSet {
+  protocol: string;
+  version: string;
+  system: string;
+  perspectives: Record<Perspective, { images: ImageRole[]; prompt: string; followup?: string }>;
+}
+
+const cache = new Map<string, PromptSet>();
+
+export function promptSet(protocol: "mrc" | "multi-round" | "pairwise"): PromptSet {
+  let p = cache.get(protocol);
+  if (!p) {
+    const file = new URL(`../../../reward/judge/prompts/${protocol}-v1.json`, import.meta.url);
+    p = JSON.parse(readFileSync(file, "utf8")) as PromptSet;
+    cache.set(protocol, p);
+  }
+  return p;
+}
+
+export function fill(template: string, instruction: string): string {
+  return template.replaceAll("{instruction}", instruction.replaceAll('"', "'"));
+}

@@ -1,0 +1,69 @@
+/** What every scorer returns, judge or local (DESIGN.md 5). */
+export const PERSPECTIVES = ["following", "preserving", "quality"] as const;
+export type Perspective = (typeof PERSPECTIVES)[number];
+
+export interface EditToScore {
+  source: Buffer;
+  edited: Buffer;
+  instruction: string;
+}
+
+/** One reply of one pass. `score` is absent unless the judge really gave one. */
+export interface PassResult {
+  score?: number;
+  yes?: boolean;
+  reasoning?: string;
+  raw?: string;
+  latencyMs: number;
+  attempts: number;
+}
+
+export type PerspectiveStatus = "scored" | "unscored" | "refused" | "not_judged";
+
+export interface PerspectiveResult {
+  status: PerspectiveStatus;
+  /** Mean over the passes that gave a score. */
+  score?: number;
+  /** Standard deviation over those passes. */
+  spread?: number;
+  /** Share of passes answering yes (following is reported as % yes). */
+  yesRate?: number;
+  reason?: string;
+  passes: PassResult[];
+}
+
+export interface ScoreResult {
+  backend: "judge" | "local";
+  protocol: string;
+  promptVersion: string;
+  model: string;
+  passes: number;
+  perspectives: Record<Perspective, PerspectiveResult>;
+  latencyMs: number;
+  cached: boolean;
+  /** Local scorer only: measures behind its figures. */
+  measures?: Record<string, unknown>;
+}
+
+export interface Scorer {
+  readonly name: string;
+  score(input: EditToScore): Promise<ScoreResult>;
+}
+
+export function summarise(passes: PassResult[], refused: boolean): PerspectiveResult {
+  const scores = passes.map((p) => p.score).filter((s): s is number => s !== undefined);
+  const answers = passes.map((p) => p.yes).filter((y): y is boolean => y !== undefined);
+  if (scores.length === 0 && answers.length === 0) {
+    return { status: refused ? "refused" : "unscored", passes, reason: passes[0]?.raw?.slice(0, 500) };
+  }
+  const mean = scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : undefined;
+  const spread = mean === undefined ? undefined : Math.sqrt(scores.reduce((a, s) => a + (s - mean) ** 2, 0) / scores.length);
+  return {
+    status: "scored",
+    score: mean,
+    spread,
+    yesRate: answers.length ? answers.filter(Boolean).length / answers.length : undefined,
+    reason: passes.find((p) => p.reasoning)?.reasoning,
+    passes,
+  };
+}

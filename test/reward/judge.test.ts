@@ -1,0 +1,215 @@
+import { expect } from "chai";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { JudgeScorer, type JudgeConfig, judgeConfigFrom, parseReply } from "../../reward/index.js";
+import { FakeJudge } from "../support/fake-judge.js";
+import { imageDataUrl } from "../../reward/judge/judge.js";
+import { PHOTOS, runCli, tempDir } from "../helpers.js";
+
+const source = readFileSync(path.join(PHOTOS, "coffee.png"));
+const edited = readFileSync(path.join(PHOTOS, "chelsea.png"));
+const input = { source, edited, instruction: "make the mug red" };
+const KEY = "sk-test-secret-123456";
+
+describe("reply parsing (pure)", () => {
+  const cases: Array<[string, string, number | undefined, boolean | undefined]> = [
+    ["plain JSON", '{"reasoning": "ok", "answer": "yes", "score": 4}', 4, true],
+    ["code-fenced JSON", '```json\n{"answer": "no", "score": 1}\n```', 1, false],
+    ["prose around JSON, reasoning first", 'Let me look. The mug {is} red.\n{"reasoning": "mug red", "answer": "Yes", "score": 5}\nHope that helps', 5, true],
+    ["python-dict style with trailing comma", "{'reasoning': 'meh', 'answer': 'no', 'score': 2,}", 2, false],
+    ["bare keys", "{reasoning: \"x\", answer: \"yes\", score: 3}", 3, true],
+    ["prose only", "The edit is decent. Answer: yes. Score: 3/5", 3, true],
+    ["score as string", '{"answer": "yes", "score": "4"}', 4, true],
+  ];
+  for (const [name, text, score, yes] of cases) {
+    it(`reads ${name}`, () => {
+      const r = parseReply(text);
+      expect(r.kind).to.equal("verdict");
+      if (r.kind === "verdict") expect([r.verdict.score, r.verdict.yes]).to.deep.equal([score, yes]);
+    });
+  }
+  it("never invents: out of range, missing score, refusals and empty replies", () => {
+    expect(parseReply('{"answer": "yes", "score": 7}')).to.deep.equal({ kind: "unusable", why: "score out of range 0..5" });
+    expect(parseReply('{"answer": "yes"}').kind).to.equal("unusable");
+    expect(parseReply("I'm sorry, but I can't help with evaluating this image.").kind).to.equal("refusal");
+    expect(parseReply("").kind).to.equal("unusable");
+    expect(parseReply("{broken json ::: }").kind).to.equal("unusable");
+  });
+  it("reads pairwise winners", () => {
+    const r = parseReply('{"reasoning": "B is cleaner", "winner": "B"}', "winner");
+    expect(r.kind === "verdict" && r.verdict.winner).to.equal("B");
+  });
+});
+
+describe("VLM judge against a chat-completions server on 127.0.0.1", function () {
+  this.timeout(30_000);
+  let server: FakeJudge;
+  const config = (o: Partial<JudgeConfig> = {}): JudgeConfig => ({
+    baseURL: server.url,
+    apiKey: KEY,
+    model: "judge-model-1",
+    protocol: "mrc",
+    timeoutMs: 5_000,
+    concurrency: 4,
+    passes: 1,
+    maxRetries: 2,
+    temperature: 0,
+    imageSide: 128,
+    ...o,
+  });
+  beforeEach(async () => {
+    server = await new FakeJudge().start();
+  });
+  afterEach(() => server.stop());
+
+  it("mrc: three calls with the right shape; scores, raw replies, version and latency recorded", async () => {
+    server.handler = (r) => ({ reply: `{"reasoning": "${FakeJudge.perspective(r)} ok", "answer": "yes", "score": ${{ following: 4, preserving: 5, quality: 3 }[FakeJudge.perspective(r)]}}` });
+    const r = await new JudgeScorer(config()).score(input);
+    expect(server.requests).to.have.length(3);
+    for (const req of server.requests) {
+      expect(req.headers.authorization).to.equal(`Bearer ${KEY}`);
+      expect(req.body.model).to.equal("judge-model-1");
+      expect(req.body.temperature).to.equal(0);
+      expect(req.body.messages[0].role).to.equal("system");
+      const content = req.body.messages[1].content as Array<{ type: string; image_url?: { url: string } }>;
+      const images = content.filter((c) => c.type === "image_url");
+      expect(images).to.have.length(FakeJudge.perspective(req) === "quality" ? 1 : 2);
+      for (const img of images) expect(img.image_url!.url).to.match(/^data:image\/jpeg;base64,\/9j\//);
+      expect(FakeJudge.prompt(req)).to.contain(FakeJudge.perspective(req) === "quality" ? "visual quality" : "make the mug red");
+    }
+    expect(r).to.include({ backend: "judge", protocol: "mrc", promptVersion: "mrc-v1", model: "judge-model-1", passes: 1, cached: false });
+    expect(r.perspectives.following).to.include({ status: "scored", score: 4, yesRate: 1 });
+    expect(r.perspectives.preserving.score).to.equal(5);
+    expect(r.perspectives.quality.score).to.equal(3);
+    expect(r.perspectives.quality.passes[0].raw).to.contain('"score": 3');
+    expect(r.perspectives.quality.passes[0].latencyMs).to.be.a("number");
+    expect(JSON.stringify(r)).to.not.contain(KEY);
+  });
+
+  it("malformed JSON is retried once; twice malformed is recorded unscored with its raw text", async () => {
+    server.handler = (r) =>
+      FakeJudge.perspective(r) === "quality"
+        ? { reply: "{score: ??? broken" }
+        : server.requests.filter((x) => FakeJudge.perspective(x) === FakeJudge.perspective(r)).length === 1
+          ? { reply: "{'answer': yes, 'score': }" }
+          : { reply: '{"answer": "no", "score": 2}' };
+    const r = await new JudgeScorer(config()).score(input);
+    expect(r.perspectives.following).to.include({ status: "scored", score: 2 });
+    expect(r.perspectives.following.passes[0].attempts).to.equal(2);
+    expect(r.perspectives.quality.status).to.equal("unscored");
+    expect(r.perspectives.quality.score).to.equal(undefined);
+    expect(r.perspectives.quality.passes[0]).to.include({ raw: "{score: ??? broken", attempts: 2 });
+    expect(server.requests).to.have.length(6);
+  });
+
+  it("prose around JSON is read; a score out of range is never clamped", async () => {
+    server.handler = (r) =>
+      FakeJudge.perspective(r) === "following"
+        ? { reply: 'Looking at both images, the mug is now red.\n{"reasoning": "red mug", "answer": "yes", "score": 5}\nThat is my verdict.' }
+        : FakeJudge.perspective(r) === "preserving"
+          ? { reply: '{"answer": "yes", "score": 9}' }
+          : { reply: '{"answer": "yes", "score": 4}' };
+    const r = await new JudgeScorer(config()).score(input);
+    expect(r.perspectives.following.score).to.equal(5);
+    expect(r.perspectives.preserving.status).to.equal("unscored");
+    expect(r.perspectives.preserving.passes[0].attempts).to.equal(2);
+  });
+
+  it("refusals are detected and recorded as refused (text and structured refusal)", async () => {
+    server.handler = (r) =>
+      FakeJudge.perspective(r) === "quality" ? { refusal: "I can't assist with that." } : { reply: "I'm sorry, but I can't help evaluate these images." };
+    const r = await new JudgeScorer(config()).score(input);
+    for (const p of ["following", "preserving", "quality"] as const) expect(r.perspectives[p].status).to.equal("refused");
+  });
+
+  it("429 with Retry-After is honoured before retrying", async () => {
+    server.handler = (_r, n) => (n === 1 ? { status: 429, retryAfter: 1 } : { reply: '{"answer": "yes", "score": 4}' });
+    const r = await new JudgeScorer(config({ concurrency: 1 })).score(input);
+    expect(r.perspectives.following.status).to.equal("scored");
+    expect(server.requests[1].at - server.requests[0].at).to.be.at.least(900);
+  });
+
+  it("500s are retried; a judge that keeps failing leaves the sample unscored, never scored", async () => {
+    server.handler = (_r, n) => (n <= 2 ? { status: 500 } : { reply: '{"answer": "yes", "score": 3}' });
+    const ok = await new JudgeScorer(config({ concurrency: 1 })).score(input);
+    expect(ok.perspectives.following.status).to.equal("scored");
+    server.handler = () => ({ status: 503 });
+    const bad = await new JudgeScorer(config({ maxRetries: 1 })).score(input);
+    expect(bad.perspectives.following.status).to.equal("unscored");
+    expect(bad.perspectives.following.passes[0].raw).to.match(/request failed: 503/);
+  });
+
+  it("a reply slower than the timeout is abandoned and recorded unscored", async () => {
+    server.handler = () => ({ delayMs: 1500, reply: '{"answer": "yes", "score": 4}' });
+    const r = await new JudgeScorer(config({ timeoutMs: 300, maxRetries: 0 })).score(input);
+    expect(r.perspectives.following.status).to.equal("unscored");
+    expect(r.perspectives.following.passes[0].raw).to.match(/timed out/i);
+  });
+
+  it("a dropped connection is retried", async () => {
+    server.handler = (_r, n) => (n === 1 ? { drop: true } : { reply: '{"answer": "yes", "score": 4}' });
+    const r = await new JudgeScorer(config({ concurrency: 1 })).score(input);
+    expect(r.perspectives.following.status).to.equal("scored");
+    expect(server.requests.length).to.equal(4);
+  });
+
+  it("multi-round: analysis first, rating in a second turn of the same conversation", async () => {
+    server.handler = (r) => (r.body.messages.length === 2 ? { reply: "The mug changed from white to red; nothing else moved." } : { reply: '{"answer": "yes", "score": 5}' });
+    const r = await new JudgeScorer(config({ protocol: "multi-round" })).score(input);
+    expect(r).to.include({ protocol: "multi-round", promptVersion: "multi-round-v1" });
+    expect(server.requests).to.have.length(6);
+    const second = server.requests.find((q) => q.body.messages.length === 4)!;
+    expect(second.body.messages[2]).to.deep.equal({ role: "assistant", content: "The mug changed from white to red; nothing else moved." });
+    expect(second.body.messages[3].content).to.match(/Reply with JSON only/);
+    expect(r.perspectives.following.passes[0].raw).to.contain("---");
+  });
+
+  it("several passes are averaged with their spread", async () => {
+    let k = 0;
+    server.handler = () => ({ reply: `{"answer": "${k % 2 ? "no" : "yes"}", "score": ${[3, 5][k++ % 2]}}` });
+    const r = await new JudgeScorer(config({ passes: 2, concurrency: 1 })).score(input);
+    expect(r.passes).to.equal(2);
+    expect(r.perspectives.following).to.include({ score: 4, spread: 1, yesRate: 0.5 });
+  });
+
+  it("pairwise: ranks N candidates by win rate over all pairs, a tie counting 0.5", async () => {
+    const c = [source, edited, readFileSync(path.join(PHOTOS, "astronaut.png"))];
+    const oneUrl = await imageDataUrl(edited, 128);
+    // candidate 1 beats everyone; 0 and 2 tie
+    server.handler = (r) => {
+      const urls = (r.body.messages[1].content as Array<{ image_url?: { url: string } }>).filter((x) => x.image_url).map((x) => x.image_url!.url);
+      const [a, b] = urls.slice(-2);
+      return { reply: `{"reasoning": "x", "winner": "${a === oneUrl ? "A" : b === oneUrl ? "B" : "tie"}"}` };
+    };
+    const r = await new JudgeScorer(config()).rank(source, "make the mug red", c);
+    expect(server.requests).to.have.length(9);
+    expect(r.ranking[0]).to.include({ index: 1, winRate: 1 });
+    expect(r.ranking.slice(1).map((x) => [x.index, x.winRate])).to.deep.equal([[0, 0.25], [2, 0.25]]);
+    expect(r.comparisons.every((x) => x.status === "scored")).to.equal(true);
+  });
+
+  it("a disk cache answers a repeated scoring run without calling the judge", async () => {
+    const dir = tempDir();
+    const judge = new JudgeScorer(config({ cacheDir: dir }));
+    await judge.score(input);
+    const second = await judge.score(input);
+    expect(second.cached).to.equal(true);
+    expect(server.requests).to.have.length(3);
+    expect(judge.cache!.hits / (judge.cache!.hits + judge.cache!.misses)).to.equal(0.5);
+    // a different model is a different key
+    await new JudgeScorer(config({ cacheDir: dir, model: "judge-model-2" })).score(input);
+    expect(server.requests).to.have.length(6);
+  });
+
+  it("configuration from the standard variables; the CLI prints JSON and never the key", async () => {
+    const env = { OPENAI_BASE_URL: server.url, OPENAI_API_KEY: KEY, REWARD_EDIT_JUDGE_MODEL: "judge-env" };
+    const c = judgeConfigFrom(env);
+    expect(c).to.include({ baseURL: server.url, model: "judge-env", protocol: "mrc" });
+    expect(judgeConfigFrom({})).to.equal(null);
+    const r = await runCli(["score", "--source", path.join(PHOTOS, "coffee.png"), "--edited", path.join(PHOTOS, "chelsea.png"), "--instruction", "make the mug red", "--passes", "2"], env);
+    expect(r.code, r.stderr).to.equal(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).to.include({ backend: "judge", model: "judge-env", passes: 2 });
+    expect(r.stdout + r.stderr).to.not.contain(KEY);
+  });
+});
