@@ -5,6 +5,7 @@ import { registerEdit } from "./edit.js";
 import { CliError } from "./errors.js";
 import { registerModels } from "./models.js";
 import { registerScore } from "./score.js";
+import { registerServe } from "./serve.js";
 import { registerTokenize } from "./tokenize.js";
 
 export function buildProgram(): Command {
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerTokenize(program);
   registerModels(program);
   registerScore(program);
+  registerServe(program);
   return program;
 }
 

@@ -1,0 +1,55 @@
+/**
+ * Server configuration: every key with its environment variable, default and meaning, validated
+ * once at boot. README's configuration table is generated from this list (`npm run config-table`).
+ */
+import { z } from "zod";
+import { defaultModelDir } from "../paths.js";
+
+const csv = z.string().transform((s) => s.split(",").map((x) => x.trim()).filter(Boolean));
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const SERVER_SETTINGS = {
+  port: { env: "PORT", doc: "TCP port to listen on", schema: int(0, 65535), default: "8080" },
+  host: { env: "HOST", doc: "interface to bind", schema: z.string().min(1), default: "0.0.0.0" },
+  modelDir: { env: "REWARD_EDIT_MODEL", doc: "model folder to serve (empty: the bundled editor)", schema: z.string(), default: "" },
+  workers: { env: "REWARD_EDIT_WORKERS", doc: "inference worker threads (each holds its own sessions)", schema: int(1, 64), default: "1" },
+  ortThreads: { env: "ORT_THREADS", doc: "ONNX Runtime intra-op threads per worker (0 = ORT's choice)", schema: int(0, 256), default: "0" },
+  providers: { env: "REWARD_EDIT_PROVIDERS", doc: "execution providers in order, CPU is the fallback", schema: csv, default: "cpu" },
+  queueSize: { env: "REWARD_EDIT_QUEUE_SIZE", doc: "jobs waiting beyond those running; more are answered 429", schema: int(0, 10_000), default: "16" },
+  requestTimeoutMs: { env: "REWARD_EDIT_REQUEST_TIMEOUT_MS", doc: "a synchronous edit taking longer is cancelled (504)", schema: int(1_000, 3_600_000), default: "120000" },
+  jobTtlMs: { env: "REWARD_EDIT_JOB_TTL_MS", doc: "how long a finished job's result stays retrievable", schema: int(1_000, 86_400_000), default: "600000" },
+  maxUploadBytes: { env: "REWARD_EDIT_MAX_UPLOAD_BYTES", doc: "largest accepted image file", schema: int(1_024, 200_000_000), default: "15000000" },
+  maxPixels: { env: "REWARD_EDIT_MAX_PIXELS", doc: "largest accepted image area (decompression-bomb guard)", schema: int(1_024, 500_000_000), default: "40000000" },
+  maxInstructionLength: { env: "REWARD_EDIT_MAX_INSTRUCTION", doc: "longest instruction, in characters", schema: int(1, 10_000), default: "500" },
+  maxSteps: { env: "REWARD_EDIT_MAX_STEPS", doc: "most denoising steps a request may ask for", schema: int(1, 1000), default: "100" },
+  maxCandidates: { env: "REWARD_EDIT_MAX_CANDIDATES", doc: "most candidates for best-of-N", schema: int(1, 16), default: "4" },
+  apiKeys: { env: "REWARD_EDIT_API_KEYS", doc: "comma-separated Bearer keys; empty = no authentication", schema: csv, default: "" },
+  corsOrigins: { env: "REWARD_EDIT_CORS_ORIGINS", doc: "comma-separated allowed origins, or * ; empty = no CORS headers", schema: csv, default: "" },
+  presetsFile: { env: "REWARD_EDIT_PRESETS", doc: "presets JSON (a ConfigMap mount); default: the bundled presets", schema: z.string(), default: "" },
+  drainTimeoutMs: { env: "REWARD_EDIT_DRAIN_TIMEOUT_MS", doc: "on SIGTERM, longest wait for in-flight work", schema: int(0, 3_600_000), default: "60000" },
+} as const;
+
+type Settings = typeof SERVER_SETTINGS;
+export type ServerConfig = { [K in keyof Settings]: z.output<Settings[K]["schema"]> };
+
+export class ConfigError extends Error {}
+
+export function serverConfigFrom(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ServerConfig> = {}): ServerConfig {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, s] of Object.entries(SERVER_SETTINGS)) {
+    const raw = env[s.env] ?? s.default;
+    const r = (s.schema as z.ZodType).safeParse(raw);
+    if (r.success) out[key] = r.data;
+    else problems.push(`${s.env}=${JSON.stringify(raw)}: ${r.error.issues[0].message}`);
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  const config = { ...(out as ServerConfig), ...overrides };
+  if (!config.modelDir) config.modelDir = defaultModelDir();
+  return config;
+}
+
+export function configTable(): string {
+  const rows = Object.values(SERVER_SETTINGS).map((s) => `| \`${s.env}\` | ${s.default === "" ? "(empty)" : `\`${s.default}\``} | ${s.doc} |`);
+  return ["| variable | default | meaning |", "| --- | --- | --- |", ...rows].join("\n");
+}

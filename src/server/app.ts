@@ -1,0 +1,272 @@
+/**
+ * The express application: routes validate, call the job pool or the reward module, and map
+ * results to statuses; one error middleware turns every failure into JSON naming its field.
+ */
+import path from "node:path";
+import cors from "cors";
+import express, { type Request, type Response, type NextFunction } from "express";
+import multer from "multer";
+import type { Logger } from "pino";
+import { JudgeScorer, LocalScorer, PERSPECTIVES, type ScoreResult, type Scorer, judgeConfigFrom } from "../../reward/index.js";
+import type { ServerConfig } from "../config/server.js";
+import { ParamConflictError, resolveParams } from "../edit-params.js";
+import { ROOT } from "../paths.js";
+import { type Preset, UnknownPresetError } from "../presets/index.js";
+import { bearerAuth } from "./auth.js";
+import { AppError, errorHandler } from "./errors.js";
+import { DrainingError, type Job, type JobPool, QueueFullError } from "./jobs.js";
+import type { Metrics } from "./metrics.js";
+import { openApiDocument } from "./openapi.js";
+import { type EditForm, checkImage, editSchema, parseForm, scoreSchema } from "./validation.js";
+
+export interface AppDeps {
+  config: ServerConfig;
+  pool: JobPool;
+  presets: Record<string, Preset>;
+  metrics: Metrics;
+  logger: Logger;
+  /** null when no judge is configured: the local scorer is used. */
+  judge: JudgeScorer | null;
+}
+
+const MIME = { png: "image/png", jpeg: "image/jpeg", webp: "image/webp" } as const;
+
+/** JSON safe for an HTTP header: non-ASCII (an instruction in any language) as \u escapes. */
+const headerJson = (v: unknown) => JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+
+type Handler = (req: Request, res: Response) => Promise<void>;
+const route = (h: Handler) => (req: Request, res: Response, next: NextFunction) => h(req, res).catch(next);
+
+/** Mean of the perspectives a scorer could judge: the best-of-N criterion. */
+export function overall(s: ScoreResult): number | null {
+  const v = PERSPECTIVES.map((p) => s.perspectives[p]).filter((x) => x.status === "scored" && x.score !== undefined);
+  return v.length ? v.reduce((a, x) => a + x.score!, 0) / v.length : null;
+}
+
+export function createApp(d: AppDeps): express.Express {
+  const { config, pool, metrics, logger } = d;
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", false);
+  if (config.corsOrigins.length) app.use(cors({ origin: config.corsOrigins.includes("*") ? "*" : config.corsOrigins }));
+  const scorer: Scorer = d.judge ?? new LocalScorer();
+  const upload = (fields: string[]) =>
+    multer({ storage: multer.memoryStorage(), limits: { fileSize: config.maxUploadBytes, files: fields.length, fields: 16, fieldSize: 8192, parts: 32 } }).fields(
+      fields.map((name) => ({ name, maxCount: 1 })),
+    );
+  const files = (req: Request) => (req.files ?? {}) as Record<string, Express.Multer.File[]>;
+  const auth = bearerAuth(config.apiKeys);
+
+  // ---- health, readiness, metrics, docs (no auth: probes and scrapers) ----
+  app.get("/healthz", (_req, res) => {
+    res.json({ status: "ok" });
+  });
+  app.get("/readyz", (_req, res) => {
+    const ready = pool.workersReady > 0 && !pool.isDraining;
+    res.status(ready ? 200 : 503).json({ ready, model: pool.model?.name ?? null, workers: pool.workersReady, draining: pool.isDraining });
+  });
+  app.get("/metrics", route(async (_req, res) => {
+    metrics.queueDepth.set(pool.queued);
+    metrics.inFlight.set(pool.running);
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  }));
+  app.get("/openapi.json", (_req, res) => {
+    res.json(openApiDocument(config));
+  });
+  app.use("/", express.static(path.join(ROOT, "src", "web"), { index: "index.html" }));
+
+  // ---- API ----
+  app.use("/v1", auth);
+  app.get("/v1/presets", (_req, res) => {
+    res.json({ presets: Object.values(d.presets) });
+  });
+  app.get("/v1/models", (_req, res) => {
+    const m = pool.model;
+    res.json({ models: m ? [{ name: m.name, dir: path.basename(m.dir), takes_rewards: m.takesRewards, provider: m.provider, manifest: m.manifest }] : [] });
+  });
+
+  const submit = async (req: Request): Promise<{ job: Job; form: EditForm }> => {
+    const form = parseForm(editSchema(config), req.body);
+    const image = await checkImage(files(req).image?.[0], "image", config.maxPixels);
+    let params;
+    try {
+      params = resolveParams(
+        { rewards: form.rewards, preset: form.preset, steps: form.steps, textGuidance: form.text_guidance, imageGuidance: form.image_guidance },
+        d.presets,
+      );
+    } catch (err) {
+      if (err instanceof ParamConflictError || err instanceof UnknownPresetError) throw new AppError(400, "invalid_field", (err as Error).message, "preset");
+      throw err;
+    }
+    try {
+      const job = pool.submit({
+        image: new Uint8Array(image),
+        instruction: form.instruction,
+        rewards: params.rewards,
+        steps: params.steps,
+        textGuidance: params.textGuidance,
+        imageGuidance: params.imageGuidance,
+        seed: form.seed ?? Math.floor(Math.random() * 2 ** 32),
+        scheduler: form.scheduler,
+        format: form.output_format,
+        candidates: form.candidates,
+      });
+      job.extra = { preset: params.preset, responseFormat: form.response_format };
+      return { job, form };
+    } catch (err) {
+      if (err instanceof QueueFullError) {
+        throw new AppError(429, "queue_full", "too many edits in progress; retry later", undefined, { "retry-after": String(err.retryAfterSeconds) });
+      }
+      if (err instanceof DrainingError) throw new AppError(503, "shutting_down", err.message, undefined, { "retry-after": "5" });
+      throw err;
+    }
+  };
+
+  /** Scores the candidates once (best-of-N), keeping the result on the job. */
+  const finalize = async (job: Job) => {
+    if (job.extra?.final) return job.extra.final as Awaited<ReturnType<typeof computeFinal>>;
+    const final = await computeFinal(job);
+    job.extra = { ...job.extra, final };
+    return final;
+  };
+  const computeFinal = async (job: Job) => {
+    const out = job.output!;
+    const source = Buffer.from(job.request.image);
+    const scores = await Promise.all(
+      out.candidates.map((c) => scorer.score({ source, edited: Buffer.from(c.image), instruction: job.request.instruction }).catch(() => null)),
+    );
+    let best = 0;
+    scores.forEach((s, i) => {
+      const o = s ? overall(s) : null;
+      const b = scores[best] ? overall(scores[best]!) : null;
+      if (o !== null && (b === null || o > b)) best = i;
+    });
+    return { best, scores };
+  };
+
+  const failureOf = (job: Job): AppError => {
+    if (job.state === "cancelled") return new AppError(409, "cancelled", "the edit was cancelled");
+    const e = job.error;
+    if (e?.field) return new AppError(e.name === "ImageInputError" ? 415 : 400, "invalid_field", e.message, e.field);
+    return new AppError(500, "edit_failed", e?.message ?? "the edit failed");
+  };
+
+  const sendResult = async (job: Job, res: Response, as: "image" | "json") => {
+    const { best, scores } = await finalize(job);
+    const out = job.output!;
+    const chosen = out.candidates[best];
+    const format = job.request.format;
+    const params = { ...out.parameters, seed: chosen.seed, preset: job.extra?.preset ?? null };
+    if (as === "json") {
+      res.json({
+        id: job.id,
+        image: Buffer.from(chosen.image).toString("base64"),
+        format,
+        width: out.width,
+        height: out.height,
+        parameters: params,
+        scores: scores[best],
+        candidates: out.candidates.map((c, i) => ({ seed: c.seed, overall: scores[i] ? overall(scores[i]!) : null, chosen: i === best })),
+        timings: { total_ms: out.timings.totalMs, ort_ms: out.timings.ortMs },
+      });
+      return;
+    }
+    res.set({
+      "x-reward-edit-seed": String(chosen.seed),
+      "x-reward-edit-rewards-applied": String(params.rewardsApplied),
+      "x-reward-edit-parameters": headerJson(params),
+      "x-reward-edit-scores": headerJson(
+        Object.fromEntries(PERSPECTIVES.map((p) => [p, scores[best]?.perspectives[p].score ?? null])),
+      ),
+    });
+    res.type(MIME[format]).send(Buffer.from(chosen.image));
+  };
+
+  app.post("/v1/edits", upload(["image"]), route(async (req, res) => {
+    const { job, form } = await submit(req);
+    // a client that goes away cancels its edit; so does the request timeout
+    const onClose = () => {
+      if (!res.writableFinished) pool.cancel(job);
+    };
+    res.on("close", onClose);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      pool.cancel(job);
+    }, config.requestTimeoutMs);
+    await job.done;
+    clearTimeout(timer);
+    if (timedOut && job.state !== "succeeded") throw new AppError(504, "timeout", `the edit took longer than ${config.requestTimeoutMs} ms`);
+    if (job.state !== "succeeded") throw failureOf(job);
+    await sendResult(job, res, form.response_format);
+  }));
+
+  const jobView = (job: Job) => ({
+    id: job.id,
+    state: job.state,
+    progress: job.progress.steps ? Math.round((100 * job.progress.step) / job.progress.steps) : 0,
+    step: job.progress.step,
+    steps: job.progress.steps,
+    queue_position: pool.position(job),
+    created_at: new Date(job.createdAt).toISOString(),
+    error: job.state === "failed" || job.state === "cancelled" ? { code: failureOf(job).code, message: failureOf(job).message, field: job.error?.field } : undefined,
+    result: job.state === "succeeded" ? `/v1/jobs/${job.id}/result` : undefined,
+  });
+  const findJob = (req: Request) => {
+    const job = pool.get(String(req.params.id));
+    if (!job) throw new AppError(404, "not_found", "no such job (unknown or expired)", "id");
+    return job;
+  };
+
+  app.post("/v1/jobs", upload(["image"]), route(async (req, res) => {
+    const { job } = await submit(req);
+    // scoring starts as soon as the edit is done, so the result is ready when asked for
+    job.done.then((j) => (j.state === "succeeded" ? finalize(j) : undefined)).catch((e) => logger.warn({ err: e }, "scoring failed"));
+    res.status(202).location(`/v1/jobs/${job.id}`).json(jobView(job));
+  }));
+  app.get("/v1/jobs/:id", (req, res) => {
+    res.json(jobView(findJob(req)));
+  });
+  app.get("/v1/jobs/:id/result", route(async (req, res) => {
+    const job = findJob(req);
+    if (job.state === "queued" || job.state === "running") throw new AppError(409, "not_ready", `job is ${job.state}`, "id");
+    if (job.state !== "succeeded") throw failureOf(job);
+    const as = req.query.format === "json" ? "json" : req.query.format === undefined || req.query.format === "image" ? ((job.extra?.responseFormat as "image" | "json") ?? "image") : null;
+    if (!as) throw new AppError(400, "invalid_field", 'format must be "image" or "json"', "format");
+    await sendResult(job, res, as);
+  }));
+  app.delete("/v1/jobs/:id", (req, res) => {
+    const job = findJob(req);
+    pool.cancel(job);
+    res.status(202).json(jobView(job));
+  });
+
+  app.post("/v1/scores", upload(["source", "edited"]), route(async (req, res) => {
+    const form = parseForm(scoreSchema, req.body);
+    const source = await checkImage(files(req).source?.[0], "source", config.maxPixels);
+    const edited = await checkImage(files(req).edited?.[0], "edited", config.maxPixels);
+    const backend = form.backend ?? (d.judge ? "judge" : "local");
+    if (backend === "judge" && !d.judge) throw new AppError(400, "invalid_field", "no judge is configured on this server", "backend");
+    const s = backend === "judge" ? d.judge! : new LocalScorer();
+    res.json(await s.score({ source, edited, instruction: form.instruction }));
+  }));
+
+  app.use("/v1", (_req, _res, next) => next(new AppError(404, "not_found", "no such endpoint")));
+  app.use(
+    errorHandler((e, cause) => {
+      if (e.status >= 500) {
+        metrics.errors.inc({ code: e.code });
+        logger.error({ err: cause, code: e.code }, e.message);
+      } else metrics.rejections.inc({ status: String(e.status), code: e.code });
+    }),
+  );
+  return app;
+}
+
+export function judgeFromEnv(metrics: Metrics): JudgeScorer | null {
+  const c = judgeConfigFrom();
+  if (!c) return null;
+  const j = new JudgeScorer(c);
+  j.onRequest = (ms, outcome) => metrics.judgeLatency.observe({ outcome }, ms / 1000);
+  return j;
+}

@@ -1,0 +1,247 @@
+/**
+ * Edit jobs over a pool of inference workers: a bounded FIFO queue, progress, cancellation,
+ * results kept for a while, crash recovery and draining for rolling updates.
+ */
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { Worker } from "node:worker_threads";
+import type { EditJobOutput, EditJobRequest, FromWorker, WorkerError, WorkerInit } from "./worker/protocol.js";
+
+export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+export interface Job {
+  id: string;
+  state: JobState;
+  request: EditJobRequest;
+  createdAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  progress: { step: number; steps: number };
+  output?: EditJobOutput;
+  error?: WorkerError;
+  /** Resolves when the job reaches a final state. */
+  done: Promise<Job>;
+  /** Extra data the server attaches (scores of candidates). */
+  extra?: Record<string, unknown>;
+}
+
+export class QueueFullError extends Error {
+  constructor(readonly retryAfterSeconds: number) {
+    super("the edit queue is full");
+  }
+}
+
+export class DrainingError extends Error {
+  constructor() {
+    super("the server is shutting down");
+  }
+}
+
+interface Slot {
+  worker: Worker;
+  cancel: Int32Array;
+  job?: Job;
+  ready: boolean;
+}
+
+export interface PoolOptions {
+  modelDir: string;
+  workers: number;
+  queueSize: number;
+  jobTtlMs: number;
+  providers: string[];
+  ortThreads: number;
+}
+
+export interface ModelInfo {
+  name: string;
+  takesRewards: boolean;
+  dir: string;
+  provider: string;
+  manifest: unknown;
+}
+
+const FINAL: JobState[] = ["succeeded", "failed", "cancelled"];
+
+export class JobPool extends EventEmitter {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+  private readonly jobs = new Map<string, Job>();
+  private readonly resolvers = new Map<string, (j: Job) => void>();
+  private draining = false;
+  private closed = false;
+  private sweeper?: NodeJS.Timeout;
+  model?: ModelInfo;
+  /** Recent edit durations, for Retry-After estimates. */
+  private recentMs: number[] = [];
+
+  constructor(private readonly o: PoolOptions) {
+    super();
+  }
+
+  /** Starts the workers and waits until each has loaded the model. */
+  async start(): Promise<void> {
+    await Promise.all(Array.from({ length: this.o.workers }, () => this.spawn()));
+    this.sweeper = setInterval(() => this.sweep(), Math.min(this.o.jobTtlMs, 30_000)).unref();
+  }
+
+  private spawn(): Promise<void> {
+    const cancel = new SharedArrayBuffer(4);
+    const init: WorkerInit = { modelDir: this.o.modelDir, providers: this.o.providers, ortThreads: this.o.ortThreads, cancel };
+    const worker = new Worker(new URL("./worker/edit-worker.js", import.meta.url), { workerData: init });
+    const slot: Slot = { worker, cancel: new Int32Array(cancel), ready: false };
+    this.slots.push(slot);
+    return new Promise((resolve, reject) => {
+      worker.on("message", (m: FromWorker) => {
+        if (m.type === "ready") {
+          slot.ready = true;
+          this.model = m.model;
+          resolve();
+          this.pump();
+        } else if (m.type === "init-failed") reject(new Error(m.error.message));
+        else this.onWorkerMessage(slot, m);
+      });
+      worker.on("error", (err) => {
+        reject(err);
+        this.emit("worker-error", err);
+      });
+      worker.on("exit", () => {
+        const idx = this.slots.indexOf(slot);
+        if (idx >= 0) this.slots.splice(idx, 1);
+        if (slot.job) this.finish(slot.job, "failed", undefined, { name: "WorkerCrash", message: "the inference worker stopped unexpectedly" });
+        // replace a crashed worker so capacity is kept
+        if (!this.closed) this.spawn().catch((e) => this.emit("worker-error", e));
+      });
+    });
+  }
+
+  private onWorkerMessage(slot: Slot, m: FromWorker): void {
+    const job = slot.job;
+    if (!job || !("jobId" in m) || m.jobId !== job.id) return;
+    if (m.type === "progress") {
+      job.progress = { step: m.step, steps: m.steps };
+      this.emit("progress", job);
+      return;
+    }
+    slot.job = undefined;
+    if (m.type === "done") this.finish(job, "succeeded", m.output);
+    else if (m.type === "failed") this.finish(job, m.error.name === "AbortError" ? "cancelled" : "failed", undefined, m.error);
+    this.pump();
+  }
+
+  private finish(job: Job, state: JobState, output?: EditJobOutput, error?: WorkerError): void {
+    if (FINAL.includes(job.state)) return;
+    job.state = state;
+    job.finishedAt = Date.now();
+    job.output = output;
+    job.error = error;
+    if (state === "succeeded" && job.startedAt) {
+      this.recentMs.push(job.finishedAt - job.startedAt);
+      if (this.recentMs.length > 20) this.recentMs.shift();
+    }
+    this.emit("finished", job);
+    this.resolvers.get(job.id)?.(job);
+    this.resolvers.delete(job.id);
+    if (this.draining && this.idle()) this.emit("drained");
+  }
+
+  private pump(): void {
+    for (const slot of this.slots) {
+      if (!slot.ready || slot.job) continue;
+      const job = this.queue.shift();
+      if (!job) return;
+      slot.job = job;
+      job.state = "running";
+      job.startedAt = Date.now();
+      Atomics.store(slot.cancel, 0, 0);
+      // a copy, so the request's bytes stay available to the scorer after the transfer
+      slot.worker.postMessage({ type: "edit", jobId: job.id, request: job.request });
+      this.emit("started", job);
+    }
+  }
+
+  get capacity(): number {
+    return this.slots.length;
+  }
+  get queued(): number {
+    return this.queue.length;
+  }
+  get running(): number {
+    return this.slots.filter((s) => s.job).length;
+  }
+  get workersReady(): number {
+    return this.slots.filter((s) => s.ready).length;
+  }
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  private idle(): boolean {
+    return this.queue.length === 0 && this.slots.every((s) => !s.job);
+  }
+
+  /** Seconds until a queue slot is likely to free up. */
+  retryAfterSeconds(): number {
+    const avg = this.recentMs.length ? this.recentMs.reduce((a, b) => a + b, 0) / this.recentMs.length : 2000;
+    return Math.max(1, Math.ceil(((this.queue.length + 1) * avg) / Math.max(1, this.slots.length) / 1000));
+  }
+
+  submit(request: EditJobRequest): Job {
+    if (this.draining) throw new DrainingError();
+    const free = this.slots.some((s) => s.ready && !s.job);
+    if (!free && this.queue.length >= this.o.queueSize) throw new QueueFullError(this.retryAfterSeconds());
+    let resolve!: (j: Job) => void;
+    const done = new Promise<Job>((r) => (resolve = r));
+    const job: Job = { id: randomUUID(), state: "queued", request, createdAt: Date.now(), progress: { step: 0, steps: 0 }, done };
+    this.resolvers.set(job.id, resolve);
+    this.jobs.set(job.id, job);
+    this.queue.push(job);
+    this.pump();
+    return job;
+  }
+
+  get(id: string): Job | undefined {
+    return this.jobs.get(id);
+  }
+
+  /** 0-based position among waiting jobs, or null when not waiting. */
+  position(job: Job): number | null {
+    const i = this.queue.indexOf(job);
+    return i < 0 ? null : i;
+  }
+
+  cancel(job: Job): void {
+    if (job.state === "queued") {
+      this.queue.splice(this.queue.indexOf(job), 1);
+      this.finish(job, "cancelled", undefined, { name: "AbortError", message: "cancelled before it started" });
+    } else if (job.state === "running") {
+      const slot = this.slots.find((s) => s.job === job);
+      if (slot) Atomics.store(slot.cancel, 0, 1);
+    }
+  }
+
+  /** Finished jobs are forgotten once their time-to-live has passed. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const [id, j] of this.jobs) if (j.finishedAt && now - j.finishedAt > this.o.jobTtlMs) this.jobs.delete(id);
+  }
+
+  /** Stops accepting work and resolves when queued and running jobs have finished (or the timeout passes). */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.draining = true;
+    if (this.idle()) return true;
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      this.once("drained", () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}

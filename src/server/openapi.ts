@@ -1,0 +1,115 @@
+/** OpenAPI 3.1 description of the whole HTTP API. */
+import type { ServerConfig } from "../config/server.js";
+
+const error = { $ref: "#/components/schemas/Error" };
+const errors = (...codes: number[]) =>
+  Object.fromEntries(codes.map((c) => [String(c), { description: "error", content: { "application/json": { schema: error } } }]));
+
+export function openApiDocument(c: ServerConfig) {
+  const editForm = {
+    type: "object",
+    required: ["image", "instruction"],
+    additionalProperties: false,
+    properties: {
+      image: { type: "string", format: "binary", description: `JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIF; at most ${c.maxUploadBytes} bytes and ${c.maxPixels} pixels` },
+      instruction: { type: "string", maxLength: c.maxInstructionLength },
+      rewards: { type: "string", description: "following,preserving,quality each 0..5 (or a JSON array); not with preset", example: "5,5,5" },
+      preset: { type: "string", description: "named preset, see GET /v1/presets" },
+      steps: { type: "integer", minimum: 1, maximum: c.maxSteps },
+      text_guidance: { type: "number", minimum: 0, maximum: 30 },
+      image_guidance: { type: "number", minimum: 0, maximum: 30 },
+      seed: { type: "integer", minimum: 0, maximum: 4294967295 },
+      scheduler: { enum: ["euler-a", "euler", "ddim"] },
+      output_format: { enum: ["png", "jpeg", "webp"], default: "png" },
+      candidates: { type: "integer", minimum: 1, maximum: c.maxCandidates, default: 1, description: "best-of-N, chosen by the reward module" },
+      response_format: { enum: ["image", "json"], default: "image" },
+    },
+  };
+  const multipart = (schema: object) => ({ required: true, content: { "multipart/form-data": { schema } } });
+  const job = { $ref: "#/components/schemas/Job" };
+  return {
+    openapi: "3.1.0",
+    info: { title: "reward-edit", version: "0.1.0", description: "Instruction-based image editing steered by reward levels." },
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+      schemas: {
+        Error: {
+          type: "object",
+          required: ["error"],
+          properties: { error: { type: "object", required: ["code", "message"], properties: { code: { type: "string" }, message: { type: "string" }, field: { type: "string" } } } },
+        },
+        Job: {
+          type: "object",
+          properties: {
+            id: { type: "string" },
+            state: { enum: ["queued", "running", "succeeded", "failed", "cancelled"] },
+            progress: { type: "integer", minimum: 0, maximum: 100 },
+            queue_position: { type: ["integer", "null"] },
+            result: { type: "string" },
+          },
+        },
+        EditResult: {
+          type: "object",
+          properties: {
+            id: { type: "string" },
+            image: { type: "string", contentEncoding: "base64" },
+            format: { type: "string" },
+            width: { type: "integer" },
+            height: { type: "integer" },
+            parameters: { type: "object" },
+            scores: { type: "object" },
+            candidates: { type: "array", items: { type: "object" } },
+          },
+        },
+      },
+    },
+    security: c.apiKeys.length ? [{ bearer: [] }] : [],
+    paths: {
+      "/v1/edits": {
+        post: {
+          summary: "Edit an image and wait for the result",
+          requestBody: multipart(editForm),
+          responses: {
+            "200": {
+              description: "the edited image (or JSON with base64 when response_format=json)",
+              content: { "image/png": {}, "image/jpeg": {}, "image/webp": {}, "application/json": { schema: { $ref: "#/components/schemas/EditResult" } } },
+            },
+            ...errors(400, 401, 409, 413, 415, 429, 500, 503, 504),
+          },
+        },
+      },
+      "/v1/jobs": {
+        post: { summary: "Queue an edit", requestBody: multipart(editForm), responses: { "202": { description: "queued", content: { "application/json": { schema: job } } }, ...errors(400, 401, 413, 415, 429, 503) } },
+      },
+      "/v1/jobs/{id}": {
+        parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
+        get: { summary: "Job state, progress and queue position", responses: { "200": { description: "job", content: { "application/json": { schema: job } } }, ...errors(404) } },
+        delete: { summary: "Cancel a job", responses: { "202": { description: "cancelling", content: { "application/json": { schema: job } } }, ...errors(404) } },
+      },
+      "/v1/jobs/{id}/result": {
+        parameters: [
+          { name: "id", in: "path", required: true, schema: { type: "string" } },
+          { name: "format", in: "query", schema: { enum: ["image", "json"] } },
+        ],
+        get: { summary: "A finished job's image", responses: { "200": { description: "image or JSON" }, ...errors(400, 404, 409, 500) } },
+      },
+      "/v1/scores": {
+        post: {
+          summary: "Score an edit on following, preserving and quality",
+          requestBody: multipart({
+            type: "object",
+            required: ["source", "edited", "instruction"],
+            properties: { source: { type: "string", format: "binary" }, edited: { type: "string", format: "binary" }, instruction: { type: "string" }, backend: { enum: ["judge", "local"] } },
+          }),
+          responses: { "200": { description: "scores", content: { "application/json": { schema: { type: "object" } } } }, ...errors(400, 401, 413, 415) },
+        },
+      },
+      "/v1/presets": { get: { summary: "Named reward presets", responses: { "200": { description: "presets" } } } },
+      "/v1/models": { get: { summary: "The loaded model and whether it takes rewards", responses: { "200": { description: "models" } } } },
+      "/healthz": { get: { summary: "Liveness", security: [], responses: { "200": { description: "alive" } } } },
+      "/readyz": { get: { summary: "Readiness: model loaded, workers alive, not draining", security: [], responses: { "200": { description: "ready" }, "503": { description: "not ready" } } } },
+      "/metrics": { get: { summary: "Prometheus metrics", security: [], responses: { "200": { description: "text exposition format" } } } },
+      "/openapi.json": { get: { summary: "This document", security: [], responses: { "200": { description: "OpenAPI 3.1" } } } },
+    },
+  };
+}

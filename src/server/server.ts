@@ -1,0 +1,61 @@
+/** startServer / stopServer: boot (config validated, workers ready) and graceful drain. */
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import { type ServerConfig, serverConfigFrom } from "../config/server.js";
+import { loadPresets } from "../presets/index.js";
+import { createApp, judgeFromEnv } from "./app.js";
+import { JobPool } from "./jobs.js";
+import { createMetrics } from "./metrics.js";
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  config: ServerConfig;
+  pool: JobPool;
+  http: Server;
+  /** Stop accepting, finish in-flight work (up to drainTimeoutMs), then close. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(logger: Logger, overrides: Partial<ServerConfig> = {}, env = process.env): Promise<RunningServer> {
+  const config = serverConfigFrom(env, overrides);
+  const presets = config.presetsFile ? loadPresets(config.presetsFile) : loadPresets();
+  const metrics = createMetrics();
+  const pool = new JobPool({
+    modelDir: config.modelDir,
+    workers: config.workers,
+    queueSize: config.queueSize,
+    jobTtlMs: config.jobTtlMs,
+    providers: config.providers,
+    ortThreads: config.ortThreads,
+  });
+  pool.on("worker-error", (err) => logger.error({ err }, "inference worker failed"));
+  pool.on("finished", (job) => {
+    if (job.startedAt) metrics.editDuration.observe({ outcome: job.state }, (job.finishedAt - job.startedAt) / 1000);
+    for (const ms of job.output?.timings.stepMs ?? []) metrics.stepDuration.observe(ms / 1000);
+  });
+  await pool.start();
+  const app = createApp({ config, pool, presets, metrics, logger, judge: judgeFromEnv(metrics) });
+  const http = app.listen(config.port, config.host);
+  await new Promise<void>((resolve, reject) => {
+    http.once("listening", resolve);
+    http.once("error", reject);
+  });
+  const port = (http.address() as AddressInfo).port;
+  const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
+  logger.info({ port, model: pool.model?.name, workers: config.workers }, "reward-edit serving");
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      logger.info("draining: no new work accepted");
+      const closed = new Promise<void>((r) => http.close(() => r()));
+      const drained = await pool.drain(config.drainTimeoutMs);
+      if (!drained) logger.warn("drain timeout: exiting with work in flight");
+      http.closeIdleConnections();
+      await closed;
+      await pool.close();
+      logger.info("stopped");
+    })());
+  return { url: `http://${host}:${port}`, port, config, pool, http, stop };
+}

@@ -1,0 +1,89 @@
+/**
+ * Request validation: one zod schema per form, unknown fields refused, every failure an
+ * AppError naming its field. Image formats are decided by content (sharp), not by name.
+ */
+import sharp, { type Metadata } from "sharp";
+import { z } from "zod";
+import { MAX_SEED, OUTPUT_FORMATS, SCHEDULER_NAMES } from "../../editor/index.js";
+import type { ServerConfig } from "../config/server.js";
+import { AppError } from "./errors.js";
+
+const rewardsField = z
+  .string()
+  .transform((s, ctx) => {
+    const t = s.trim();
+    let parts: unknown[];
+    try {
+      parts = t.startsWith("[") ? (JSON.parse(t) as unknown[]) : t.split(",");
+    } catch {
+      parts = [];
+    }
+    const nums = Array.isArray(parts) ? parts.map((p) => (typeof p === "string" && p.trim() === "" ? Number.NaN : Number(p))) : [];
+    if (nums.length !== 3 || nums.some((n) => !Number.isFinite(n))) {
+      ctx.addIssue({ code: "custom", message: "rewards must be three numbers: following,preserving,quality" });
+      return z.NEVER;
+    }
+    if (nums.some((n) => n < 0 || n > 5)) {
+      ctx.addIssue({ code: "custom", message: "each reward must be in 0..5" });
+      return z.NEVER;
+    }
+    return nums as [number, number, number];
+  });
+
+const num = (min: number, max: number, int = false) =>
+  z
+    .string()
+    .trim()
+    .min(1, "must not be empty")
+    .transform(Number)
+    .pipe(int ? z.number().int().min(min).max(max) : z.number().min(min).max(max));
+
+export function editSchema(c: ServerConfig) {
+  return z.strictObject({
+    instruction: z.string().trim().min(1, "instruction is required").max(c.maxInstructionLength, `at most ${c.maxInstructionLength} characters`),
+    rewards: rewardsField.optional(),
+    preset: z.string().min(1).max(64).optional(),
+    steps: num(1, c.maxSteps, true).optional(),
+    text_guidance: num(0, 30).optional(),
+    image_guidance: num(0, 30).optional(),
+    seed: num(0, MAX_SEED, true).optional(),
+    scheduler: z.enum(SCHEDULER_NAMES).optional(),
+    output_format: z.enum(OUTPUT_FORMATS).default("png"),
+    candidates: num(1, c.maxCandidates, true).default(1),
+    response_format: z.enum(["image", "json"]).default("image"),
+  });
+}
+export type EditForm = z.infer<ReturnType<typeof editSchema>>;
+
+export const scoreSchema = z.strictObject({
+  instruction: z.string().trim().min(1, "instruction is required").max(2000),
+  backend: z.enum(["judge", "local"]).optional(),
+});
+
+export function parseForm<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const r = schema.safeParse(body ?? {});
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const field = issue.code === "unrecognized_keys" ? issue.keys[0] : String(issue.path[0] ?? "body");
+  const message = issue.code === "unrecognized_keys" ? `unknown field "${field}"` : `${field}: ${issue.message}`;
+  throw new AppError(400, issue.code === "unrecognized_keys" ? "unknown_field" : "invalid_field", message, field);
+}
+
+const ACCEPTED = new Set(["jpeg", "png", "webp", "gif", "tiff", "avif", "heif"]);
+
+/** Checks an uploaded image by its bytes: decodable, an accepted format, within the pixel limit. */
+export async function checkImage(file: Express.Multer.File | undefined, field: string, maxPixels: number): Promise<Buffer> {
+  if (!file) throw new AppError(400, "missing_field", `${field} file is required`, field);
+  let meta: Metadata;
+  try {
+    meta = await sharp(file.buffer, { limitInputPixels: false }).metadata();
+  } catch {
+    throw new AppError(415, "unsupported_image", `${field} is not a decodable image`, field);
+  }
+  if (!meta.format || !ACCEPTED.has(meta.format)) {
+    throw new AppError(415, "unsupported_image", `${field} format ${meta.format ?? "unknown"} is not accepted`, field);
+  }
+  const pixels = (meta.width ?? 0) * (meta.pageHeight ?? meta.height ?? 0);
+  if (pixels > maxPixels) throw new AppError(413, "image_too_large", `${field} has ${pixels} pixels; the limit is ${maxPixels}`, field);
+  return file.buffer;
+}

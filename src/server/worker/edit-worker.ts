@@ -1,0 +1,74 @@
+/**
+ * An inference worker thread: onnxruntime-node's run() keeps the thread busy, so edits run here
+ * and the server's event loop stays free. Cancellation arrives through a shared flag, because a
+ * busy loop of awaited runs would not see a message until the edit ended.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { EditInputError, ImageInputError, edit, loadModel } from "../../../editor/index.js";
+import type { FromWorker, ToWorker, WorkerInit } from "./protocol.js";
+
+const init = workerData as WorkerInit;
+const cancelFlag = new Int32Array(init.cancel);
+const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer);
+
+const errorOf = (err: unknown) => ({
+  name: (err as Error).name,
+  message: (err as Error).message,
+  field: err instanceof EditInputError ? err.field : err instanceof ImageInputError ? "image" : undefined,
+});
+
+try {
+  const model = await loadModel(init.modelDir, {
+    providers: init.providers,
+    intraOpThreads: init.ortThreads > 0 ? init.ortThreads : undefined,
+    log: (m) => process.stderr.write(`${m}\n`),
+  });
+  post({ type: "ready", model: { name: model.manifest.name, takesRewards: model.takesRewards, dir: model.dir, provider: model.unet.provider, manifest: model.manifest } });
+
+  parentPort!.on("message", async (msg: ToWorker) => {
+    const { jobId, request: r } = msg;
+    Atomics.store(cancelFlag, 0, 0);
+    const ctrl = new AbortController();
+    const stepMs: number[] = [];
+    let last = performance.now();
+    try {
+      const candidates = [];
+      let first: Awaited<ReturnType<typeof edit>> | undefined;
+      let totalMs = 0;
+      let ortMs = 0;
+      for (let k = 0; k < r.candidates; k++) {
+        const res = await edit(model, {
+          image: Buffer.from(r.image),
+          instruction: r.instruction,
+          rewards: r.rewards,
+          steps: r.steps,
+          textGuidance: r.textGuidance,
+          imageGuidance: r.imageGuidance,
+          seed: (r.seed + k) % 2 ** 32,
+          scheduler: r.scheduler,
+          format: r.format,
+          signal: ctrl.signal,
+          onStep: (p) => {
+            const now = performance.now();
+            stepMs.push(now - last);
+            last = now;
+            if (Atomics.load(cancelFlag, 0) === 1) ctrl.abort();
+            post({ type: "progress", jobId, step: k * p.steps + p.step, steps: r.candidates * p.steps });
+          },
+        });
+        first ??= res;
+        totalMs += res.timings.totalMs;
+        ortMs += res.timings.ortMs;
+        candidates.push({ image: new Uint8Array(res.image), seed: res.parameters.seed });
+      }
+      post(
+        { type: "done", jobId, output: { candidates, width: first!.width, height: first!.height, parameters: first!.parameters, timings: { totalMs, ortMs, stepMs } } },
+        candidates.map((c) => c.image.buffer as ArrayBuffer),
+      );
+    } catch (err) {
+      post({ type: "failed", jobId, error: errorOf(err) });
+    }
+  });
+} catch (err) {
+  post({ type: "init-failed", error: errorOf(err) });
+}

@@ -1,0 +1,51 @@
+/** Messages between the server and its inference workers. */
+import type { EditResult, OutputFormat, Rewards, SchedulerName } from "../../../editor/index.js";
+
+export interface EditJobRequest {
+  image: Uint8Array;
+  instruction: string;
+  rewards?: Rewards;
+  steps?: number;
+  textGuidance?: number;
+  imageGuidance?: number;
+  seed: number;
+  scheduler?: SchedulerName;
+  format: OutputFormat;
+  candidates: number;
+}
+
+export interface Candidate {
+  image: Uint8Array;
+  seed: number;
+}
+
+export interface EditJobOutput {
+  candidates: Candidate[];
+  width: number;
+  height: number;
+  parameters: EditResult["parameters"];
+  timings: { totalMs: number; ortMs: number; stepMs: number[] };
+}
+
+export interface WorkerError {
+  name: string;
+  message: string;
+  field?: string;
+}
+
+export type ToWorker = { type: "edit"; jobId: string; request: EditJobRequest };
+
+export type FromWorker =
+  | { type: "ready"; model: { name: string; takesRewards: boolean; dir: string; provider: string; manifest: unknown } }
+  | { type: "init-failed"; error: WorkerError }
+  | { type: "progress"; jobId: string; step: number; steps: number }
+  | { type: "done"; jobId: string; output: EditJobOutput }
+  | { type: "failed"; jobId: string; error: WorkerError };
+
+export interface WorkerInit {
+  modelDir: string;
+  providers: string[];
+  ortThreads: number;
+  /** Int32 flag the server sets to cancel the running job: checked after every step. */
+  cancel: SharedArrayBuffer;
+}
