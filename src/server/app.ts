@@ -51,7 +51,7 @@ export function createApp(d: AppDeps): express.Express {
   if (config.corsOrigins.length) app.use(cors({ origin: config.corsOrigins.includes("*") ? "*" : config.corsOrigins }));
   const scorer: Scorer = d.judge ?? new LocalScorer();
   const upload = (fields: string[]) =>
-    multer({ storage: multer.memoryStorage(), limits: { fileSize: config.maxUploadBytes, files: fields.length, fields: 16, fieldSize: 8192, parts: 32 } }).fields(
+    multer({ storage: multer.memoryStorage(), limits: { fileSize: config.maxUploadBytes, files: fields.length + 1, fields: 16, fieldSize: 8192, parts: 32 } }).fields(
       fields.map((name) => ({ name, maxCount: 1 })),
     );
   const files = (req: Request) => (req.files ?? {}) as Record<string, Express.Multer.File[]>;

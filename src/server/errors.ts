@@ -28,7 +28,8 @@ export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   if (err instanceof multer.MulterError) {
     const [status, what] = MULTER_STATUS[err.code] ?? [400, "bad upload"];
-    return new AppError(status, err.code.toLowerCase(), `${what}${err.field ? `: ${err.field}` : ""}`, err.field);
+    const field = err.field ?? "files";
+    return new AppError(status, err.code.toLowerCase(), `${what}: ${field}`, field);
   }
   const e = err as { type?: string; status?: number; message?: string };
   if (e?.type === "entity.parse.failed") return new AppError(400, "invalid_json", "request body is not valid JSON", "body");

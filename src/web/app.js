@@ -1,0 +1,159 @@
+// The slider page: plain browser JavaScript, no build step and no external resources.
+const $ = (id) => document.getElementById(id);
+const perspectives = ["following", "preserving", "quality"];
+const labels = { following: "Instruction following", preserving: "Detail preservation", quality: "Generation quality" };
+let file = null;
+let sourceUrl = null;
+
+const headers = () => {
+  const key = $("apikey").value.trim();
+  return key ? { authorization: `Bearer ${key}` } : {};
+};
+$("apikey").value = localStorage.getItem("reward-edit-key") ?? "";
+$("apikey").addEventListener("change", () => localStorage.setItem("reward-edit-key", $("apikey").value.trim()));
+
+function setSlider(name, value) {
+  $(name).value = String(value);
+  $(`${name}-value`).textContent = String(value);
+}
+for (const p of perspectives) {
+  $(p).addEventListener("input", () => {
+    $(`${p}-value`).textContent = $(p).value;
+    document.querySelectorAll(".presets button").forEach((b) => b.classList.remove("active"));
+    $("preset-description").textContent = "";
+  });
+}
+
+async function loadPresets() {
+  const res = await fetch("v1/presets", { headers: headers() });
+  if (!res.ok) return;
+  const { presets } = await res.json();
+  for (const p of presets) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = p.name;
+    b.dataset.preset = p.name;
+    b.title = p.description;
+    b.addEventListener("click", () => {
+      perspectives.forEach((name, i) => setSlider(name, p.rewards[i]));
+      document.querySelectorAll(".presets button").forEach((x) => x.classList.toggle("active", x === b));
+      $("preset-description").textContent = p.description;
+      if (p.steps) $("steps").value = String(p.steps);
+      else $("steps").value = "";
+    });
+    $("presets").append(b);
+  }
+}
+
+async function loadModel() {
+  const res = await fetch("v1/models", { headers: headers() });
+  if (!res.ok) return;
+  const { models } = await res.json();
+  if (models[0] && !models[0].takes_rewards) $("model-note").textContent = `The model ${models[0].name} takes no reward inputs: sliders will not change the edit.`;
+}
+
+function pick(f) {
+  if (!f || !f.type.startsWith("image/")) return status("Please choose an image file.", true);
+  file = f;
+  if (sourceUrl) URL.revokeObjectURL(sourceUrl);
+  sourceUrl = URL.createObjectURL(f);
+  const img = document.createElement("img");
+  img.src = sourceUrl;
+  img.alt = "chosen photo";
+  $("drop-text").replaceChildren(img, document.createTextNode(f.name));
+  refresh();
+}
+$("file").addEventListener("change", () => pick($("file").files[0]));
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => (e.preventDefault(), drop.classList.add("over")));
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  pick(e.dataTransfer.files[0]);
+});
+$("instruction").addEventListener("input", refresh);
+function refresh() {
+  $("edit").disabled = !(file && $("instruction").value.trim());
+}
+
+function status(text, error = false) {
+  $("status").textContent = text;
+  $("status").classList.toggle("error", error);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function runEdit() {
+  $("edit").disabled = true;
+  $("progress").value = 0;
+  status("Uploading…");
+  const form = new FormData();
+  form.append("image", file);
+  form.append("instruction", $("instruction").value.trim());
+  form.append("rewards", perspectives.map((p) => $(p).value).join(","));
+  if ($("steps").value) form.append("steps", $("steps").value);
+  if ($("seed").value) form.append("seed", $("seed").value);
+  form.append("response_format", "json");
+  try {
+    let res = await fetch("v1/jobs", { method: "POST", body: form, headers: headers() });
+    let body = await res.json();
+    if (!res.ok) throw new Error(body.error?.message ?? res.statusText);
+    const id = body.id;
+    for (;;) {
+      res = await fetch(`v1/jobs/${id}`, { headers: headers() });
+      body = await res.json();
+      if (!res.ok) throw new Error(body.error?.message ?? res.statusText);
+      $("progress").value = body.progress;
+      if (body.state === "queued") status(`Waiting (position ${body.queue_position + 1})…`);
+      else if (body.state === "running") status(`Editing… step ${body.step} of ${body.steps}`);
+      else break;
+      await sleep(150);
+    }
+    if (body.state !== "succeeded") throw new Error(body.error?.message ?? body.state);
+    res = await fetch(`v1/jobs/${id}/result?format=json`, { headers: headers() });
+    body = await res.json();
+    if (!res.ok) throw new Error(body.error?.message ?? res.statusText);
+    show(body);
+    $("progress").value = 100;
+    status(`Done in ${(body.timings.total_ms / 1000).toFixed(1)} s (seed ${body.parameters.seed}).`);
+  } catch (err) {
+    status(`Edit failed: ${err.message}`, true);
+  } finally {
+    refresh();
+  }
+}
+$("edit").addEventListener("click", runEdit);
+
+function show(r) {
+  const mime = { png: "image/png", jpeg: "image/jpeg", webp: "image/webp" }[r.format];
+  const url = `data:${mime};base64,${r.image}`;
+  $("after").src = url;
+  $("before").src = sourceUrl;
+  $("download").href = url;
+  $("download").download = `edited.${r.format === "jpeg" ? "jpg" : r.format}`;
+  const tbody = $("scores").querySelector("tbody");
+  tbody.replaceChildren();
+  for (const p of perspectives) {
+    const s = r.scores?.perspectives?.[p];
+    const tr = document.createElement("tr");
+    const cells = [labels[p], s?.status === "scored" ? s.score.toFixed(2) : (s?.status ?? "n/a").replace("_", " "), s?.reason ?? ""];
+    for (const c of cells) {
+      const td = document.createElement("td");
+      td.textContent = c;
+      tr.append(td);
+    }
+    tbody.append(tr);
+  }
+  $("result").hidden = false;
+  sizeBefore();
+}
+function sizeBefore() {
+  $("before-wrap").style.width = `${$("split").value}%`;
+  $("before").style.width = `${$("compare").clientWidth}px`;
+}
+$("split").addEventListener("input", sizeBefore);
+window.addEventListener("resize", sizeBefore);
+
+loadPresets();
+loadModel();

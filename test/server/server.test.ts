@@ -1,0 +1,212 @@
+import { expect } from "chai";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import sharp from "sharp";
+import { pino } from "pino";
+import { type RunningServer, startServer } from "../../src/server/server.js";
+import * as images from "../fixtures/images.js";
+import { PHOTOS, TINY, TINY_NO_REWARDS } from "../helpers.js";
+
+const quiet = pino({ level: "silent" });
+const photo = readFileSync(path.join(PHOTOS, "coffee.png"));
+
+export function baseForm(fields: Record<string, string>, files: Record<string, Buffer | undefined> = { image: photo }): FormData {
+  const f = new FormData();
+  for (const [k, v] of Object.entries(files)) if (v) f.append(k, new Blob([new Uint8Array(v)]), `${k}.bin`);
+  for (const [k, v] of Object.entries(fields)) f.append(k, v);
+  return f;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const form = baseForm;
+
+describe("HTTP service (real port, tiny model)", function () {
+  this.timeout(60_000);
+  let s: RunningServer;
+  const url = (p: string) => `${s.url}${p}`;
+  before(async () => {
+    s = await startServer(quiet, { port: 0, host: "127.0.0.1", modelDir: TINY, workers: 1, queueSize: 4, maxUploadBytes: 2_000_000, maxPixels: 4_000_000, jobTtlMs: 1500 }, {});
+  });
+  after(() => s.stop());
+
+  it("health, readiness, presets, models, OpenAPI 3.1 and Prometheus metrics", async () => {
+    expect(await (await fetch(url("/healthz"))).json()).to.deep.equal({ status: "ok" });
+    expect(await (await fetch(url("/readyz"))).json()).to.include({ ready: true, model: "tiny-random", workers: 1 });
+    const presets = (await (await fetch(url("/v1/presets"))).json()).presets;
+    expect(presets.map((p: { name: string }) => p.name)).to.include.members(["best", "faithful", "bold", "draft"]);
+    const models = (await (await fetch(url("/v1/models"))).json()).models;
+    expect(models[0]).to.include({ name: "tiny-random", takes_rewards: true, provider: "cpu" });
+    const doc = await (await fetch(url("/openapi.json"))).json();
+    expect(doc.openapi).to.equal("3.1.0");
+    expect(Object.keys(doc.paths)).to.include.members(["/v1/edits", "/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/result", "/v1/scores", "/v1/presets", "/v1/models", "/healthz", "/readyz", "/metrics"]);
+    await fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "make it red", steps: "2" }) });
+    const metrics = await (await fetch(url("/metrics"))).text();
+    for (const m of ["reward_edit_edit_duration_seconds_bucket", "reward_edit_step_duration_seconds_count", "reward_edit_queue_depth", "reward_edit_in_flight", "process_resident_memory_bytes"]) {
+      expect(metrics).to.contain(m);
+    }
+  });
+
+  it("POST /v1/edits returns the image at the input's size with its parameters, seed and scores", async () => {
+    const res = await fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "make the mug red", preset: "draft", seed: "5", output_format: "webp" }) });
+    expect(res.status).to.equal(200);
+    expect(res.headers.get("content-type")).to.equal("image/webp");
+    expect(res.headers.get("x-reward-edit-seed")).to.equal("5");
+    const params = JSON.parse(res.headers.get("x-reward-edit-parameters")!);
+    expect(params).to.include({ steps: 8, preset: "draft", rewardsApplied: true });
+    const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
+    expect([meta.format, meta.width, meta.height]).to.deep.equal(["webp", 600, 400]);
+    const again = await fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "make the mug red", preset: "draft", seed: "5", output_format: "webp" }) });
+    expect(Buffer.compare(Buffer.from(await again.arrayBuffer()), Buffer.from(await (await fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "make the mug red", preset: "draft", seed: "5", output_format: "webp" }) })).arrayBuffer()))).to.equal(0);
+  });
+
+  it("JSON variant with best-of-N candidates chosen by the reward module", async () => {
+    const res = await fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "make the mug red", steps: "3", seed: "10", candidates: "3", rewards: "4.5,3,5", response_format: "json" }) });
+    expect(res.status).to.equal(200);
+    const body = await res.json();
+    expect(body.candidates.map((c: { seed: number }) => c.seed)).to.deep.equal([10, 11, 12]);
+    expect(body.candidates.filter((c: { chosen: boolean }) => c.chosen)).to.have.length(1);
+    expect(body.parameters.rewards).to.deep.equal([4.5, 3, 5]);
+    expect(body.scores.perspectives.following.status).to.equal("not_judged");
+    expect(body.scores.perspectives.preserving.status).to.equal("scored");
+    expect((await sharp(Buffer.from(body.image, "base64")).metadata()).format).to.equal("png");
+  });
+
+  it("async jobs: 202, progress, result, and results that expire", async () => {
+    const res = await fetch(url("/v1/jobs"), { method: "POST", body: form({ instruction: "make it red", steps: "6" }) });
+    expect(res.status).to.equal(202);
+    const job = await res.json();
+    expect(res.headers.get("location")).to.equal(`/v1/jobs/${job.id}`);
+    expect(["queued", "running", "succeeded"]).to.include(job.state);
+    let view = job;
+    while (view.state !== "succeeded") {
+      await sleep(20);
+      view = await (await fetch(url(`/v1/jobs/${job.id}`))).json();
+      expect(view.state).to.not.equal("failed");
+    }
+    expect(view).to.include({ progress: 100, step: 6, steps: 6, result: `/v1/jobs/${job.id}/result` });
+    const result = await fetch(url(`/v1/jobs/${job.id}/result`));
+    expect(result.headers.get("content-type")).to.equal("image/png");
+    const json = await (await fetch(url(`/v1/jobs/${job.id}/result?format=json`))).json();
+    expect(json.id).to.equal(job.id);
+    await sleep(3200);
+    const gone = await fetch(url(`/v1/jobs/${job.id}`));
+    expect(gone.status).to.equal(404);
+    expect((await gone.json()).error.field).to.equal("id");
+  });
+
+  it("DELETE cancels a running job within a step; a queued job is cancelled before it starts", async () => {
+    const a = await (await fetch(url("/v1/jobs"), { method: "POST", body: form({ instruction: "a", steps: "100" }) })).json();
+    const b = await (await fetch(url("/v1/jobs"), { method: "POST", body: form({ instruction: "b", steps: "100" }) })).json();
+    expect(b.queue_position).to.equal(0);
+    const db = await fetch(url(`/v1/jobs/${b.id}`), { method: "DELETE" });
+    expect(db.status).to.equal(202);
+    expect((await db.json()).state).to.equal("cancelled");
+    await fetch(url(`/v1/jobs/${a.id}`), { method: "DELETE" });
+    let va = a;
+    while (va.state === "running" || va.state === "queued") {
+      await sleep(10);
+      va = await (await fetch(url(`/v1/jobs/${a.id}`))).json();
+    }
+    expect(va.state).to.equal("cancelled");
+    expect(va.step).to.be.below(100);
+    const r = await fetch(url(`/v1/jobs/${a.id}/result`));
+    expect(r.status).to.equal(409);
+  });
+
+  it("a client that disconnects cancels its edit", async () => {
+    const ctrl = new AbortController();
+    const p = fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "x", steps: "100" }), signal: ctrl.signal }).catch((e) => e);
+    await sleep(150);
+    ctrl.abort();
+    await p;
+    const finished = await new Promise<string>((resolve) => s.pool.once("finished", (j) => resolve(j.state)));
+    expect(finished).to.equal("cancelled");
+  });
+
+  const awkward: Array<[string, () => Promise<Buffer>, number, number]> = [
+    ["EXIF-rotated JPEG", () => images.rotatedJpeg(60, 30), 30, 60],
+    ["CMYK JPEG", () => images.cmykJpeg(64, 48), 64, 48],
+    ["16-bit PNG", () => images.png16(40, 40), 40, 40],
+    ["animated GIF", () => images.animatedGif(48, 32), 48, 32],
+    ["greyscale PNG", () => images.greyPng(40, 70), 40, 70],
+    ["PNG with alpha", () => images.rgbaPng(50, 50), 50, 50],
+  ];
+  for (const [name, make, w, h] of awkward) {
+    it(`accepts a ${name}`, async () => {
+      const res = await fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "x", steps: "2" }, { image: await make() }) });
+      expect(res.status).to.equal(200);
+      const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
+      expect([meta.width, meta.height]).to.deep.equal([w, h]);
+    });
+  }
+
+  it("POST /v1/scores with the local scorer; judge refused when none is configured", async () => {
+    const res = await fetch(url("/v1/scores"), { method: "POST", body: form({ instruction: "make it red" }, { source: photo, edited: photo }) });
+    expect(res.status).to.equal(200);
+    const body = await res.json();
+    expect(body.backend).to.equal("local");
+    expect(body.perspectives.preserving.score).to.equal(5);
+    const judge = await fetch(url("/v1/scores"), { method: "POST", body: form({ instruction: "x", backend: "judge" }, { source: photo, edited: photo }) });
+    expect(judge.status).to.equal(400);
+    expect((await judge.json()).error.field).to.equal("backend");
+  });
+});
+
+describe("HTTP rejections: every class is a 4xx JSON error naming the field, and the server keeps serving", function () {
+  this.timeout(60_000);
+  let s: RunningServer;
+  let small: Buffer;
+  // a small upload: this server's byte limit is below the size of the bundled photos
+  const form = (fields: Record<string, string>, files?: Record<string, Buffer | undefined>) => baseForm(fields, files ?? { image: small });
+  before(async () => {
+    small = await images.png(64, 48);
+    s = await startServer(quiet, { port: 0, host: "127.0.0.1", modelDir: TINY_NO_REWARDS, workers: 1, maxUploadBytes: 300_000, maxPixels: 1_000_000, maxInstructionLength: 50, apiKeys: ["key-one", "key-two"] }, {});
+  });
+  after(() => s.stop());
+  const auth = { authorization: "Bearer key-two" };
+
+  const cases: Array<[string, () => Promise<RequestInit & { path?: string }>, number, string | undefined, string]> = [
+    ["no API key", async () => ({ method: "POST", body: form({ instruction: "x" }) }), 401, "authorization", "unauthorized"],
+    ["a wrong API key", async () => ({ method: "POST", body: form({ instruction: "x" }), headers: { authorization: "Bearer nope" } }), 401, "authorization", "unauthorized"],
+    ["a missing image", async () => ({ method: "POST", body: form({ instruction: "x" }, {}), headers: auth }), 400, "image", "missing_field"],
+    ["bytes that are not an image", async () => ({ method: "POST", body: form({ instruction: "x" }, { image: Buffer.from("GIF89a but not really") }), headers: auth }), 415, "image", "unsupported_image"],
+    ["an SVG (format decided by content, not name)", async () => ({ method: "POST", body: form({ instruction: "x" }, { image: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>') }), headers: auth }), 415, "image", "unsupported_image"],
+    ["a file over the byte limit", async () => ({ method: "POST", body: form({ instruction: "x" }, { image: Buffer.alloc(400_000, 1) }), headers: auth }), 413, "image", "limit_file_size"],
+    ["an image over the pixel limit", async () => ({ method: "POST", body: form({ instruction: "x" }, { image: await sharp({ create: { width: 2000, height: 1000, channels: 3, background: "#fff" } }).png().toBuffer() }), headers: auth }), 413, "image", "image_too_large"],
+    ["a second image file", async () => ({ method: "POST", body: (() => { const f = form({ instruction: "x" }); f.append("image", new Blob([new Uint8Array(small)]), "b.png"); return f; })(), headers: auth }), 400, "image", "limit_unexpected_file"],
+    ["a missing instruction", async () => ({ method: "POST", body: form({}), headers: auth }), 400, "instruction", "invalid_field"],
+    ["an instruction over the length limit", async () => ({ method: "POST", body: form({ instruction: "x".repeat(51) }), headers: auth }), 400, "instruction", "invalid_field"],
+    ["rewards out of range", async () => ({ method: "POST", body: form({ instruction: "x", rewards: "5,5,6" }), headers: auth }), 400, "rewards", "invalid_field"],
+    ["rewards that are not three numbers", async () => ({ method: "POST", body: form({ instruction: "x", rewards: "5,five,5" }), headers: auth }), 400, "rewards", "invalid_field"],
+    ["an unknown preset", async () => ({ method: "POST", body: form({ instruction: "x", preset: "shiny" }), headers: auth }), 400, "preset", "invalid_field"],
+    ["rewards and a preset together", async () => ({ method: "POST", body: form({ instruction: "x", preset: "best", rewards: "5,5,5" }), headers: auth }), 400, "preset", "invalid_field"],
+    ["steps out of range", async () => ({ method: "POST", body: form({ instruction: "x", steps: "0" }), headers: auth }), 400, "steps", "invalid_field"],
+    ["a non-numeric seed", async () => ({ method: "POST", body: form({ instruction: "x", seed: "abc" }), headers: auth }), 400, "seed", "invalid_field"],
+    ["an unknown scheduler", async () => ({ method: "POST", body: form({ instruction: "x", scheduler: "plms" }), headers: auth }), 400, "scheduler", "invalid_field"],
+    ["too many candidates", async () => ({ method: "POST", body: form({ instruction: "x", candidates: "99" }), headers: auth }), 400, "candidates", "invalid_field"],
+    ["an unknown field", async () => ({ method: "POST", body: form({ instruction: "x", model_path: "/etc" }), headers: auth }), 400, "model_path", "unknown_field"],
+    ["a judge URL smuggled in", async () => ({ method: "POST", body: form({ instruction: "x", judge_url: "http://10.0.0.1" }), headers: auth }), 400, "judge_url", "unknown_field"],
+    ["an unknown job", async () => ({ method: "GET", path: "/v1/jobs/nope", headers: auth }), 404, "id", "not_found"],
+    ["an unknown endpoint", async () => ({ method: "GET", path: "/v1/nothing", headers: auth }), 404, undefined, "not_found"],
+  ];
+  for (const [what, make, status, field, code] of cases) {
+    it(`${what} -> ${status}${field ? ` (${field})` : ""}`, async () => {
+      const init = await make();
+      const res = await fetch(`${s.url}${init.path ?? "/v1/edits"}`, init);
+      expect(res.status).to.equal(status);
+      const body = await res.json();
+      expect(body.error.code).to.equal(code);
+      expect(body.error.field).to.equal(field);
+      expect(body.error.message).to.be.a("string").and.not.equal("");
+    });
+  }
+
+  it("after all of that the server still edits, with either key, and says rewards were not applied", async () => {
+    const res = await fetch(`${s.url}/v1/edits`, { method: "POST", body: form({ instruction: "make it red", steps: "2", rewards: "1,2,3" }), headers: { authorization: "Bearer key-one" } });
+    expect(res.status).to.equal(200);
+    expect(res.headers.get("x-reward-edit-rewards-applied")).to.equal("false");
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    expect(metrics).to.match(/reward_edit_rejections_total\{status="401",code="unauthorized"\} 2/);
+  });
+});
