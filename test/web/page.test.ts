@@ -1,0 +1,66 @@
+import { expect } from "chai";
+import { mkdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { chromium, type Browser } from "playwright-core";
+import { pino } from "pino";
+import { type RunningServer, startServer } from "../../src/server/server.js";
+import { PHOTOS, ROOT, TINY } from "../helpers.js";
+
+/** Debian's Chromium; the flags keep it off the (closed) network. */
+export async function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
+
+export const ARTIFACTS = path.join(ROOT, "test-artifacts");
+
+describe("the slider page in headless Chromium", function () {
+  this.timeout(90_000);
+  let s: RunningServer;
+  let browser: Browser;
+  before(async () => {
+    s = await startServer(pino({ level: "silent" }), { port: 0, host: "127.0.0.1", modelDir: TINY, workers: 1 }, {});
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await s?.stop();
+  });
+
+  it("presets move the sliders; an edit shows progress, the before/after view, scores and a download link", async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const problems: string[] = [];
+    page.on("console", (m) => {
+      if (m.type() === "error" || m.type() === "warning") problems.push(m.text());
+    });
+    page.on("pageerror", (e) => problems.push(e.message));
+    await page.goto(s.url + "/");
+    await page.waitForSelector(".presets button[data-preset=bold]");
+    await page.click(".presets button[data-preset=bold]");
+    expect(await page.inputValue("#following")).to.equal("5");
+    expect(await page.inputValue("#preserving")).to.equal("2");
+    expect(await page.inputValue("#quality")).to.equal("4");
+    expect(await page.textContent("#preset-description")).to.match(/Following first/);
+    await page.click(".presets button[data-preset=draft]");
+    expect(await page.inputValue("#preserving")).to.equal("5");
+    expect(await page.inputValue("#steps")).to.equal("8");
+    await page.setInputFiles("#file", { name: "coffee.png", mimeType: "image/png", buffer: readFileSync(path.join(PHOTOS, "coffee.png")) });
+    await page.fill("#instruction", "make the mug red");
+    await page.click("#edit");
+    await page.waitForSelector("#result:not([hidden])", { timeout: 60_000 });
+    expect(await page.getAttribute("#after", "src")).to.match(/^data:image\/png;base64,/);
+    expect(await page.getAttribute("#before", "src")).to.match(/^blob:/);
+    expect(await page.$eval("#progress", (p) => (p as HTMLProgressElement).value)).to.equal(100);
+    expect(await page.textContent("#status")).to.match(/Done in/);
+    const rows = await page.$$eval("#scores tbody tr", (trs) => trs.map((tr) => tr.textContent));
+    expect(rows).to.have.length(3);
+    expect(rows[0]).to.match(/not judged/);
+    expect(await page.getAttribute("#download", "href")).to.match(/^data:image\/png/);
+    await page.fill("#split", "80");
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, "page.png"), fullPage: true });
+    expect(problems).to.deep.equal([]);
+  });
+});
