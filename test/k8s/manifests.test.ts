@@ -1,0 +1,78 @@
+import { expect } from "chai";
+import { readFileSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { loadAll } from "js-yaml";
+import { ConfigMap, PersistentVolumeClaim, Secret, Service } from "kubernetes-models/v1";
+import { Deployment } from "kubernetes-models/apps/v1";
+import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
+import { Job } from "kubernetes-models/batch/v1";
+import { loadPresets } from "../../src/presets/index.js";
+import { ROOT } from "../helpers.js";
+
+const K8S = path.join(ROOT, "k8s");
+// each kind validated against the Kubernetes OpenAPI schema shipped with kubernetes-models
+const MODELS: Record<string, new (d: never) => { validate(): void }> = {
+  "v1/ConfigMap": ConfigMap,
+  "v1/Secret": Secret,
+  "v1/Service": Service,
+  "v1/PersistentVolumeClaim": PersistentVolumeClaim,
+  "apps/v1/Deployment": Deployment,
+  "autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler,
+  "batch/v1/Job": Job,
+};
+
+type Doc = { apiVersion: string; kind: string; metadata: { name: string }; spec?: any; data?: Record<string, string> };
+const docs: Array<[string, Doc]> = readdirSync(K8S)
+  .filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml")
+  .flatMap((f) => (loadAll(readFileSync(path.join(K8S, f), "utf8")) as Doc[]).filter(Boolean).map((d): [string, Doc] => [f, d]));
+
+describe("Kubernetes manifests", () => {
+  it("there is a manifest of every kind the deployment needs", () => {
+    const kinds = docs.map(([, d]) => d.kind);
+    expect(kinds).to.include.members(["Deployment", "Service", "ConfigMap", "Secret", "HorizontalPodAutoscaler", "PersistentVolumeClaim"]);
+  });
+
+  for (const [file, doc] of docs) {
+    it(`${file}: ${doc.kind} ${doc.metadata?.name} validates against the Kubernetes schema`, () => {
+      const Model = MODELS[`${doc.apiVersion}/${doc.kind}`];
+      expect(Model, `no schema for ${doc.apiVersion}/${doc.kind}`).to.not.equal(undefined);
+      expect(() => new Model(doc as never).validate()).to.not.throw();
+    });
+  }
+
+  it("an invalid manifest is caught (the validation is not a no-op)", () => {
+    const bad = { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "x" }, spec: { replicas: "two", template: {} } };
+    expect(() => new Deployment(bad as never).validate()).to.throw();
+  });
+
+  it("deployments probe /healthz and /readyz and drain within their grace period", () => {
+    for (const [, d] of docs.filter(([, d]) => d.kind === "Deployment")) {
+      const pod = d.spec.template.spec;
+      const c = pod.containers[0];
+      expect(c.readinessProbe.httpGet.path).to.equal("/readyz");
+      expect(c.livenessProbe.httpGet.path).to.equal("/healthz");
+      expect(c.resources.requests.cpu).to.be.a("string");
+      expect(c.lifecycle.preStop).to.not.equal(undefined);
+      expect(pod.terminationGracePeriodSeconds).to.be.at.least(60);
+    }
+    // the drain must fit in the grace period after the 10 s preStop pause
+    const drainMs = Number(docs.find(([, d]) => d.kind === "ConfigMap")![1].data!.REWARD_EDIT_DRAIN_TIMEOUT_MS);
+    const graceS = docs.find(([f]) => f === "deployment.yaml")![1].spec.template.spec.terminationGracePeriodSeconds;
+    expect(drainMs).to.be.at.most(graceS * 1000 - 10_000);
+  });
+
+  it("the ConfigMap's presets are the bundled presets", () => {
+    const cm = docs.find(([, d]) => d.kind === "ConfigMap")![1];
+    const fromMap = JSON.parse(cm.data!["presets.json"]);
+    const bundled = JSON.parse(readFileSync(path.join(ROOT, "src", "presets", "presets.json"), "utf8"));
+    expect(fromMap).to.deep.equal(bundled);
+    expect(Object.keys(loadPresets())).to.deep.equal(Object.keys(fromMap));
+  });
+
+  it("the GPU variant asks for a GPU and keeps CPU as the fallback provider", () => {
+    const gpu = docs.find(([f]) => f === "deployment-gpu.yaml")![1];
+    const c = gpu.spec.template.spec.containers[0];
+    expect(c.resources.limits["nvidia.com/gpu"]).to.equal("1");
+    expect(c.env.find((e: { name: string }) => e.name === "REWARD_EDIT_PROVIDERS").value).to.equal("cuda,cpu");
+  });
+});
