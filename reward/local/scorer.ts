@@ -8,7 +8,7 @@ import type { EditToScore, PerspectiveResult, ScoreResult, Scorer } from "../typ
 import { type ChangeMap, changeMap, heatMapPng } from "./change-map.js";
 import { qualityFigure, qualityMeasures } from "./quality.js";
 import { decodeRaster } from "./raster.js";
-import { type Palette, type SyntheticCase, scoreSynthetic } from "./synthetic.js";
+import { type Palette, type SyntheticCase, type SyntheticScore, scoreSynthetic } from "./synthetic.js";
 
 export const LOCAL_VERSION = "local-v1";
 
@@ -37,8 +37,9 @@ export class LocalScorer implements Scorer {
     const q = qualityMeasures(edited);
     const changedPct = (100 * map.changedFraction).toFixed(1);
     let perspectives: ScoreResult["perspectives"];
+    let truth: SyntheticScore | undefined;
     if (synthetic) {
-      const s = scoreSynthetic(synthetic.case, edited, synthetic.palette);
+      const s = (truth = scoreSynthetic(synthetic.case, edited, synthetic.palette));
       perspectives = {
         following: scored(s.following ? 5 : 0, `exact: the scene ${s.following ? "shows" : "does not show"} the requested change`, { yesRate: s.following ? 1 : 0 }),
         preserving:
@@ -63,7 +64,7 @@ export class LocalScorer implements Scorer {
       perspectives,
       latencyMs: performance.now() - t0,
       cached: false,
-      measures: { changedFraction: map.changedFraction, boxes: map.boxes.slice(0, 20), ...q },
+      measures: { changedFraction: map.changedFraction, boxes: map.boxes.slice(0, 20), ...q, ...(truth ? { truth } : {}) },
       changeMap: map,
       heatMap: () => heatMapPng(edited, map),
     };

@@ -21,7 +21,7 @@ const stat = (xs: number[]): Stat => {
 
 export async function measureEdits(dir: string, opts: { repeats: number; steps: number }) {
   const model = await loadModel(dir, { intraOpThreads: Number(process.env.ORT_THREADS ?? 2) });
-  const image = readFileSync(path.join(ROOT, "test", "fixtures", "photos", "coffee.png"));
+  const image = readFileSync(path.join(ROOT, "src", "bench", "sample", "images", "coffee.png"));
   const run = () => edit(model, { image, instruction: "make the mug red", steps: opts.steps, seed: 1 });
   await run(); // warm-up: first runs allocate ORT arenas
   const wall: number[] = [];

@@ -1,6 +1,7 @@
 /** `reward-edit`: one command for serve | edit | score | rank | bench | models | tokenize. */
 import { Command, CommanderError } from "commander";
 import { EditInputError, ImageInputError, ModelFolderError } from "../../editor/index.js";
+import { registerBench } from "./bench.js";
 import { registerEdit } from "./edit.js";
 import { CliError } from "./errors.js";
 import { registerModels } from "./models.js";
@@ -13,12 +14,14 @@ export function buildProgram(): Command {
     .description("Instruction-based image editing steered by reward levels (InstructPix2Pix + Multi-Reward Conditioning)")
     .version("0.1.0")
     .showHelpAfterError(false)
-    .exitOverride();
+    .exitOverride()
+    .enablePositionalOptions();
   registerEdit(program);
   registerTokenize(program);
   registerModels(program);
   registerScore(program);
   registerServe(program);
+  registerBench(program);
   return program;
 }
 

@@ -76,3 +76,17 @@ describe("Kubernetes manifests", () => {
     expect(c.env.find((e: { name: string }) => e.name === "REWARD_EDIT_PROVIDERS").value).to.equal("cuda,cpu");
   });
 });
+
+describe("benchmark Jobs", () => {
+  it("an Indexed Job runs N shards into a shared volume, and a merge Job combines them", () => {
+    const job = docs.find(([f]) => f === "bench-job.yaml")![1];
+    expect(job.spec.completionMode).to.equal("Indexed");
+    const cmd = job.spec.template.spec.containers[0].command.join(" ");
+    expect(cmd).to.contain(`--shard \${JOB_COMPLETION_INDEX}/${job.spec.completions}`);
+    const merge = docs.find(([f]) => f === "bench-merge-job.yaml")![1];
+    expect(merge.spec.template.spec.containers[0].command.join(" ")).to.contain("bench merge");
+    const claims = (d: Doc) => d.spec.template.spec.volumes.map((v: { persistentVolumeClaim?: { claimName: string } }) => v.persistentVolumeClaim?.claimName);
+    expect(claims(job)).to.include("reward-edit-bench-results");
+    expect(claims(merge)).to.include("reward-edit-bench-results");
+  });
+});

@@ -1,0 +1,63 @@
+/**
+ * The append-only results file: one JSON line per finished (model, preset, seed, sample).
+ * A killed run leaves at most one partial last line; reading ignores it and the next append
+ * first cuts it off, so a resumed run has no duplicate and no lost row.
+ */
+import { appendFileSync, existsSync, readFileSync, truncateSync } from "node:fs";
+import type { PerspectiveStatus } from "../../reward/index.js";
+import type { Category } from "./suites.js";
+
+export interface PerspectiveCell {
+  status: PerspectiveStatus;
+  score?: number;
+  yes?: boolean;
+  reason?: string;
+  raw?: string;
+}
+
+export interface ResultRow {
+  key: string;
+  sample: string;
+  category: Category;
+  instruction: string;
+  image: string;
+  model: string;
+  preset: string;
+  seed: number;
+  status: "ok" | "edit_failed";
+  error?: string;
+  edited?: string;
+  scores?: { following: PerspectiveCell; preserving: PerspectiveCell; quality: PerspectiveCell };
+  scorer?: { backend: string; protocol: string; version: string; model: string };
+  /** Exact metrics for synthetic scenes. */
+  truth?: { following: boolean; preservationError: number | null; qualityError: number };
+  latency: { editMs: number; scoreMs: number };
+}
+
+export function readRows(file: string): ResultRow[] {
+  if (!existsSync(file)) return [];
+  const rows: ResultRow[] = [];
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      rows.push(JSON.parse(line) as ResultRow);
+    } catch {
+      // a line cut short by a kill: that sample is simply run again
+    }
+  }
+  return rows;
+}
+
+export class ResultsFile {
+  constructor(readonly file: string) {
+    if (!existsSync(file)) return;
+    const text = readFileSync(file, "utf8");
+    const end = text.lastIndexOf("\n") + 1;
+    if (end < text.length) truncateSync(file, Buffer.byteLength(text.slice(0, end)));
+  }
+
+  append(row: ResultRow): void {
+    // one write per row: a kill can cut the line, never interleave two
+    appendFileSync(this.file, JSON.stringify(row) + "\n");
+  }
+}

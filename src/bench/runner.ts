@@ -1,0 +1,134 @@
+/**
+ * A benchmark run: suite x model x preset x seed, each edit scored, rows streamed to
+ * results.jsonl. Restarted with the same arguments it resumes; `shard` runs one slice.
+ */
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { type EditorModel, type Rewards, edit, loadModel } from "../../editor/index.js";
+import { type JudgeScorer, LocalScorer, PERSPECTIVES, type ScoreResult } from "../../reward/index.js";
+import { type ResultRow, ResultsFile, readRows } from "./results.js";
+import type { Sample, Suite } from "./suites.js";
+
+export interface PresetChoice {
+  label: string;
+  rewards?: Rewards;
+  steps?: number;
+  textGuidance?: number;
+  imageGuidance?: number;
+}
+
+export interface RunPlan {
+  suite: Suite;
+  models: Array<{ label: string; dir: string }>;
+  presets: PresetChoice[];
+  seeds: number[];
+  outDir: string;
+  judge: JudgeScorer | null;
+  shard?: { index: number; count: number };
+  limit?: number;
+  steps?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface Task {
+  key: string;
+  sample: Sample;
+  model: { label: string; dir: string };
+  preset: PresetChoice;
+  seed: number;
+}
+
+export const RESULTS_FILE = "results.jsonl";
+
+/** Every task of the plan in a fixed order; a shard keeps every count-th one. */
+export function planTasks(p: Pick<RunPlan, "suite" | "models" | "presets" | "seeds" | "shard" | "limit">): Task[] {
+  const samples = p.suite.samples.slice(0, p.limit);
+  const tasks: Task[] = [];
+  for (const model of p.models)
+    for (const preset of p.presets)
+      for (const seed of p.seeds)
+        for (const sample of samples) tasks.push({ key: `${model.label}|${preset.label}|${seed}|${sample.id}`, sample, model, preset, seed });
+  return p.shard ? tasks.filter((_, i) => i % p.shard!.count === p.shard!.index) : tasks;
+}
+
+const imageName = (key: string) => `${createHash("sha1").update(key).digest("hex").slice(0, 16)}.png`;
+
+function cells(s: ScoreResult): NonNullable<ResultRow["scores"]> {
+  const out = {} as NonNullable<ResultRow["scores"]>;
+  for (const p of PERSPECTIVES) {
+    const r = s.perspectives[p];
+    out[p] = {
+      status: r.status,
+      score: r.score,
+      yes: r.yesRate === undefined ? undefined : r.yesRate >= 0.5,
+      reason: r.reason,
+      raw: r.status === "unscored" || r.status === "refused" ? r.passes.map((x) => x.raw ?? "").join("\n---\n").slice(0, 2000) : undefined,
+    };
+  }
+  return out;
+}
+
+export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; ran: number; skipped: number }> {
+  mkdirSync(path.join(plan.outDir, "images"), { recursive: true });
+  const file = path.join(plan.outDir, RESULTS_FILE);
+  const results = new ResultsFile(file);
+  const done = new Set(readRows(file).map((r) => r.key));
+  const tasks = planTasks(plan);
+  const todo = tasks.filter((t) => !done.has(t.key));
+  const local = new LocalScorer();
+  const models = new Map<string, EditorModel>();
+  let finished = tasks.length - todo.length;
+  plan.onProgress?.(finished, tasks.length);
+  try {
+    for (const t of todo) {
+      let model = models.get(t.model.dir);
+      if (!model) models.set(t.model.dir, (model = await loadModel(t.model.dir)));
+      const source = readFileSync(t.sample.image);
+      const row: ResultRow = {
+        key: t.key,
+        sample: t.sample.id,
+        category: t.sample.category,
+        instruction: t.sample.instruction,
+        image: t.sample.image,
+        model: t.model.label,
+        preset: t.preset.label,
+        seed: t.seed,
+        status: "ok",
+        latency: { editMs: 0, scoreMs: 0 },
+      };
+      try {
+        const r = await edit(model, {
+          image: source,
+          instruction: t.sample.instruction,
+          rewards: t.preset.rewards,
+          steps: plan.steps ?? t.preset.steps,
+          textGuidance: t.preset.textGuidance,
+          imageGuidance: t.preset.imageGuidance,
+          seed: t.seed,
+        });
+        row.latency.editMs = r.timings.totalMs;
+        row.edited = imageName(t.key);
+        writeFileSync(path.join(plan.outDir, "images", row.edited), r.image);
+        const t0 = performance.now();
+        const input = { source, edited: r.image, instruction: t.sample.instruction };
+        // synthetic scenes always get their exact truth; the configured scorer gives the judged scores
+        const exact = t.sample.synthetic ? await local.scoreWithMap(input, t.sample.synthetic) : undefined;
+        const score: ScoreResult = plan.judge ? await plan.judge.score(input) : (exact ?? (await local.score(input)));
+        row.truth = exact?.measures?.truth as ResultRow["truth"];
+        row.latency.scoreMs = performance.now() - t0;
+        row.scores = cells(score);
+        row.scorer = { backend: score.backend, protocol: score.protocol, version: score.promptVersion, model: score.model };
+      } catch (err) {
+        row.status = "edit_failed";
+        row.error = (err as Error).message;
+      }
+      results.append(row);
+      plan.onProgress?.(++finished, tasks.length);
+    }
+  } finally {
+    await Promise.all([...models.values()].map((m) => m.dispose()));
+  }
+  const keys = new Set(tasks.map((t) => t.key));
+  return { rows: readRows(file).filter((r) => keys.has(r.key)), ran: todo.length, skipped: tasks.length - todo.length };
+}

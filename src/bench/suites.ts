@@ -1,0 +1,124 @@
+/**
+ * Benchmark suites, all turned into one list of samples:
+ *   real-edit  a folder in the published Real-Edit format (real_edit_instruct.json + images)
+ *   jsonl      one {id, image, instruction, category} per line
+ *   synthetic  held-out generated scenes with exact ground truth (models/heldout)
+ *   sample     the bundled Real-Edit-format suite (src/bench/sample): photos + synthetic scenes
+ */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import type { Palette, SyntheticCase } from "../../reward/index.js";
+import { ROOT } from "../paths.js";
+import { loadSyntheticSuite } from "./synthetic-suite.js";
+
+export const CATEGORIES = ["local", "remove", "add", "texture", "background", "global", "style"] as const;
+export type Category = (typeof CATEGORIES)[number] | "other";
+
+export interface Sample {
+  /** Stable across runs: the resume and merge key. */
+  id: string;
+  image: string;
+  instruction: string;
+  category: Category;
+  synthetic?: { case: SyntheticCase; palette: Palette };
+}
+
+export interface Suite {
+  name: string;
+  samples: Sample[];
+}
+
+export const SAMPLE_SUITE = path.join(ROOT, "src", "bench", "sample");
+export const SYNTHETIC_SUITE = path.join(ROOT, "models", "heldout");
+
+const SYNONYMS: Record<string, Category> = {
+  local: "local", "local edit": "local", change: "local", color: "local", colour: "local",
+  remove: "remove", removal: "remove", delete: "remove",
+  add: "add", addition: "add",
+  texture: "texture", material: "texture",
+  background: "background",
+  global: "global",
+  style: "style", "style transfer": "style",
+};
+
+export function normaliseCategory(raw: string): Category {
+  return SYNONYMS[raw.trim().toLowerCase()] ?? "other";
+}
+
+/** "<n>. <category>: <instruction>", tolerant of the variations in published files. */
+export function parseRealEditEntry(entry: string): { category: Category; instruction: string } {
+  const m = /^\s*(?:\d+\s*[.)\]:-]?\s*)?([A-Za-z][A-Za-z ]{0,30}?)\s*[:：-]\s*(.+?)\s*$/s.exec(entry);
+  if (m && normaliseCategory(m[1]) !== "other") return { category: normaliseCategory(m[1]), instruction: m[2] };
+  return { category: "other", instruction: entry.replace(/^\s*\d+\s*[.)]\s*/, "").trim() };
+}
+
+const KIND_TO_CATEGORY: Record<string, Category> = { recolour: "local", background: "background", remove: "remove", add: "add", grayscale: "global", brighter: "global" };
+
+export async function loadRealEdit(dir: string, name = "real-edit"): Promise<Suite> {
+  const index = path.join(dir, "real_edit_instruct.json");
+  if (!existsSync(index)) throw new Error(`${dir}: no real_edit_instruct.json (the Real-Edit format)`);
+  const raw = JSON.parse(readFileSync(index, "utf8")) as Record<string, string[] | string>;
+  const synthFile = path.join(dir, "synthetic.json");
+  const synthIds: Record<string, string> = existsSync(synthFile) ? JSON.parse(readFileSync(synthFile, "utf8")) : {};
+  const synthetic = Object.keys(synthIds).some((k) => !k.startsWith("_")) ? await loadSyntheticSuite(SYNTHETIC_SUITE) : undefined;
+  const samples: Sample[] = [];
+  for (const [file, entries] of Object.entries(raw)) {
+    const list = Array.isArray(entries) ? entries : [entries];
+    list.forEach((entry, i) => {
+      const { category, instruction } = parseRealEditEntry(entry);
+      const rec = synthIds[file] ? synthetic?.cases.find((c) => c.record.id === synthIds[file]) : undefined;
+      samples.push({
+        id: `${file.replace(/\.[^.]+$/, "").replace(/[^A-Za-z0-9_-]+/g, "_")}#${i + 1}`,
+        image: path.resolve(dir, file),
+        instruction,
+        category,
+        synthetic: rec && synthetic ? { case: rec, palette: synthetic.palette } : undefined,
+      });
+    });
+  }
+  return { name, samples };
+}
+
+export function loadJsonl(file: string): Suite {
+  const dir = path.dirname(file);
+  const samples = readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l, n) => {
+      const r = JSON.parse(l) as { id?: string; image: string; instruction: string; category?: string };
+      if (!r.image || !r.instruction) throw new Error(`${file}:${n + 1}: image and instruction are required`);
+      return { id: r.id ?? `line-${n + 1}`, image: path.resolve(dir, r.image), instruction: r.instruction, category: normaliseCategory(r.category ?? "other") };
+    });
+  return { name: path.basename(file), samples };
+}
+
+export async function loadSynthetic(dir = SYNTHETIC_SUITE): Promise<Suite> {
+  const s = await loadSyntheticSuite(dir);
+  return {
+    name: "synthetic",
+    samples: s.cases.map((c) => ({
+      id: c.record.id,
+      image: path.join(dir, `${c.record.id}-source.png`),
+      instruction: c.record.instruction,
+      category: KIND_TO_CATEGORY[c.record.kind] ?? "other",
+      synthetic: { case: c, palette: s.palette },
+    })),
+  };
+}
+
+export async function loadSuite(kind: string, location?: string): Promise<Suite> {
+  switch (kind) {
+    case "sample":
+      return loadRealEdit(location ?? SAMPLE_SUITE, "sample");
+    case "real-edit":
+      if (!location) throw new Error("--suite real-edit needs --suite-path DIR (the Real-Edit folder)");
+      return loadRealEdit(location);
+    case "jsonl":
+      if (!location) throw new Error("--suite jsonl needs --suite-path FILE");
+      return loadJsonl(location);
+    case "synthetic":
+      return loadSynthetic(location ?? SYNTHETIC_SUITE);
+    default:
+      throw new Error(`unknown suite "${kind}"; valid: sample, real-edit, jsonl, synthetic`);
+  }
+}

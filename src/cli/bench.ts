@@ -1,0 +1,129 @@
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { SingleBar } from "cli-progress";
+import type { Command } from "commander";
+import { JudgeScorer, judgeConfigFrom } from "../../reward/index.js";
+import { BASELINE_MODEL, defaultModelDir } from "../paths.js";
+import { loadPresets } from "../presets/index.js";
+import { writeReport } from "../bench/report.js";
+import { RESULTS_FILE, type PresetChoice, runBenchmark } from "../bench/runner.js";
+import { type ResultRow, readRows } from "../bench/results.js";
+import { loadSuite } from "../bench/suites.js";
+import { CliError, parseNumber, parseRewards } from "./errors.js";
+
+function parseShard(s: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(s);
+  if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new CliError(`--shard must be i/N with 0 <= i < N, got "${s}"`);
+  return { index: Number(m[1]), count: Number(m[2]) };
+}
+
+function presetChoices(o: { preset?: string; rewards?: string }): PresetChoice[] {
+  if (o.rewards && o.preset) throw new CliError("give either --rewards or --preset, not both");
+  if (o.rewards) {
+    const r = parseRewards(o.rewards);
+    return [{ label: `rewards ${r.join(",")}`, rewards: r }];
+  }
+  const all = loadPresets();
+  return (o.preset ?? "best").split(",").map((name) => {
+    const p = all[name.trim()];
+    if (!p) throw new CliError(`unknown preset "${name}"; known: ${Object.keys(all).join(", ")}`);
+    return { label: p.name, rewards: p.rewards, steps: p.steps, textGuidance: p.text_guidance, imageGuidance: p.image_guidance };
+  });
+}
+
+const sortRows = (rows: ResultRow[]) => [...rows].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+
+export function registerBench(program: Command): void {
+  const bench = program
+    .command("bench")
+    .enablePositionalOptions()
+    .description("run an editor over a benchmark suite, score every edit, write results.jsonl + report.json/summary.md/report.html")
+    .option("--suite <name>", "sample | real-edit | jsonl | synthetic", "sample")
+    .option("--suite-path <path>", "the Real-Edit folder or the JSONL file")
+    .option("--model <dir>", "model folder (default: the bundled editor)")
+    .option("--compare [dir]", "also run a second model and compare (default: the bundled no-reward baseline)")
+    .option("--preset <names>", "comma-separated presets (default best)")
+    .option("--rewards <F,P,Q>", "explicit reward levels instead of presets")
+    .option("--seeds <list>", "comma-separated seeds", "0")
+    .option("--steps <n>", "override the steps of every edit")
+    .option("--backend <name>", "judge or local (default: judge when configured)")
+    .option("--shard <i/N>", "run only slice i of N (merge the slices with `bench merge`)")
+    .option("--limit <n>", "only the first n samples")
+    .option("--out <dir>", "where results and reports go", "bench-results/run")
+    .action(async (o) => {
+      const suite = await loadSuite(o.suite, o.suitePath).catch((e) => {
+        throw new CliError((e as Error).message);
+      });
+      const backend = o.backend ?? (judgeConfigFrom() ? "judge" : "local");
+      if (backend !== "judge" && backend !== "local") throw new CliError(`--backend must be judge or local, got "${o.backend}"`);
+      const judgeConfig = backend === "judge" ? judgeConfigFrom() : null;
+      if (backend === "judge" && !judgeConfig) throw new CliError("no judge configured: set REWARD_EDIT_JUDGE_MODEL (and OPENAI_BASE_URL)");
+      const modelDir = o.model ?? defaultModelDir();
+      const models = [{ label: path.basename(modelDir), dir: modelDir }];
+      if (o.compare) {
+        const dir = o.compare === true ? BASELINE_MODEL : o.compare;
+        if (!existsSync(dir)) throw new CliError(`--compare model folder ${dir} does not exist`);
+        models.push({ label: path.basename(dir), dir });
+      }
+      const seeds = String(o.seeds).split(",").map((s) => parseNumber("--seeds", s, { integer: true, min: 0, max: 2 ** 32 - 1 }));
+      const shard = o.shard ? parseShard(o.shard) : undefined;
+      const plan = {
+        suite,
+        models,
+        presets: presetChoices(o),
+        seeds,
+        outDir: o.out,
+        judge: judgeConfig ? new JudgeScorer(judgeConfig) : null,
+        shard,
+        limit: o.limit ? parseNumber("--limit", o.limit, { integer: true, min: 1 }) : undefined,
+        steps: o.steps ? parseNumber("--steps", o.steps, { integer: true, min: 1, max: 1000 }) : undefined,
+      };
+      mkdirSync(o.out, { recursive: true });
+      const runFile = path.join(o.out, "run.json");
+      const description = { suite: suite.name, models, presets: plan.presets, seeds, shard, limit: plan.limit, steps: plan.steps, backend };
+      if (existsSync(runFile) && JSON.stringify(JSON.parse(readFileSync(runFile, "utf8"))) !== JSON.stringify(description)) {
+        throw new CliError(`${o.out} holds a run with other arguments; choose another --out`);
+      }
+      writeFileSync(runFile, JSON.stringify(description, null, 2));
+      const bar = process.stderr.isTTY ? new SingleBar({ format: "bench [{bar}] {value}/{total} edits | ETA {eta_formatted}", stream: process.stderr }) : null;
+      let started = false;
+      const { rows, ran, skipped } = await runBenchmark({
+        ...plan,
+        onProgress: (done, total) => {
+          if (!started) (bar?.start(total, done), (started = true));
+          bar?.update(done);
+        },
+      });
+      bar?.stop();
+      const report = await writeReport(sortRows(rows), o.out, suite.name);
+      process.stderr.write(`bench: ${ran} edits run, ${skipped} resumed from ${path.join(o.out, RESULTS_FILE)}; report in ${path.join(o.out, "report.html")}\n`);
+      for (const g of report.groups) {
+        process.stdout.write(
+          `${g.group}: Following ${g.overall.following === null ? "n/a" : g.overall.following.toFixed(1) + " %"}, Preserving ${g.overall.preserving?.toFixed(2) ?? "n/a"}, Quality ${g.overall.quality?.toFixed(2) ?? "n/a"}${g.overall.truth ? `, exact following ${g.overall.truth.following.toFixed(1)} %` : ""}, unscored ${g.overall.unscored}\n`,
+        );
+      }
+    });
+
+  bench
+    .command("merge")
+    .description("combine shard outputs into one results.jsonl and report, the same as one run")
+    .requiredOption("--out <dir>", "merged output folder")
+    .argument("<shards...>", "shard output folders")
+    .action(async (shards: string[], o) => {
+      const byKey = new Map<string, ResultRow>();
+      mkdirSync(path.join(o.out, "images"), { recursive: true });
+      let suite = "merged";
+      for (const dir of shards) {
+        if (!existsSync(path.join(dir, RESULTS_FILE))) throw new CliError(`${dir} has no ${RESULTS_FILE}`);
+        const run = JSON.parse(readFileSync(path.join(dir, "run.json"), "utf8"));
+        suite = run.suite;
+        for (const r of readRows(path.join(dir, RESULTS_FILE))) if (!byKey.has(r.key)) byKey.set(r.key, r);
+        const imgDir = path.join(dir, "images");
+        if (existsSync(imgDir)) for (const f of readdirSync(imgDir)) copyFileSync(path.join(imgDir, f), path.join(o.out, "images", f));
+      }
+      const rows = sortRows([...byKey.values()]);
+      writeFileSync(path.join(o.out, RESULTS_FILE), rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+      await writeReport(rows, o.out, suite);
+      process.stderr.write(`merged ${rows.length} rows from ${shards.length} shard(s) into ${o.out}\n`);
+    });
+}
