@@ -12,3 +12,4 @@ export const TEST_MODEL = path.join(ROOT, "test", "fixtures", "tiny-editor");
 export function defaultModelDir(): string {
   return process.env.REWARD_EDIT_MODEL ?? (existsSync(BUNDLED_MODEL) ? BUNDLED_MODEL : TEST_MODEL);
 }
+export const CLI_PATH = path.join(ROOT, "bin", "reward-edit.js");
