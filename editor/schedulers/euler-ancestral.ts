@@ -1,33 +1,12 @@
 /** Euler ancestral sampling (k-diffusion's sample_euler_ancestral; diffusers' EulerAncestralDiscreteScheduler). */
 import type { Generator } from "../tensor/random.js";
-import { type Scheduler, type SchedulerConfig, predictOriginal } from "./base.js";
-import { SigmaSchedule } from "./sigma-schedule.js";
+import { predictOriginal } from "./base.js";
+import { SigmaScheduler } from "./sigma-schedule.js";
 
-export class EulerAncestralScheduler implements Scheduler {
-  private readonly schedule: SigmaSchedule;
+export class EulerAncestralScheduler extends SigmaScheduler {
   private noise = new Float32Array(0);
 
-  constructor(readonly config: SchedulerConfig) {
-    this.schedule = new SigmaSchedule(config);
-  }
-
-  get timesteps(): number[] {
-    return this.schedule.timesteps;
-  }
-  get sigmas(): number[] {
-    return this.schedule.sigmas;
-  }
-  get initNoiseSigma(): number {
-    return this.schedule.initNoiseSigma;
-  }
-  setTimesteps(n: number): void {
-    this.schedule.set(n);
-  }
-  scaleModelInput(sample: Float32Array, i: number): Float32Array {
-    return this.schedule.scale(sample, i);
-  }
-
-  step(modelOutput: Float32Array, i: number, sample: Float32Array, rng: Generator): void {
+  override step(modelOutput: Float32Array, i: number, sample: Float32Array, rng: Generator): void {
     const sigma = this.sigmas[i];
     const next = this.sigmas[i + 1];
     // 1. split the move to the next noise level into a deterministic part (down) and fresh noise (up)

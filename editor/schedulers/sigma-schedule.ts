@@ -1,5 +1,7 @@
 /** The sigma view shared by the Euler family (k-diffusion's parameterisation of a discrete schedule). */
+import type { Generator } from "../tensor/random.js";
 import {
+  type Scheduler,
   type SchedulerConfig,
   alphasCumprod,
   betasFor,
@@ -35,4 +37,31 @@ export class SigmaSchedule {
     for (let k = 0; k < sample.length; k++) sample[k] *= c;
     return sample;
   }
+}
+
+/** What the Euler family shares: the sigma schedule and k-diffusion's input scaling. Each algorithm adds its `step`. */
+export abstract class SigmaScheduler implements Scheduler {
+  protected readonly schedule: SigmaSchedule;
+
+  constructor(readonly config: SchedulerConfig) {
+    this.schedule = new SigmaSchedule(config);
+  }
+
+  get timesteps(): number[] {
+    return this.schedule.timesteps;
+  }
+  get sigmas(): number[] {
+    return this.schedule.sigmas;
+  }
+  get initNoiseSigma(): number {
+    return this.schedule.initNoiseSigma;
+  }
+  setTimesteps(n: number): void {
+    this.schedule.set(n);
+  }
+  scaleModelInput(sample: Float32Array, i: number): Float32Array {
+    return this.schedule.scale(sample, i);
+  }
+
+  abstract step(modelOutput: Float32Array, i: number, sample: Float32Array, rng: Generator): void;
 }
