@@ -3,6 +3,7 @@
  * one run and reported as medians with min-max (the machine is shared and noisy):
  *   a. pipeline overhead: wall time of one edit / time inside ONNX Runtime's run() calls
  *   b. the same model and sampling loop in PyTorch eager (models/train/reference.py), same threads
+ *   c. full scale: an SD1.5-architecture UNet step at 512x512 vs the sgemm peak (BENCH_FULLSCALE=0 skips)
  *   d. the HTTP server under 1, 2, 4, 8 concurrent clients, and its RSS over 500 requests
  * Writes bench-results/perf.json and bench-results/perf.md.
  */
@@ -11,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { edit, loadModel } from "../../editor/index.js";
 import { BUNDLED_MODEL, CLI_PATH, ROOT, TEST_MODEL } from "../paths.js";
+import { measureFullScale } from "./fullscale.js";
 
 interface Stat {
   median: number;
@@ -143,6 +145,7 @@ async function main(): Promise<void> {
   }
   const pytorchRatio = torchMs.length ? stat(torchMs).median / stat(oursMs).median : null;
   const server = process.env.BENCH_SKIP_SERVER ? null : await measureServer(bundled);
+  const fullScale = process.env.BENCH_FULLSCALE === "0" ? null : await measureFullScale(THREADS);
   const report = {
     date: new Date().toISOString(),
     node: process.version,
@@ -153,6 +156,7 @@ async function main(): Promise<void> {
     pytorch: { ours_ms: stat(oursMs), pytorch_eager_ms: torchMs.length ? stat(torchMs) : null },
     pytorch_eager_ratio: pytorchRatio,
     server,
+    full_scale: fullScale,
   };
   const outDir = path.join(ROOT, "bench-results");
   mkdirSync(outDir, { recursive: true });
@@ -176,6 +180,16 @@ async function main(): Promise<void> {
           ...server.levels.map((l) => `| ${l.clients} | ${l.throughput_rps.toFixed(1)} | ${l.p50_ms.toFixed(1)} | ${l.p99_ms.toFixed(1)} | ${l.predicted_p99_ms.toFixed(1)} | ${l.p99_vs_queueing.toFixed(2)} | ${l.errors} |`),
           "",
           `RSS ${server.rss_before_mb.toFixed(0)} MB before, ${server.rss_after_500_mb.toFixed(0)} MB after 500 requests (${server.rss_growth_pct.toFixed(1)} %).`,
+        ]
+      : []),
+    ...(fullScale
+      ? [
+          "",
+          `Full scale (SD1.5 UNet architecture, ${fullScale.params_m.toFixed(1)} M parameters, 8 input channels, batch 3 at 512x512, ${fullScale.tflop_per_step.toFixed(2)} TFLOP per step):`,
+          "",
+          `- one guided step: ${fullScale.step_ms.min.toFixed(0)} ms; a 20-step edit, UNet only: ${fullScale.unet_only_20_step_edit_s.toFixed(1)} s`,
+          `- achieved ${fullScale.achieved_gflops.toFixed(1)} GFLOP/s vs sgemm peak ${fullScale.sgemm_peak_gflops.toFixed(1)} GFLOP/s (${(100 * fullScale.fraction_of_peak).toFixed(1)} %)`,
+          `- top operators: ${fullScale.top_operators.map((o) => `${o.op} ${(100 * o.share).toFixed(1)} %`).join(", ")}`,
         ]
       : []),
   ].join("\n");
