@@ -77,11 +77,13 @@ function abortError(): Error {
   return new DOMException("edit cancelled", "AbortError");
 }
 
-function idsTensor(ids: number[], session: Session): HostTensor {
+/** Token ids as the text encoder declares them (int32 or int64), one row per prompt. */
+function idsTensor(ids: number[], length: number, session: Session): HostTensor {
   const type = session.inputs.find((i) => i.name === "input_ids")?.type;
+  const dims = [ids.length / length, length];
   return type === "int32"
-    ? { type: "int32", data: Int32Array.from(ids), dims: [ids.length / 77, 77] }
-    : { type: "int64", data: BigInt64Array.from(ids, (x) => BigInt(x)), dims: [ids.length / 77, 77] };
+    ? { type: "int32", data: Int32Array.from(ids), dims }
+    : { type: "int64", data: BigInt64Array.from(ids, (x) => BigInt(x)), dims };
 }
 
 export async function edit(model: EditorModel, o: EditOptions): Promise<EditResult> {
@@ -117,7 +119,7 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const feedback = m.rewards ? (o.feedback ?? m.rewards.default_feedback) : null;
   const prompts = [o.instruction, "", ...(feedback !== null && m.rewards?.feedback_input ? [feedback] : [])];
   const ids = prompts.flatMap((p) => model.tokenizer.encode(p));
-  const enc = await model.textEncoder.run({ input_ids: idsTensor(ids, model.textEncoder) });
+  const enc = await model.textEncoder.run({ input_ids: idsTensor(ids, model.tokenizer.config.model_max_length, model.textEncoder) });
   const hidden = enc.last_hidden_state ?? Object.values(enc)[0];
   const [, len, dim] = hidden.dims;
   const textEmbedding = hidden.data.slice(0, len * dim);
