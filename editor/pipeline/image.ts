@@ -27,7 +27,9 @@ export interface PreparedImage {
   sourceHeight: number;
 }
 
-export class ImageInputError extends Error {}
+export class ImageInputError extends Error {
+  override name = "ImageInputError";
+}
 
 /** Model working size: long side to `resolution`, sides rounded to `multiple`, aspect kept. */
 export function workingSize(w: number, h: number, p: SizePolicy): { width: number; height: number } {

@@ -62,6 +62,7 @@ export interface EditResult {
 }
 
 export class EditInputError extends Error {
+  override name = "EditInputError";
   constructor(
     readonly field: string,
     message: string,
