@@ -45,7 +45,8 @@ export interface Session {
   /** Milliseconds spent inside ONNX Runtime's run() since creation. */
   readonly runMs: number;
   run(feeds: Record<string, HostTensor>): Promise<Record<string, RunOutput>>;
-  endProfiling(): string | undefined;
+  /** Ends profiling; ORT writes the trace to <model>-profile_<timestamp>.json. */
+  endProfiling(): void;
   dispose(): Promise<void>;
 }
 
@@ -98,8 +99,8 @@ class OrtSession implements Session {
     return result;
   }
 
-  endProfiling(): string | undefined {
-    return (this.inner as unknown as { endProfiling?: () => string }).endProfiling?.();
+  endProfiling(): void {
+    this.inner.endProfiling();
   }
 
   dispose(): Promise<void> {

@@ -5,7 +5,7 @@
  * rate against this machine's sgemm peak measured by ONNX Runtime in the same run.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createSession } from "../../editor/index.js";
@@ -53,8 +53,12 @@ export async function measureFullScale(threads: number, repeats = 2) {
     await unet.run(feeds);
     times.push(performance.now() - t);
   }
-  const profileFile = unet.endProfiling();
+  unet.endProfiling();
   await unet.dispose();
+  // ORT names the trace <prefix>_<timestamp>.json beside the model
+  const dir = path.join(FULLSCALE_CACHE, "unet");
+  const traces = readdirSync(dir).filter((f) => f.startsWith("model-profile_") && f.endsWith(".json")).sort();
+  const profileFile = traces.length ? path.join(dir, traces[traces.length - 1]) : undefined;
   const stepMs = Math.min(...times);
   const achieved = flops.flops_per_call / (stepMs / 1000) / 1e9;
   return {
@@ -70,10 +74,9 @@ export async function measureFullScale(threads: number, repeats = 2) {
 }
 
 /** Total time per operator type in an ORT profile (Chrome trace JSON), largest first. */
-function topOperators(file: string): Array<{ op: string; ms: number; share: number }> {
-  const full = path.isAbsolute(file) ? file : path.join(process.cwd(), file);
-  const events = JSON.parse(readFileSync(full, "utf8")) as Array<{ cat: string; dur: number; args?: { op_name?: string } }>;
-  rmSync(full, { force: true });
+export function topOperators(file: string): Array<{ op: string; ms: number; share: number }> {
+  const events = JSON.parse(readFileSync(file, "utf8")) as Array<{ cat: string; dur: number; args?: { op_name?: string } }>;
+  rmSync(file, { force: true });
   const by = new Map<string, number>();
   for (const e of events) if (e.cat === "Node" && e.args?.op_name) by.set(e.args.op_name, (by.get(e.args.op_name) ?? 0) + e.dur);
   const total = [...by.values()].reduce((a, b) => a + b, 0);
