@@ -54,9 +54,14 @@ export function qualityMeasures(r: Raster): QualityMeasures {
   return { noiseSigma, laplacianVariance: n ? lapSq / n - lapMean * lapMean : 0, blockiness };
 }
 
-/** A 0..5 figure from the measures: noise and blocking cost points; thresholds set on the synthetic corruptions. */
-export function qualityFigure(m: QualityMeasures): number {
+/**
+ * A 0..5 figure from the measures: noise and blocking cost points; with the source's measures,
+ * so does lost sharpness (an edit much blurrier than its source). Thresholds were set on the
+ * synthetic corruptions.
+ */
+export function qualityFigure(m: QualityMeasures, source?: QualityMeasures): number {
   const noisePenalty = Math.min(3, Math.max(0, (m.noiseSigma - 0.01) / 0.03));
   const blockPenalty = Math.min(2, Math.max(0, (m.blockiness - 1.3) / 0.5));
-  return Math.max(0, Math.min(5, 5 - noisePenalty - blockPenalty));
+  const blurPenalty = source ? Math.min(2, Math.max(0, Math.log10((source.laplacianVariance + 1e-6) / (m.laplacianVariance + 1e-6)) - 0.3)) : 0;
+  return Math.max(0, Math.min(5, 5 - noisePenalty - blockPenalty - blurPenalty));
 }

@@ -49,10 +49,14 @@ export class LocalScorer implements Scorer {
         quality: scored(5 * (1 - Math.min(1, s.qualityError / 0.3)), `exact: mean error to the true target ${s.qualityError.toFixed(3)}`),
       };
     } else {
+      const sourceQ = qualityMeasures(source);
       perspectives = {
         following: { status: "not_judged", reason: "the local scorer cannot tell whether a real photo follows an instruction; configure a judge", passes: [] },
         preserving: scored(5 * (1 - map.changedFraction), `model-free: ${changedPct} % of the image changed in ${map.boxes.length} region(s); requested and collateral change are not told apart`),
-        quality: scored(qualityFigure(q), `no-reference: noise ${q.noiseSigma.toFixed(3)}, blockiness ${q.blockiness.toFixed(2)}, sharpness ${q.laplacianVariance.toExponential(2)}`),
+        quality: scored(
+          qualityFigure(q, sourceQ),
+          `noise ${q.noiseSigma.toFixed(3)}, blockiness ${q.blockiness.toFixed(2)}, sharpness ${q.laplacianVariance.toExponential(2)} (source ${sourceQ.laplacianVariance.toExponential(2)})`,
+        ),
       };
     }
     return {

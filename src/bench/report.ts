@@ -79,7 +79,7 @@ function bars(title: string, values: Array<[string, number | null]>, max: number
 }
 
 async function thumb(buf: Buffer, side = 192): Promise<string> {
-  const png = await sharp(buf).resize(side, side, { fit: "inside" }).png().toBuffer();
+  const png = await sharp(buf).resize(side, side, { fit: "inside", withoutEnlargement: true }).png().toBuffer();
   return `data:image/png;base64,${png.toString("base64")}`;
 }
 
