@@ -231,8 +231,10 @@ export function createApp(d: AppDeps): express.Express {
     const job = findJob(req);
     if (job.state === "queued" || job.state === "running") throw new AppError(409, "not_ready", `job is ${job.state}`, "id");
     if (job.state !== "succeeded") throw failureOf(job);
-    const as = req.query.format === "json" ? "json" : req.query.format === undefined || req.query.format === "image" ? ((job.extra?.responseFormat as "image" | "json") ?? "image") : null;
-    if (!as) throw new AppError(400, "invalid_field", 'format must be "image" or "json"', "format");
+    // ?format= wins; without it, the response_format the job was submitted with
+    const asked = req.query.format ?? (job.extra?.responseFormat as string | undefined) ?? "image";
+    if (asked !== "image" && asked !== "json") throw new AppError(400, "invalid_field", 'format must be "image" or "json"', "format");
+    const as = asked;
     await sendResult(job, res, as);
   }));
   app.delete("/v1/jobs/:id", (req, res) => {
