@@ -32,6 +32,12 @@ export interface SessionOptions {
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
   enableCpuMemArena?: boolean;
   enableProfiling?: boolean;
+  /**
+   * ORT's worker threads spin after each run by default; on a small machine they then starve
+   * the JavaScript between runs (image I/O, scheduler): off unless this is true. Measured on
+   * 2 cores: a 20-step edit 213 -> 201 ms (64 px input), 210 -> 159 ms (600x400 photo).
+   */
+  allowSpinning?: boolean;
   log?: (msg: string) => void;
 }
 
@@ -119,6 +125,9 @@ function ortOptions(o: SessionOptions, providers: string[], profilePrefix?: stri
   if (o.intraOpThreads !== undefined) opts.intraOpNumThreads = o.intraOpThreads;
   if (o.interOpThreads !== undefined) opts.interOpNumThreads = o.interOpThreads;
   if (profilePrefix !== undefined) opts.profileFilePrefix = profilePrefix;
+  if (!(o.allowSpinning ?? false)) {
+    opts.extra = { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } };
+  }
   return opts;
 }
 
