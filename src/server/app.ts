@@ -135,12 +135,8 @@ export function createApp(d: AppDeps): express.Express {
     const scores = await Promise.all(
       out.candidates.map((c) => scorer.score({ source, edited: Buffer.from(c.image), instruction: job.request.instruction }).catch(() => null)),
     );
-    let best = 0;
-    scores.forEach((s, i) => {
-      const o = s ? overall(s) : null;
-      const b = scores[best] ? overall(scores[best]!) : null;
-      if (o !== null && (b === null || o > b)) best = i;
-    });
+    const merit = scores.map((s) => (s ? overall(s) : null) ?? -Infinity);
+    const best = merit.indexOf(Math.max(...merit));
     return { best, scores };
   };
 
@@ -201,6 +197,7 @@ export function createApp(d: AppDeps): express.Express {
     await sendResult(job, res, form.response_format);
   }));
 
+  const errorView = (e: AppError) => ({ code: e.code, message: e.message, field: e.field });
   const jobView = (job: Job) => ({
     id: job.id,
     state: job.state,
@@ -209,7 +206,7 @@ export function createApp(d: AppDeps): express.Express {
     steps: job.progress.steps,
     queue_position: pool.position(job),
     created_at: new Date(job.createdAt).toISOString(),
-    error: job.state === "failed" || job.state === "cancelled" ? { code: failureOf(job).code, message: failureOf(job).message, field: job.error?.field } : undefined,
+    error: job.state === "failed" || job.state === "cancelled" ? errorView(failureOf(job)) : undefined,
     result: job.state === "succeeded" ? `/v1/jobs/${job.id}/result` : undefined,
   });
   const findJob = (req: Request) => {

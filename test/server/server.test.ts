@@ -48,16 +48,22 @@ describe("HTTP service (real port, tiny model)", function () {
   });
 
   it("POST /v1/edits returns the image at the input's size with its parameters, seed and scores", async () => {
-    const res = await fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "make the mug red", preset: "draft", seed: "5", output_format: "webp" }) });
+    const post = () => fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "make the mug red", preset: "draft", seed: "5", output_format: "webp" }) });
+    const res = await post();
     expect(res.status).to.equal(200);
     expect(res.headers.get("content-type")).to.equal("image/webp");
     expect(res.headers.get("x-reward-edit-seed")).to.equal("5");
     const params = JSON.parse(res.headers.get("x-reward-edit-parameters")!);
     expect(params).to.include({ steps: 8, preset: "draft", rewardsApplied: true });
-    const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
+    const scores = JSON.parse(res.headers.get("x-reward-edit-scores")!);
+    expect(scores).to.have.keys(["following", "preserving", "quality"]);
+    expect(scores.following).to.equal(null); // the local scorer does not judge following on a photo
+    expect(scores.preserving).to.be.a("number");
+    const image = Buffer.from(await res.arrayBuffer());
+    const meta = await sharp(image).metadata();
     expect([meta.format, meta.width, meta.height]).to.deep.equal(["webp", 600, 400]);
-    const again = await fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "make the mug red", preset: "draft", seed: "5", output_format: "webp" }) });
-    expect(Buffer.compare(Buffer.from(await again.arrayBuffer()), Buffer.from(await (await fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "make the mug red", preset: "draft", seed: "5", output_format: "webp" }) })).arrayBuffer()))).to.equal(0);
+    // same seed and inputs through the API: the same bytes
+    expect(Buffer.compare(Buffer.from(await (await post()).arrayBuffer()), image)).to.equal(0);
   });
 
   it("JSON variant with best-of-N candidates chosen by the reward module", async () => {
