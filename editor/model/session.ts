@@ -50,7 +50,12 @@ export interface Session {
   readonly provider: string;
   /** Milliseconds spent inside ONNX Runtime's run() since creation. */
   readonly runMs: number;
-  run(feeds: Record<string, HostTensor>): Promise<Record<string, RunOutput>>;
+  /**
+   * Runs the model. `outputs` may hold preallocated buffers by output name (right size and
+   * dims): ONNX Runtime writes into them and they come back as the result, so a loop that calls
+   * the same model every step allocates nothing per call.
+   */
+  run(feeds: Record<string, HostTensor>, outputs?: Record<string, RunOutput>): Promise<Record<string, RunOutput>>;
   /** Ends profiling; ORT writes the trace to <model>-profile_<timestamp>.json. */
   endProfiling(): void;
   dispose(): Promise<void>;
@@ -77,20 +82,25 @@ class OrtSession implements Session {
     return this.inner.outputNames;
   }
 
-  async run(feeds: Record<string, HostTensor>): Promise<Record<string, RunOutput>> {
+  async run(feeds: Record<string, HostTensor>, outputs?: Record<string, RunOutput>): Promise<Record<string, RunOutput>> {
     // one checkpoint before each call: a missing input names itself instead of a native error
     for (const name of this.inputNames) {
       if (!(name in feeds)) throw new Error(`${this.path}: missing input "${name}"`);
     }
     const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const name of this.inputNames) {
-      const t = feeds[name];
-      ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+    for (const name of this.inputNames) ortFeeds[name] = wrap(feeds[name]);
+    let fetches: Record<string, ort.Tensor> | undefined;
+    if (outputs) {
+      fetches = {};
+      for (const name of this.outputNames) {
+        const o = outputs[name];
+        if (o) fetches[name] = wrap({ type: "float32", data: o.data, dims: o.dims });
+      }
     }
     const start = performance.now();
     let out: ort.InferenceSession.ReturnType;
     try {
-      out = await this.inner.run(ortFeeds);
+      out = fetches ? await this.inner.run(ortFeeds, fetches) : await this.inner.run(ortFeeds);
     } catch (err) {
       const shapes = Object.entries(feeds).map(([k, v]) => `${k}: ${v.type}[${v.dims.join(",")}]`).join("; ");
       throw new Error(`${this.path}: run failed (${(err as Error).message}); inputs ${shapes}`);
@@ -99,6 +109,11 @@ class OrtSession implements Session {
     }
     const result: Record<string, RunOutput> = {};
     for (const [name, t] of Object.entries(out)) {
+      const given = outputs?.[name];
+      if (given) {
+        result[name] = given;
+        continue;
+      }
       if (t.type !== "float32") throw new Error(`${this.path}: output "${name}" is ${t.type}, expected float32`);
       result[name] = { data: t.data as Float32Array, dims: [...t.dims] };
     }
@@ -112,6 +127,21 @@ class OrtSession implements Session {
   dispose(): Promise<void> {
     return this.inner.release();
   }
+}
+
+/**
+ * ORT's Tensor for a host buffer, made once per buffer: a denoising loop feeds the same buffers
+ * every step (refilled in place), so their wrappers are reused rather than rebuilt each call.
+ */
+const wrappers = new WeakMap<ArrayBufferView, { dims: string; tensor: ort.Tensor }>();
+
+function wrap(t: HostTensor): ort.Tensor {
+  const key = t.dims.join(",");
+  const hit = wrappers.get(t.data);
+  if (hit && hit.dims === key && hit.tensor.type === t.type) return hit.tensor;
+  const tensor = new ort.Tensor(t.type, t.data, t.dims);
+  wrappers.set(t.data, { dims: key, tensor });
+  return tensor;
 }
 
 function ortOptions(o: SessionOptions, providers: string[], profilePrefix?: string): ort.InferenceSession.SessionOptions {

@@ -38,7 +38,19 @@ export function workingSize(w: number, h: number, p: SizePolicy): { width: numbe
   return { width: round(w), height: round(h) };
 }
 
-export async function prepareImage(input: Buffer, p: SizePolicy): Promise<PreparedImage> {
+/** An input whose header has been read: its upright size is known, its pixels not yet decoded. */
+export interface OpenedImage {
+  sourceWidth: number;
+  sourceHeight: number;
+  /** Decodes, flattens, converts and resizes to the working size on sharp's threads. */
+  decode(): Promise<PreparedImage>;
+}
+
+/**
+ * Reads only the header. Split from decoding so a caller can start the decode and keep its own
+ * thread busy (the text encoder) while sharp's threads do the pixels.
+ */
+export async function openImage(input: Buffer, p: SizePolicy): Promise<OpenedImage> {
   let meta: Metadata;
   try {
     meta = await sharp(input, { limitInputPixels: p.limitInputPixels ?? 50_000_000 }).metadata();
@@ -50,6 +62,10 @@ export async function prepareImage(input: Buffer, p: SizePolicy): Promise<Prepar
   const swap = (meta.orientation ?? 1) >= 5;
   const sourceWidth = swap ? meta.height : meta.width;
   const sourceHeight = swap ? meta.width : meta.height;
+  return { sourceWidth, sourceHeight, decode: () => decodeImage(input, sourceWidth, sourceHeight, p) };
+}
+
+async function decodeImage(input: Buffer, sourceWidth: number, sourceHeight: number, p: SizePolicy): Promise<PreparedImage> {
   const { width, height } = workingSize(sourceWidth, sourceHeight, p);
   let raw: Buffer;
   try {
@@ -70,6 +86,10 @@ export async function prepareImage(input: Buffer, p: SizePolicy): Promise<Prepar
     for (let c = 0; c < 3; c++) pixels[c * plane + i] = raw[i * 3 + c] / 127.5 - 1;
   }
   return { pixels, width, height, sourceWidth, sourceHeight };
+}
+
+export async function prepareImage(input: Buffer, p: SizePolicy): Promise<PreparedImage> {
+  return (await openImage(input, p)).decode();
 }
 
 /** CHW [-1, 1] floats to interleaved 8-bit RGB. */

@@ -7,7 +7,7 @@ import type { HostTensor, Session } from "../model/session.js";
 import { type SchedulerName, schedulerFromConfig } from "../schedulers/index.js";
 import { Generator } from "../tensor/random.js";
 import { InstructPix2PixDenoiser, guidanceEnabled } from "./guidance.js";
-import { type OutputFormat, encodeImage, prepareImage, toRgb8 } from "./image.js";
+import { type OutputFormat, encodeImage, openImage, toRgb8 } from "./image.js";
 
 export type Rewards = [following: number, preserving: number, quality: number];
 
@@ -116,10 +116,17 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   };
   check();
 
-  // 2. encode the prompt, the empty prompt and (for MRC models) the feedback text in one batch
+  // 2. start decoding the image on sharp's threads; the text encoder then runs on this one
+  //    meanwhile. A bad image fails here (header) or at 4 (pixels), never as an unhandled rejection.
   const feedback = m.rewards ? (o.feedback ?? m.rewards.default_feedback) : null;
   const prompts = [o.instruction, "", ...(feedback !== null && m.rewards?.feedback_input ? [feedback] : [])];
+  const opening = openImage(o.image, { resolution: m.resolution, multiple: m.size_multiple });
+  opening.catch(() => {});
   const ids = prompts.flatMap((p) => model.tokenizer.encode(p));
+  const imageReady = (await opening).decode();
+  imageReady.catch(() => {});
+
+  // 3. encode the prompt, the empty prompt and (for MRC models) the feedback text in one batch
   const enc = await model.textEncoder.run({ input_ids: idsTensor(ids, model.tokenizer.config.model_max_length, model.textEncoder) });
   const hidden = enc.last_hidden_state ?? Object.values(enc)[0];
   const [, len, dim] = hidden.dims;
@@ -133,13 +140,13 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   }
   check();
 
-  // 3. preprocess the image to the model's working size
-  const img = await prepareImage(o.image, { resolution: m.resolution, multiple: m.size_multiple });
+  // 4. the image at the model's working size
+  const img = await imageReady;
 
-  // 4. timesteps
+  // 5. timesteps
   scheduler.setTimesteps(steps);
 
-  // 5. image latent: the VAE encoder's mean, not scaled (InstructPix2Pix)
+  // 6. image latent: the VAE encoder's mean, not scaled (InstructPix2Pix)
   const encOut = await model.vaeEncoder.run({
     sample: { type: "float32", data: img.pixels, dims: [1, 3, img.height, img.width] },
   });
@@ -150,18 +157,19 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const plane = C * h * w;
   const imageLatent = lat.data.slice(0, plane); // an 8-channel output is mean + logvar: the mean comes first
 
-  // 6. noise latent
+  // 7. noise latent
   const rng = new Generator(seed);
   const latents = rng.randn(new Float32Array(plane));
-  for (let k = 0; k < plane; k++) latents[k] *= scheduler.initNoiseSigma;
+  const initSigma = scheduler.initNoiseSigma;
+  for (let k = 0; k < plane; k++) latents[k] *= initSigma;
 
-  // 7. channel check: noisy latent + image latent must fill the UNet's input channels
+  // 8. channel check: noisy latent + image latent must fill the UNet's input channels
   const unetChannels = model.unet.inputs.find((i) => i.name === "sample")?.shape[1];
   if (typeof unetChannels === "number" && unetChannels !== 2 * C) {
     throw new Error(`unet expects ${unetChannels} input channels, latents give ${2 * C}`);
   }
 
-  // 8. denoising loop
+  // 9. denoising loop
   const denoiser = new InstructPix2PixDenoiser({
     unet: model.unet,
     latentShape: { channels: C, height: h, width: w },
@@ -186,8 +194,9 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   }
   check();
 
-  // 9. decode
-  for (let k = 0; k < plane; k++) latents[k] /= m.scaling_factor;
+  // 10. decode
+  const scaling = m.scaling_factor;
+  for (let k = 0; k < plane; k++) latents[k] /= scaling;
   const dec = await model.vaeDecoder.run({ latent_sample: { type: "float32", data: latents, dims: [1, C, h, w] } });
   const out = Object.values(dec)[0];
   const [, , H, W] = out.dims;

@@ -14,13 +14,22 @@ export class EulerAncestralScheduler extends SigmaScheduler {
     const down = Math.sqrt(next * next - up * up);
     const dt = down - sigma;
     if (this.noise.length !== sample.length) this.noise = new Float32Array(sample.length);
-    rng.randn(this.noise);
+    const noise = rng.randn(this.noise);
     const type = this.config.prediction_type;
+    if (type === "epsilon") {
+      // the common case without the per-element dispatch; the same arithmetic as below
+      for (let k = 0; k < sample.length; k++) {
+        const x = sample[k];
+        const x0 = x - sigma * modelOutput[k];
+        sample[k] = x + ((x - x0) / sigma) * dt + noise[k] * up;
+      }
+      return;
+    }
     for (let k = 0; k < sample.length; k++) {
       const x = sample[k];
       // 2. denoised estimate x0, 3. derivative d = (x - x0) / sigma, 4. Euler step to sigma_down, then add noise
       const x0 = predictOriginal(type, modelOutput[k], x, sigma);
-      sample[k] = x + ((x - x0) / sigma) * dt + this.noise[k] * up;
+      sample[k] = x + ((x - x0) / sigma) * dt + noise[k] * up;
     }
   }
 }

@@ -51,9 +51,54 @@ export class Generator {
     return r * Math.cos(2 * Math.PI * u2);
   }
 
-  /** Fills `out` with standard normals (torch.randn's role), returning it. */
+  /**
+   * Fills `out` with standard normals (torch.randn's role), returning it. The same stream as
+   * calling normal() out.length times, but with the state in locals: a scheduler draws a latent's
+   * worth of noise every step, and field access plus the boxed `spare` made that 0.16 ms per
+   * 4096 values, most of the loop's time outside ONNX Runtime.
+   */
   randn(out: Float32Array): Float32Array {
-    for (let i = 0; i < out.length; i++) out[i] = this.normal();
+    const n = out.length;
+    let i = 0;
+    if (n > 0 && this.spare !== null) {
+      out[i++] = this.spare;
+      this.spare = null;
+    }
+    let s0 = this.s0;
+    let s1 = this.s1;
+    let s2 = this.s2;
+    let s3 = this.s3;
+    const TWO_PI = 2 * Math.PI;
+    while (i < n) {
+      // two xoshiro128** draws, exactly as uniform() makes them
+      let r = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+      let t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = rotl(s3, 11);
+      const u1 = 1 - r / 4294967296;
+      r = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+      t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = rotl(s3, 11);
+      const u2 = r / 4294967296;
+      const radius = Math.sqrt(-2 * Math.log(u1));
+      out[i++] = radius * Math.cos(TWO_PI * u2);
+      const second = radius * Math.sin(TWO_PI * u2);
+      if (i < n) out[i++] = second;
+      else this.spare = second;
+    }
+    this.s0 = s0;
+    this.s1 = s1;
+    this.s2 = s2;
+    this.s3 = s3;
     return out;
   }
 }

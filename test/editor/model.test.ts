@@ -33,6 +33,25 @@ describe("model folders", () => {
     await s.dispose();
   });
 
+  it("writes into preallocated outputs, and a reused input buffer refilled in place is read afresh", async () => {
+    const s = await createSession(path.join(TINY, "vae_decoder", "model.onnx"));
+    try {
+      const latent = { type: "float32" as const, data: new Float32Array(4 * 8 * 8).fill(0.1), dims: [1, 4, 8, 8] };
+      const plain = Object.values(await s.run({ latent_sample: latent }))[0];
+      const given = { data: new Float32Array(plain.data.length), dims: plain.dims };
+      const first = await s.run({ latent_sample: latent }, { [s.outputNames[0]]: given });
+      expect(first[s.outputNames[0]]).to.equal(given);
+      expect(Array.from(given.data)).to.deep.equal(Array.from(plain.data));
+      latent.data.fill(-0.3);
+      await s.run({ latent_sample: latent }, { [s.outputNames[0]]: given });
+      const fresh = Object.values(await s.run({ latent_sample: { ...latent, data: latent.data.slice() } }))[0];
+      expect(Array.from(given.data)).to.deep.equal(Array.from(fresh.data));
+      expect(Array.from(given.data)).to.not.deep.equal(Array.from(plain.data));
+    } finally {
+      await s.dispose();
+    }
+  });
+
   it("lists every problem of a broken folder at once", async () => {
     const dir = copyFolder(TINY);
     rmSync(path.join(dir, "vae_decoder", "model.onnx"));

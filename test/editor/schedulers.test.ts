@@ -133,4 +133,16 @@ describe("schedulers from the real SD1.5 scheduler_config.json", () => {
     expect(schedulerFromConfig({ ...sd15Raw, _class_name: "EulerDiscreteScheduler" })).to.be.instanceOf(EulerScheduler);
     expect(schedulerFromConfig(sd15Raw, "ddim")).to.be.instanceOf(DDIMScheduler);
   });
+
+  it("Generator.randn is the stream of single normal() draws, across odd lengths and calls", () => {
+    for (const seed of [0, 7, 2 ** 32 - 1]) {
+      const bulk = new Generator(seed);
+      const single = new Generator(seed);
+      for (const n of [5, 64, 1, 0, 3, 4096]) {
+        const got = bulk.randn(new Float32Array(n));
+        const want = Float32Array.from({ length: n }, () => single.normal());
+        expect(Array.from(got)).to.deep.equal(Array.from(want));
+      }
+    }
+  });
 });
