@@ -1,10 +1,14 @@
-"""A UNet with Stable Diffusion 1.5's architecture (read from its diffusers config.json), random
-weights, 8 input channels as InstructPix2Pix uses: for full-scale timing only (issue 7).
+"""A whole Stable Diffusion 1.5-shaped InstructPix2Pix folder with random weights, for full-scale
+timing only (issue 7): the UNet from its diffusers config.json with 8 input channels, the VAE
+(AutoencoderKL) and the CLIP ViT-L/14 text encoder from theirs (sd_vae_clip.py).
 
   sd_unet.py --config ../../../shared/reference/sd15-onnx-layout/unet/config.json --out DIR
 
-Writes DIR/unet/model.onnx (+ external weights), DIR/matmul/model.onnx (for the sgemm peak) and
-DIR/flops.json (multiply-adds counted per module for one batch-3 call at 64x64 latents).
+Writes a diffusers-style ONNX folder DIR/{unet,vae_encoder,vae_decoder,text_encoder}/model.onnx
+(+ external weights for the UNet), tokenizer/ and scheduler/ copied from the reference layout
+beside the config, DIR/matmul/model.onnx (for the sgemm peak) and DIR/flops.json (FLOPs per call
+of each component at 512x512). A component already written is kept, so a rerun only adds what
+is missing.
 """
 from __future__ import annotations
 
@@ -12,16 +16,14 @@ import argparse
 import json
 import math
 import os
+import shutil
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-FLOPS = {"total": 0}
-
-
-def count(n: float) -> None:
-    FLOPS["total"] += n
+import flop_count
+from sd_vae_clip import ClipTextEncoder, VaeDecoder, VaeEncoder
 
 
 class Resnet(nn.Module):
@@ -57,8 +59,7 @@ class Attention(nn.Module):
         q = self.to_q(x).reshape(b, n, h, c // h).transpose(1, 2)
         k = self.to_k(ctx).reshape(b, m, h, c // h).transpose(1, 2)
         v = self.to_v(ctx).reshape(b, m, h, c // h).transpose(1, 2)
-        if not torch.jit.is_tracing():
-            count(2 * 2 * b * n * m * c)  # q k^T and attn v
+        flop_count.attention(b, h * n * m, c // h)
         w = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(c // h))
         return self.to_out((w.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
 
@@ -158,58 +159,72 @@ class SDUNet(nn.Module):
         return self.conv_out(F.silu(self.conv_norm_out(h)))
 
 
-def conv_linear_flops(model: nn.Module) -> None:
-    def conv_hook(m, inp, out):
-        count(2 * out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1])
-
-    def linear_hook(m, inp, out):
-        count(2 * out.numel() * m.in_features)
-
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            m.register_forward_hook(conv_hook)
-        elif isinstance(m, nn.Linear):
-            m.register_forward_hook(linear_hook)
+def export(model: nn.Module, args: tuple, path: str, inputs: list[str], outputs: list[str], dynamic: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.onnx.export(model, args, path, opset_version=14, input_names=inputs, output_names=outputs, dynamic_axes=dynamic)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", required=True)
+    ap.add_argument("--config", required=True, help="the UNet's config.json inside a reference layout")
     ap.add_argument("--out", required=True)
     ap.add_argument("--latent", type=int, default=64)
     a = ap.parse_args()
     torch.manual_seed(0)
     torch.set_grad_enabled(False)
+    ref = os.path.dirname(os.path.dirname(os.path.abspath(a.config)))
     cfg = json.load(open(a.config))
-    model = SDUNet(cfg).eval()
-    params = sum(p.numel() for p in model.parameters())
-    args = (torch.randn(3, 8, a.latent, a.latent), torch.tensor([500.0, 500.0, 500.0]), torch.randn(3, 77, cfg["cross_attention_dim"]))
-    conv_linear_flops(model)
-    FLOPS["total"] = 0
-    model(*args)
-    flops = FLOPS["total"]
-    os.makedirs(f"{a.out}/unet", exist_ok=True)
-    json.dump({"params": params, "flops_per_call": flops, "batch": 3, "latent": a.latent}, open(f"{a.out}/flops.json", "w"), indent=2)
-    print(f"params {params / 1e6:.1f} M, {flops / 1e12:.3f} TFLOP per batch-3 call", flush=True)
-    for m in model.modules():
-        m._forward_hooks.clear()
-    torch.onnx.export(model, args, f"{a.out}/unet/model.onnx", opset_version=14,
-                      input_names=["sample", "timestep", "encoder_hidden_states"], output_names=["out_sample"],
-                      dynamic_axes={"sample": {0: "batch"}, "timestep": {0: "batch"}, "encoder_hidden_states": {0: "batch"}})
+    vae_cfg = json.load(open(os.path.join(ref, "vae_config.json")))
+    text_cfg = json.load(open(os.path.join(ref, "text_encoder_config.json")))
+    L, px = a.latent, 8 * a.latent
+    flops_file = os.path.join(a.out, "flops.json")
+    flops = json.load(open(flops_file)) if os.path.exists(flops_file) else {}
+
+    def component(name: str, model: nn.Module, args: tuple, inputs: list[str], outputs: list[str], dynamic: dict, **info) -> None:
+        path = os.path.join(a.out, name, "model.onnx")
+        if os.path.exists(path) and name in flops.get("components", {}):
+            return
+        model = model.eval()
+        params = sum(p.numel() for p in model.parameters())
+        n = flop_count.measure(model, *args)
+        flops.setdefault("components", {})[name] = {"params": params, "flops_per_call": n, **info}
+        print(f"{name}: params {params / 1e6:.1f} M, {n / 1e12:.3f} TFLOP per call", flush=True)
+        export(model, args, path, inputs, outputs, dynamic)
+        json.dump(flops, open(flops_file, "w"), indent=2)
+
+    os.makedirs(a.out, exist_ok=True)
+    component("unet", SDUNet(cfg), (torch.randn(3, 8, L, L), torch.tensor([500.0, 500.0, 500.0]), torch.randn(3, 77, cfg["cross_attention_dim"])),
+              ["sample", "timestep", "encoder_hidden_states"], ["out_sample"],
+              {"sample": {0: "batch"}, "timestep": {0: "batch"}, "encoder_hidden_states": {0: "batch"}}, batch=3, latent=L)
+    component("vae_encoder", VaeEncoder(vae_cfg), (torch.randn(1, 3, px, px),), ["sample"], ["latent_sample"],
+              {"sample": {0: "batch", 2: "height", 3: "width"}}, batch=1, pixels=px)
+    component("vae_decoder", VaeDecoder(vae_cfg), (torch.randn(1, vae_cfg["latent_channels"], L, L),), ["latent_sample"], ["sample"],
+              {"latent_sample": {0: "batch", 2: "height", 3: "width"}}, batch=1, pixels=px)
+    # the pipeline encodes the instruction and the empty prompt in one batch of 2
+    component("text_encoder", ClipTextEncoder(text_cfg), (torch.randint(0, text_cfg["vocab_size"], (2, 77), dtype=torch.int32),),
+              ["input_ids"], ["last_hidden_state", "pooler_output"], {"input_ids": {0: "batch"}}, batch=2)
+    for sub in ("tokenizer", "scheduler"):
+        shutil.copytree(os.path.join(ref, sub), os.path.join(a.out, sub), dirs_exist_ok=True)
+    index = json.load(open(os.path.join(ref, "model_index.json")))
+    index["_class_name"] = "OnnxStableDiffusionInstructPix2PixPipeline"
+    json.dump(index, open(os.path.join(a.out, "model_index.json"), "w"), indent=2)
+    # kept at the top level for readers of the earlier layout
+    unet = flops["components"]["unet"]
+    flops.update({"params": unet["params"], "flops_per_call": unet["flops_per_call"], "batch": 3, "latent": L})
+    json.dump(flops, open(flops_file, "w"), indent=2)
+
     n = 2048
-    os.makedirs(f"{a.out}/matmul", exist_ok=True)
+    if not os.path.exists(os.path.join(a.out, "matmul", "model.onnx")):
+        class MatMul(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = nn.Parameter(torch.randn(n, n))
 
-    class MatMul(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = nn.Parameter(torch.randn(n, n))
+            def forward(self, x):
+                return x @ self.w
 
-        def forward(self, x):
-            return x @ self.w
-
-    torch.onnx.export(MatMul(), (torch.randn(n, n),), f"{a.out}/matmul/model.onnx", opset_version=14,
-                      input_names=["x"], output_names=["y"])
-    json.dump({"n": n, "flops_per_call": 2 * n ** 3}, open(f"{a.out}/matmul/flops.json", "w"))
+        export(MatMul(), (torch.randn(n, n),), os.path.join(a.out, "matmul", "model.onnx"), ["x"], ["y"], {})
+        json.dump({"n": n, "flops_per_call": 2 * n ** 3}, open(os.path.join(a.out, "matmul", "flops.json"), "w"))
 
 
 if __name__ == "__main__":

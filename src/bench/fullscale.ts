@@ -1,20 +1,24 @@
 /**
- * Full-scale timing (issue 7c): a UNet with Stable Diffusion 1.5's architecture and 8 input
- * channels (random weights, made by models/train/sd_unet.py and cached outside git), one guided
- * batch-3 step at 512x512, the top operators from ONNX Runtime's profiler, and the achieved FLOP
- * rate against this machine's sgemm peak measured by ONNX Runtime in the same run.
+ * Full-scale timing (issue 7c): a whole InstructPix2Pix folder with Stable Diffusion 1.5's shapes
+ * (UNet with 8 input channels, VAE, CLIP text encoder; random weights, made by
+ * models/train/sd_unet.py and cached outside git). One guided batch-3 UNet step at 512x512 with
+ * the top operators from ONNX Runtime's profiler, a whole 20-step edit of a 512x512 photo through
+ * the real pipeline, and the achieved FLOP rates against this machine's sgemm peak measured by
+ * ONNX Runtime in the same run.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createSession } from "../../editor/index.js";
+import { createSession, edit, loadModel } from "../../editor/index.js";
 import { ROOT } from "../paths.js";
+import { compareFloat16 } from "./float16.js";
 
 export const FULLSCALE_CACHE = process.env.REWARD_EDIT_CACHE ?? path.join(os.homedir(), ".cache", "reward-edit", "sd15-ip2p");
 
 export function ensureFullScaleModel(): void {
-  if (existsSync(path.join(FULLSCALE_CACHE, "flops.json")) && existsSync(path.join(FULLSCALE_CACHE, "matmul", "model.onnx"))) return;
+  const parts = ["unet", "vae_encoder", "vae_decoder", "text_encoder", "matmul"].map((c) => path.join(FULLSCALE_CACHE, c, "model.onnx"));
+  if ([...parts, path.join(FULLSCALE_CACHE, "flops.json"), path.join(FULLSCALE_CACHE, "tokenizer", "vocab.json")].every(existsSync)) return;
   const config = path.resolve(ROOT, "..", "shared", "reference", "sd15-onnx-layout", "unet", "config.json");
   const r = spawnSync("/usr/bin/python3", [path.join(ROOT, "models", "train", "sd_unet.py"), "--config", config, "--out", FULLSCALE_CACHE], {
     stdio: ["ignore", "inherit", "inherit"],
@@ -23,9 +27,18 @@ export function ensureFullScaleModel(): void {
   if (r.status !== 0) throw new Error("sd_unet.py failed");
 }
 
-export async function measureFullScale(threads: number, repeats = 2) {
+interface ComponentFlops {
+  params: number;
+  flops_per_call: number;
+}
+
+export async function measureFullScale(threads: number, repeats = 2, editSteps = 20) {
   ensureFullScaleModel();
-  const flops = JSON.parse(readFileSync(path.join(FULLSCALE_CACHE, "flops.json"), "utf8"));
+  const flops = JSON.parse(readFileSync(path.join(FULLSCALE_CACHE, "flops.json"), "utf8")) as {
+    latent: number;
+    components: Record<"unet" | "vae_encoder" | "vae_decoder" | "text_encoder", ComponentFlops>;
+  };
+  const unetFlops = flops.components.unet;
   // sgemm peak as ORT itself achieves it on a large MatMul
   const mm = await createSession(path.join(FULLSCALE_CACHE, "matmul", "model.onnx"), { intraOpThreads: threads });
   const n = JSON.parse(readFileSync(path.join(FULLSCALE_CACHE, "matmul", "flops.json"), "utf8")).n as number;
@@ -60,17 +73,50 @@ export async function measureFullScale(threads: number, repeats = 2) {
   const traces = readdirSync(dir).filter((f) => f.startsWith("model-profile_") && f.endsWith(".json")).sort();
   const profileFile = traces.length ? path.join(dir, traces[traces.length - 1]) : undefined;
   const stepMs = Math.min(...times);
-  const achieved = flops.flops_per_call / (stepMs / 1000) / 1e9;
+  const achieved = unetFlops.flops_per_call / (stepMs / 1000) / 1e9;
+  const topOps = profileFile ? topOperators(profileFile) : [];
+  const float16 = process.env.BENCH_FULLSCALE_FP16 === "0" ? null : await compareFloat16(FULLSCALE_CACHE, threads, { rounds: 2, perRound: 1, latent: [L, L], out: path.join(FULLSCALE_CACHE, "unet-fp16", "model.onnx") });
+  const whole = await measureWholeEdit(threads, editSteps, flops.components);
   return {
-    params_m: flops.params / 1e6,
-    tflop_per_step: flops.flops_per_call / 1e12,
+    params_m: unetFlops.params / 1e6,
+    tflop_per_step: unetFlops.flops_per_call / 1e12,
     step_ms: { min: stepMs, all: times },
-    unet_only_20_step_edit_s: (20 * stepMs) / 1000,
     sgemm_peak_gflops: peak,
     achieved_gflops: achieved,
     fraction_of_peak: achieved / peak,
-    top_operators: profileFile ? topOperators(profileFile) : [],
+    top_operators: topOps,
+    float16,
+    edit: { ...whole, fraction_of_peak: whole.achieved_gflops / peak },
   };
+}
+
+/** A whole edit of a 512x512 photo through loadModel + edit(), as a user would run it. */
+async function measureWholeEdit(threads: number, steps: number, c: Record<"unet" | "vae_encoder" | "vae_decoder" | "text_encoder", ComponentFlops>) {
+  const model = await loadModel(FULLSCALE_CACHE, { intraOpThreads: threads, interOpThreads: 1 });
+  try {
+    const image = readFileSync(path.join(ROOT, "src", "bench", "sample", "images", "astronaut.png"));
+    const r = await edit(model, { image, instruction: "turn the suit gold", steps, seed: 0 });
+    const ms = (s: { runMs: number }) => s.runMs;
+    const totalFlops = c.text_encoder.flops_per_call + c.vae_encoder.flops_per_call + steps * c.unet.flops_per_call + c.vae_decoder.flops_per_call;
+    return {
+      steps,
+      size: `${r.parameters.workingWidth}x${r.parameters.workingHeight}`,
+      params_m: (c.unet.params + c.vae_encoder.params + c.vae_decoder.params + c.text_encoder.params) / 1e6,
+      tflop: totalFlops / 1e12,
+      wall_s: r.timings.totalMs / 1000,
+      ort_s: r.timings.ortMs / 1000,
+      overhead_ratio: r.timings.totalMs / r.timings.ortMs,
+      component_s: {
+        text_encoder: ms(model.textEncoder) / 1000,
+        vae_encoder: ms(model.vaeEncoder) / 1000,
+        unet: ms(model.unet) / 1000,
+        vae_decoder: ms(model.vaeDecoder) / 1000,
+      },
+      achieved_gflops: totalFlops / (r.timings.totalMs / 1000) / 1e9,
+    };
+  } finally {
+    await model.dispose();
+  }
 }
 
 /** Total time per operator type in an ORT profile (Chrome trace JSON), largest first. */

@@ -3,31 +3,21 @@
  * one run and reported as medians with min-max (the machine is shared and noisy):
  *   a. pipeline overhead: wall time of one edit / time inside ONNX Runtime's run() calls
  *   b. the same model and sampling loop in PyTorch eager (models/train/reference.py), same threads
- *   c. full scale: an SD1.5-architecture UNet step at 512x512 vs the sgemm peak (BENCH_FULLSCALE=0 skips)
+ *   c. full scale: SD1.5-shaped UNet step at 512x512 and a whole 20-step edit vs the sgemm peak (BENCH_FULLSCALE=0 skips)
  *   d. the HTTP server under 1, 2, 4, 8 concurrent clients, and its RSS over 500 requests
  * Writes bench-results/perf.json and bench-results/perf.md.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { edit, loadModel } from "../../editor/index.js";
+import { type SessionOptions, edit, loadModel } from "../../editor/index.js";
 import { BUNDLED_MODEL, CLI_PATH, ROOT, TEST_MODEL } from "../paths.js";
+import { compareFloat16 } from "./float16.js";
+import { percentile } from "./metrics.js";
 import { measureFullScale } from "./fullscale.js";
+import { type PerfReport, renderPerf } from "./perf-report.js";
+import { type Stat, stat } from "./stats.js";
 
-interface Stat {
-  median: number;
-  min: number;
-  max: number;
-}
-
-const stat = (xs: number[]): Stat => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
-};
-const pctl = (xs: number[], q: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
-};
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const SMALL_IMAGE = path.join(ROOT, "models", "heldout", "syn-0000-source.png");
@@ -64,6 +54,37 @@ function measurePyTorch(dir: string, steps: number, repeats: number): number[] |
   return JSON.parse(r.stdout.trim().split("\n").pop()!).edit_ms as number[];
 }
 
+/**
+ * Session options side by side: every variant loaded at once and measured in alternating rounds,
+ * so drift in machine load hits all of them alike. Ratios are against the first (the default).
+ */
+export async function sweepSessionOptions(dir: string, rounds = 4, perRound = 3) {
+  const variants: Array<{ label: string; options: SessionOptions }> = [
+    { label: `default (${THREADS} threads, optimisation all, arena, no spinning)`, options: {} },
+    { label: "1 intra-op thread", options: { intraOpThreads: 1 } },
+    { label: "optimisation basic", options: { graphOptimizationLevel: "basic" } },
+    { label: "optimisation disabled", options: { graphOptimizationLevel: "disabled" } },
+    { label: "no CPU memory arena", options: { enableCpuMemArena: false } },
+    { label: "thread spinning on", options: { allowSpinning: true } },
+  ];
+  const image = readFileSync(SMALL_IMAGE);
+  const models = [];
+  for (const v of variants) models.push(await loadModel(dir, { intraOpThreads: THREADS, interOpThreads: 1, ...v.options }));
+  const samples: number[][] = variants.map(() => []);
+  try {
+    for (const m of models) await edit(m, { image, instruction: "make the mug red", steps: 20, seed: 0 });
+    for (let r = 0; r < rounds; r++) {
+      for (const [k, m] of models.entries()) {
+        for (let i = 0; i < perRound; i++) samples[k].push((await edit(m, { image, instruction: "make the mug red", steps: 20, seed: i })).timings.totalMs);
+      }
+    }
+  } finally {
+    for (const m of models) await m.dispose();
+  }
+  const base = stat(samples[0]).median;
+  return variants.map((v, k) => ({ label: v.label, edit_ms: stat(samples[k]), vs_default: stat(samples[k]).median / base }));
+}
+
 /** d. A closed-loop load: `clients` loops, each sending its next request when the last returns. */
 async function load(url: string, image: Buffer, clients: number, perClient: number) {
   const latencies: number[] = [];
@@ -85,7 +106,7 @@ async function load(url: string, image: Buffer, clients: number, perClient: numb
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
-  return { clients, requests: clients * perClient, errors, throughput_rps: latencies.length / seconds, p50_ms: pctl(latencies, 0.5), p99_ms: pctl(latencies, 0.99) };
+  return { clients, requests: clients * perClient, errors, throughput_rps: latencies.length / seconds, p50_ms: percentile(latencies, 0.5), p99_ms: percentile(latencies, 0.99) };
 }
 
 async function rss(url: string): Promise<number> {
@@ -93,21 +114,54 @@ async function rss(url: string): Promise<number> {
   return m ? Number(m[1]) : Number.NaN;
 }
 
-async function measureServer(dir: string) {
+async function startServer(dir: string, workers: number, threads: number) {
   const child = spawn(process.execPath, [CLI_PATH, "serve"], {
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", REWARD_EDIT_MODEL: dir, ORT_THREADS: String(THREADS), REWARD_EDIT_QUEUE_SIZE: "64", LOG_LEVEL: "silent" },
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", REWARD_EDIT_MODEL: dir, REWARD_EDIT_WORKERS: String(workers), ORT_THREADS: String(threads), REWARD_EDIT_QUEUE_SIZE: "64", LOG_LEVEL: "silent" },
     stdio: ["ignore", "ignore", "pipe"],
   });
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let err = "";
-      child.stderr.on("data", (d) => {
-        err += d;
-        const m = /on (http:\/\/\S+)/.exec(err);
-        if (m) resolve(m[1]);
-      });
-      child.on("exit", () => reject(new Error(err)));
+  const url = await new Promise<string>((resolve, reject) => {
+    let err = "";
+    child.stderr.on("data", (d) => {
+      err += d;
+      const m = /on (http:\/\/\S+)/.exec(err);
+      if (m) resolve(m[1]);
     });
+    child.on("exit", () => reject(new Error(err)));
+  });
+  return { url, stop: () => child.kill("SIGTERM") };
+}
+
+/**
+ * The same cores split two ways: one worker with all intra-op threads, or one worker per thread.
+ * 8 closed-loop clients; the two layouts alternate twice.
+ */
+async function compareWorkerLayouts(dir: string) {
+  const layouts = [
+    { workers: 1, threads: THREADS },
+    { workers: THREADS, threads: 1 },
+  ];
+  const image = readFileSync(SMALL_IMAGE);
+  const rps: number[][] = layouts.map(() => []);
+  const p99: number[][] = layouts.map(() => []);
+  for (let round = 0; round < 2; round++) {
+    for (const [k, l] of layouts.entries()) {
+      const server = await startServer(dir, l.workers, l.threads);
+      try {
+        await load(server.url, image, l.workers, 3); // warm-up: every worker's first edit
+        const r = await load(server.url, image, 8, 8);
+        rps[k].push(r.throughput_rps);
+        p99[k].push(r.p99_ms);
+      } finally {
+        server.stop();
+      }
+    }
+  }
+  return layouts.map((l, k) => ({ ...l, clients: 8, throughput_rps: stat(rps[k]), p99_ms: stat(p99[k]) }));
+}
+
+async function measureServer(dir: string) {
+  const { url, stop } = await startServer(dir, 1, THREADS);
+  try {
     const image = readFileSync(SMALL_IMAGE);
     await load(url, image, 1, 5); // warm-up
     const single = await load(url, image, 1, 20);
@@ -123,7 +177,7 @@ async function measureServer(dir: string) {
     const after = await rss(url);
     return { service_ms_single_client: single.p50_ms, levels, rss_before_mb: before / 2 ** 20, rss_after_500_mb: after / 2 ** 20, rss_growth_pct: (100 * (after - before)) / before };
   } finally {
-    child.kill("SIGTERM");
+    stop();
   }
 }
 
@@ -143,10 +197,12 @@ async function main(): Promise<void> {
     const t = measurePyTorch(bundled, 20, 3);
     if (t) torchMs.push(...t);
   }
-  const pytorchRatio = torchMs.length ? stat(torchMs).median / stat(oursMs).median : null;
+  const sessionOptions = await sweepSessionOptions(bundled);
+  const fp16 = await compareFloat16(bundled, THREADS);
   const server = process.env.BENCH_SKIP_SERVER ? null : await measureServer(bundled);
+  const workerLayouts = process.env.BENCH_SKIP_SERVER ? null : await compareWorkerLayouts(bundled);
   const fullScale = process.env.BENCH_FULLSCALE === "0" ? null : await measureFullScale(THREADS);
-  const report = {
+  const report: PerfReport = {
     date: new Date().toISOString(),
     node: process.version,
     threads: THREADS,
@@ -154,47 +210,19 @@ async function main(): Promise<void> {
     overhead,
     overhead_ratio: overhead[0].overhead_ratio.median,
     pytorch: { ours_ms: stat(oursMs), pytorch_eager_ms: torchMs.length ? stat(torchMs) : null },
-    pytorch_eager_ratio: pytorchRatio,
+    pytorch_eager_ratio: torchMs.length ? stat(torchMs).median / stat(oursMs).median : null,
+    session_options: sessionOptions,
+    float16: fp16,
     server,
+    worker_layouts: workerLayouts,
     full_scale: fullScale,
   };
   const outDir = path.join(ROOT, "bench-results");
   mkdirSync(outDir, { recursive: true });
   writeFileSync(path.join(outDir, "perf.json"), JSON.stringify(report, null, 2));
-  const md = [
-    `## Performance (${report.model}, ${THREADS} threads, ${report.date})`,
-    "",
-    "| measure | median | min-max |",
-    "| --- | --- | --- |",
-    ...overhead.map((o) => `| edit wall / ORT time, ${o.image}, ${o.steps} steps | ${o.overhead_ratio.median.toFixed(3)} (${o.wall_ms.median.toFixed(1)} / ${o.ort_ms.median.toFixed(1)} ms) | ${o.overhead_ratio.min.toFixed(3)}-${o.overhead_ratio.max.toFixed(3)} |`),
-    `| ours, 20-step edit (ms) | ${stat(oursMs).median.toFixed(1)} | ${stat(oursMs).min.toFixed(1)}-${stat(oursMs).max.toFixed(1)} |`,
-    torchMs.length ? `| PyTorch eager, same loop (ms) | ${stat(torchMs).median.toFixed(1)} | ${stat(torchMs).min.toFixed(1)}-${stat(torchMs).max.toFixed(1)} |` : "| PyTorch eager | not available | |",
-    `| pytorch_eager_ratio (PyTorch / ours) | ${pytorchRatio?.toFixed(2) ?? "n/a"} | |`,
-    ...(server
-      ? [
-          "",
-          `Server (1 worker, single-client service time ${server.service_ms_single_client.toFixed(1)} ms):`,
-          "",
-          "| clients | req/s | p50 ms | p99 ms | predicted p99 (c x service) | p99 / predicted | errors |",
-          "| --- | --- | --- | --- | --- | --- | --- |",
-          ...server.levels.map((l) => `| ${l.clients} | ${l.throughput_rps.toFixed(1)} | ${l.p50_ms.toFixed(1)} | ${l.p99_ms.toFixed(1)} | ${l.predicted_p99_ms.toFixed(1)} | ${l.p99_vs_queueing.toFixed(2)} | ${l.errors} |`),
-          "",
-          `RSS ${server.rss_before_mb.toFixed(0)} MB before, ${server.rss_after_500_mb.toFixed(0)} MB after 500 requests (${server.rss_growth_pct.toFixed(1)} %).`,
-        ]
-      : []),
-    ...(fullScale
-      ? [
-          "",
-          `Full scale (SD1.5 UNet architecture, ${fullScale.params_m.toFixed(1)} M parameters, 8 input channels, batch 3 at 512x512, ${fullScale.tflop_per_step.toFixed(2)} TFLOP per step):`,
-          "",
-          `- one guided step: ${fullScale.step_ms.min.toFixed(0)} ms; a 20-step edit, UNet only: ${fullScale.unet_only_20_step_edit_s.toFixed(1)} s`,
-          `- achieved ${fullScale.achieved_gflops.toFixed(1)} GFLOP/s vs sgemm peak ${fullScale.sgemm_peak_gflops.toFixed(1)} GFLOP/s (${(100 * fullScale.fraction_of_peak).toFixed(1)} %)`,
-          `- top operators: ${fullScale.top_operators.map((o) => `${o.op} ${(100 * o.share).toFixed(1)} %`).join(", ")}`,
-        ]
-      : []),
-  ].join("\n");
-  writeFileSync(path.join(outDir, "perf.md"), md + "\n");
-  process.stdout.write(md + "\n");
+  const md = renderPerf(report);
+  writeFileSync(path.join(outDir, "perf.md"), md);
+  process.stdout.write(md);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -1,0 +1,106 @@
+/** perf.json's shape and its Markdown rendering (bench-results/perf.md). */
+import type { compareFloat16 } from "./float16.js";
+import type { measureFullScale } from "./fullscale.js";
+import type { Stat } from "./stats.js";
+
+export interface OverheadRow {
+  model: string;
+  image: string;
+  steps: number;
+  wall_ms: Stat;
+  ort_ms: Stat;
+  overhead_ratio: Stat;
+}
+
+export interface LoadLevel {
+  clients: number;
+  throughput_rps: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+  predicted_p99_ms: number;
+  p99_vs_queueing: number;
+}
+
+export interface PerfReport {
+  date: string;
+  node: string;
+  threads: number;
+  model: string;
+  overhead: OverheadRow[];
+  overhead_ratio: number;
+  pytorch: { ours_ms: Stat; pytorch_eager_ms: Stat | null };
+  pytorch_eager_ratio: number | null;
+  session_options: Array<{ label: string; edit_ms: Stat; vs_default: number }>;
+  float16: Awaited<ReturnType<typeof compareFloat16>>;
+  server: { service_ms_single_client: number; levels: LoadLevel[]; rss_before_mb: number; rss_after_500_mb: number; rss_growth_pct: number } | null;
+  worker_layouts: Array<{ workers: number; threads: number; clients: number; throughput_rps: Stat; p99_ms: Stat }> | null;
+  full_scale: Awaited<ReturnType<typeof measureFullScale>> | null;
+}
+
+const f = (x: number, d = 1) => x.toFixed(d);
+const range = (s: Stat, d = 1) => `${f(s.min, d)}-${f(s.max, d)}`;
+
+function float16Lines(r: PerfReport["float16"], what: string): string[] {
+  if ("error" in r) return [`- float16 ${what}: not measured (${r.error})`];
+  return [
+    `- float16 ${what}: ${f(r.float16_ms.median)} ms vs float32 ${f(r.float32_ms.median)} ms per batch-3 call (float32 / float16 = ${f(r.speedup, 2)}); max |difference| ${r.max_abs_diff.toExponential(2)} on outputs up to ${f(r.max_abs_output, 2)}`,
+  ];
+}
+
+export function renderPerf(r: PerfReport): string {
+  const lines = [
+    `## Performance (${r.model}, ${r.threads} threads, ${r.date})`,
+    "",
+    "| measure | median | min-max |",
+    "| --- | --- | --- |",
+    ...r.overhead.map((o) => `| edit wall / ORT time, ${o.image}, ${o.steps} steps | ${f(o.overhead_ratio.median, 4)} (${f(o.wall_ms.median)} / ${f(o.ort_ms.median)} ms) | ${range(o.overhead_ratio, 4)} |`),
+    `| ours, 20-step edit (ms) | ${f(r.pytorch.ours_ms.median)} | ${range(r.pytorch.ours_ms)} |`,
+    r.pytorch.pytorch_eager_ms ? `| PyTorch eager, same loop (ms) | ${f(r.pytorch.pytorch_eager_ms.median)} | ${range(r.pytorch.pytorch_eager_ms)} |` : "| PyTorch eager | not available | |",
+    `| pytorch_eager_ratio (PyTorch / ours) | ${r.pytorch_eager_ratio?.toFixed(2) ?? "n/a"} | |`,
+    "",
+    "Session options (20-step edit, all variants loaded together, alternating rounds):",
+    "",
+    "| variant | median ms | min-max | vs default |",
+    "| --- | --- | --- | --- |",
+    ...r.session_options.map((v) => `| ${v.label} | ${f(v.edit_ms.median)} | ${range(v.edit_ms)} | ${f(v.vs_default, 3)} |`),
+    "",
+    ...float16Lines(r.float16, `UNet (${r.model}, 32x32 latents)`),
+  ];
+  if (r.server) {
+    lines.push(
+      "",
+      `Server (1 worker, single-client service time ${f(r.server.service_ms_single_client)} ms):`,
+      "",
+      "| clients | req/s | p50 ms | p99 ms | predicted p99 (c x service) | p99 / predicted | errors |",
+      "| --- | --- | --- | --- | --- | --- | --- |",
+      ...r.server.levels.map((l) => `| ${l.clients} | ${f(l.throughput_rps)} | ${f(l.p50_ms)} | ${f(l.p99_ms)} | ${f(l.predicted_p99_ms)} | ${f(l.p99_vs_queueing, 2)} | ${l.errors} |`),
+      "",
+      `RSS ${f(r.server.rss_before_mb, 0)} MB before, ${f(r.server.rss_after_500_mb, 0)} MB after 500 requests (${f(r.server.rss_growth_pct)} %).`,
+    );
+  }
+  if (r.worker_layouts) {
+    lines.push(
+      "",
+      "The same cores as one worker with every thread, or one worker per thread (8 clients):",
+      "",
+      "| workers x intra-op threads | req/s | p99 ms |",
+      "| --- | --- | --- |",
+      ...r.worker_layouts.map((l) => `| ${l.workers} x ${l.threads} | ${f(l.throughput_rps.median, 2)} (${range(l.throughput_rps, 2)}) | ${f(l.p99_ms.median)} |`),
+    );
+  }
+  const fs = r.full_scale;
+  if (fs) {
+    const e = fs.edit;
+    lines.push(
+      "",
+      `Full scale (SD1.5 shapes, random weights; UNet ${f(fs.params_m)} M parameters with 8 input channels, ${f(fs.tflop_per_step, 2)} TFLOP per batch-3 step at 512x512; whole folder ${f(e.params_m)} M):`,
+      "",
+      `- one guided UNet step: ${f(fs.step_ms.min / 1000, 2)} s = ${f(fs.achieved_gflops)} GFLOP/s vs this machine's sgemm peak ${f(fs.sgemm_peak_gflops)} GFLOP/s (${f(100 * fs.fraction_of_peak)} %)`,
+      `- a whole ${e.steps}-step edit of a ${e.size} photo through loadModel + edit() (${f(e.tflop)} TFLOP): ${f(e.wall_s)} s wall, ${f(e.ort_s)} s in ORT (wall / ORT ${f(e.overhead_ratio, 4)}); text encoder ${f(e.component_s.text_encoder, 2)} s, VAE encoder ${f(e.component_s.vae_encoder)} s, UNet ${f(e.component_s.unet)} s, VAE decoder ${f(e.component_s.vae_decoder)} s; ${f(e.achieved_gflops)} GFLOP/s (${f(100 * e.fraction_of_peak)} % of peak)`,
+      `- top operators in the UNet step: ${fs.top_operators.map((o) => `${o.op} ${f(100 * o.share)} %`).join(", ")}`,
+      ...(fs.float16 ? float16Lines(fs.float16, "UNet at full scale (64x64 latents)") : []),
+    );
+  }
+  return lines.join("\n") + "\n";
+}

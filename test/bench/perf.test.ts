@@ -1,0 +1,50 @@
+import { expect } from "chai";
+import { readdirSync } from "node:fs";
+import path from "node:path";
+import { createSession } from "../../editor/index.js";
+import { compareFloat16 } from "../../src/bench/float16.js";
+import { topOperators } from "../../src/bench/fullscale.js";
+import { sweepSessionOptions } from "../../src/bench/perf.js";
+import { TINY, copyFolder, tempDir } from "../helpers.js";
+
+describe("performance measurements (npm run bench's parts, on the tiny model)", function () {
+  this.timeout(120_000);
+
+  it("the float16 UNet keeps float32 inputs and outputs, runs, and stays close to float32", async () => {
+    const out = path.join(tempDir(), "unet", "model.onnx");
+    const r = await compareFloat16(TINY, 1, { rounds: 1, perRound: 2, latent: [8, 8], out });
+    if ("error" in r) throw new Error(r.error);
+    const half = await createSession(out);
+    const full = await createSession(path.join(TINY, "unet", "model.onnx"));
+    try {
+      expect(half.inputs).to.deep.equal(full.inputs);
+      expect(half.outputNames).to.deep.equal(full.outputNames);
+    } finally {
+      await half.dispose();
+      await full.dispose();
+    }
+    expect(r.speedup).to.be.greaterThan(0);
+    expect(r.max_abs_diff).to.be.lessThan(0.01 * Math.max(1, r.max_abs_output));
+  });
+
+  it("every session-option variant of the sweep loads and edits; the default is its own baseline", async () => {
+    const variants = await sweepSessionOptions(TINY, 1, 1);
+    expect(variants).to.have.length(6);
+    expect(variants[0].vs_default).to.equal(1);
+    for (const v of variants) expect(v.edit_ms.median).to.be.greaterThan(0);
+  });
+
+  it("reads operator totals from a real ONNX Runtime profile", async () => {
+    const dir = copyFolder(TINY);
+    const s = await createSession(path.join(dir, "vae_decoder", "model.onnx"), { enableProfiling: true });
+    await s.run({ latent_sample: { type: "float32", data: new Float32Array(4 * 8 * 8).fill(0.2), dims: [1, 4, 8, 8] } });
+    s.endProfiling();
+    await s.dispose();
+    const trace = readdirSync(path.join(dir, "vae_decoder")).find((f) => f.startsWith("model-profile_"));
+    expect(trace, "profile written beside the model").to.be.a("string");
+    const ops = topOperators(path.join(dir, "vae_decoder", trace!));
+    expect(ops.map((o) => o.op)).to.include("Conv");
+    const share = ops.reduce((a, o) => a + o.share, 0);
+    expect(share).to.be.greaterThan(0.5).and.at.most(1.0000001);
+  });
+});
