@@ -39,6 +39,8 @@ export async function measureFullScale(threads: number, repeats = 2, editSteps =
     components: Record<"unet" | "vae_encoder" | "vae_decoder" | "text_encoder", ComponentFlops>;
   };
   const unetFlops = flops.components.unet;
+  // first, so the process's peak RSS is the whole edit's (sessions + activations), not the later sessions'
+  const whole = await measureWholeEdit(threads, editSteps, flops.components);
   // sgemm peak as ORT itself achieves it on a large MatMul
   const mm = await createSession(path.join(FULLSCALE_CACHE, "matmul", "model.onnx"), { intraOpThreads: threads });
   const n = JSON.parse(readFileSync(path.join(FULLSCALE_CACHE, "matmul", "flops.json"), "utf8")).n as number;
@@ -76,7 +78,6 @@ export async function measureFullScale(threads: number, repeats = 2, editSteps =
   const achieved = unetFlops.flops_per_call / (stepMs / 1000) / 1e9;
   const topOps = profileFile ? topOperators(profileFile) : [];
   const float16 = process.env.BENCH_FULLSCALE_FP16 === "0" ? null : await compareFloat16(FULLSCALE_CACHE, threads, { rounds: 2, perRound: 1, latent: [L, L], out: path.join(FULLSCALE_CACHE, "unet-fp16", "model.onnx") });
-  const whole = await measureWholeEdit(threads, editSteps, flops.components);
   return {
     params_m: unetFlops.params / 1e6,
     tflop_per_step: unetFlops.flops_per_call / 1e12,
@@ -113,6 +114,9 @@ async function measureWholeEdit(threads: number, steps: number, c: Record<"unet"
         vae_decoder: ms(model.vaeDecoder) / 1000,
       },
       achieved_gflops: totalFlops / (r.timings.totalMs / 1000) / 1e9,
+      // the working size is capped at the model's resolution, so this bounds any input and says
+      // whether VAE tiling would be needed (measured first in the process, before other sessions)
+      peak_rss_gb: process.resourceUsage().maxRSS / 2 ** 20,
     };
   } finally {
     await model.dispose();

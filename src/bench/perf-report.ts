@@ -20,6 +20,7 @@ export interface LoadLevel {
   errors: number;
   predicted_p99_ms: number;
   p99_vs_queueing: number;
+  naive_p99_ms: number;
 }
 
 export interface PerfReport {
@@ -33,7 +34,15 @@ export interface PerfReport {
   pytorch_eager_ratio: number | null;
   session_options: Array<{ label: string; edit_ms: Stat; vs_default: number }>;
   float16: Awaited<ReturnType<typeof compareFloat16>>;
-  server: { service_ms_single_client: number; levels: LoadLevel[]; rss_before_mb: number; rss_after_500_mb: number; rss_growth_pct: number } | null;
+  server: {
+    service_ms_single_client: number;
+    levels: LoadLevel[];
+    rss_before_mb: number;
+    rss_after_500_mb: number;
+    rss_growth_pct: number;
+    rss_after_1000_mb: number;
+    rss_growth_second_500_pct: number;
+  } | null;
   worker_layouts: Array<{ workers: number; threads: number; clients: number; throughput_rps: Stat; p99_ms: Stat }> | null;
   full_scale: Awaited<ReturnType<typeof measureFullScale>> | null;
 }
@@ -72,11 +81,11 @@ export function renderPerf(r: PerfReport): string {
       "",
       `Server (1 worker, single-client service time ${f(r.server.service_ms_single_client)} ms):`,
       "",
-      "| clients | req/s | p50 ms | p99 ms | predicted p99 (c x service) | p99 / predicted | errors |",
-      "| --- | --- | --- | --- | --- | --- | --- |",
-      ...r.server.levels.map((l) => `| ${l.clients} | ${f(l.throughput_rps)} | ${f(l.p50_ms)} | ${f(l.p99_ms)} | ${f(l.predicted_p99_ms)} | ${f(l.p99_vs_queueing, 2)} | ${l.errors} |`),
+      "| clients | req/s | p50 ms | p99 ms | predicted p99 (sum of c service times) | p99 / predicted | c x median service | errors |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- |",
+      ...r.server.levels.map((l) => `| ${l.clients} | ${f(l.throughput_rps)} | ${f(l.p50_ms)} | ${f(l.p99_ms)} | ${f(l.predicted_p99_ms)} | ${f(l.p99_vs_queueing, 2)} | ${f(l.naive_p99_ms)} | ${l.errors} |`),
       "",
-      `RSS ${f(r.server.rss_before_mb, 0)} MB before, ${f(r.server.rss_after_500_mb, 0)} MB after 500 requests (${f(r.server.rss_growth_pct)} %).`,
+      `RSS after a warm-up ${f(r.server.rss_before_mb, 0)} MB, after 500 more requests ${f(r.server.rss_after_500_mb, 0)} MB (${f(r.server.rss_growth_pct)} %), after 500 more ${f(r.server.rss_after_1000_mb, 0)} MB (${f(r.server.rss_growth_second_500_pct)} %).`,
     );
   }
   if (r.worker_layouts) {
@@ -97,7 +106,7 @@ export function renderPerf(r: PerfReport): string {
       `Full scale (SD1.5 shapes, random weights; UNet ${f(fs.params_m)} M parameters with 8 input channels, ${f(fs.tflop_per_step, 2)} TFLOP per batch-3 step at 512x512; whole folder ${f(e.params_m)} M):`,
       "",
       `- one guided UNet step: ${f(fs.step_ms.min / 1000, 2)} s = ${f(fs.achieved_gflops)} GFLOP/s vs this machine's sgemm peak ${f(fs.sgemm_peak_gflops)} GFLOP/s (${f(100 * fs.fraction_of_peak)} %)`,
-      `- a whole ${e.steps}-step edit of a ${e.size} photo through loadModel + edit() (${f(e.tflop)} TFLOP): ${f(e.wall_s)} s wall, ${f(e.ort_s)} s in ORT (wall / ORT ${f(e.overhead_ratio, 4)}); text encoder ${f(e.component_s.text_encoder, 2)} s, VAE encoder ${f(e.component_s.vae_encoder)} s, UNet ${f(e.component_s.unet)} s, VAE decoder ${f(e.component_s.vae_decoder)} s; ${f(e.achieved_gflops)} GFLOP/s (${f(100 * e.fraction_of_peak)} % of peak)`,
+      `- a whole ${e.steps}-step edit of a ${e.size} photo through loadModel + edit() (${f(e.tflop)} TFLOP): ${f(e.wall_s)} s wall, ${f(e.ort_s)} s in ORT (wall / ORT ${f(e.overhead_ratio, 4)}); text encoder ${f(e.component_s.text_encoder, 2)} s, VAE encoder ${f(e.component_s.vae_encoder)} s, UNet ${f(e.component_s.unet)} s, VAE decoder ${f(e.component_s.vae_decoder)} s; ${f(e.achieved_gflops)} GFLOP/s (${f(100 * e.fraction_of_peak)} % of peak); peak RSS ${f(e.peak_rss_gb)} GB`,
       `- top operators in the UNet step: ${fs.top_operators.map((o) => `${o.op} ${f(100 * o.share)} %`).join(", ")}`,
       ...(fs.float16 ? float16Lines(fs.float16, "UNet at full scale (64x64 latents)") : []),
     );

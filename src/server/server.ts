@@ -3,6 +3,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { type ServerConfig, serverConfigFrom } from "../config/server.js";
+import { workerLayout } from "../config/workers.js";
 import { loadPresets } from "../presets/index.js";
 import { createApp, judgeFromEnv } from "./app.js";
 import { JobPool } from "./jobs.js";
@@ -22,13 +23,15 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
   const config = serverConfigFrom(env, overrides);
   const presets = config.presetsFile ? loadPresets(config.presetsFile) : loadPresets();
   const metrics = createMetrics();
+  const layout = workerLayout(config.workers, config.ortThreads, config.modelDir);
+  logger.info(layout, "inference layout");
   const pool = new JobPool({
     modelDir: config.modelDir,
-    workers: config.workers,
+    workers: layout.workers,
     queueSize: config.queueSize,
     jobTtlMs: config.jobTtlMs,
     providers: config.providers,
-    ortThreads: config.ortThreads,
+    ortThreads: layout.ortThreads,
   });
   pool.on("worker-error", (err) => logger.error({ err }, "inference worker failed"));
   pool.on("finished", (job) => {
@@ -44,7 +47,7 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
   });
   const port = (http.address() as AddressInfo).port;
   const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
-  logger.info({ port, model: pool.model?.name, workers: config.workers }, "reward-edit serving");
+  logger.info({ port, model: pool.model?.name, workers: layout.workers, ortThreads: layout.ortThreads }, "reward-edit serving");
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {

@@ -4,7 +4,7 @@ import path from "node:path";
 import { createSession } from "../../editor/index.js";
 import { compareFloat16 } from "../../src/bench/float16.js";
 import { topOperators } from "../../src/bench/fullscale.js";
-import { sweepSessionOptions } from "../../src/bench/perf.js";
+import { closedLoopP99, sweepSessionOptions } from "../../src/bench/perf.js";
 import { TINY, copyFolder, tempDir } from "../helpers.js";
 
 describe("performance measurements (npm run bench's parts, on the tiny model)", function () {
@@ -46,5 +46,15 @@ describe("performance measurements (npm run bench's parts, on the tiny model)", 
     expect(ops.map((o) => o.op)).to.include("Conv");
     const share = ops.reduce((a, o) => a + o.share, 0);
     expect(share).to.be.greaterThan(0.5).and.at.most(1.0000001);
+  });
+
+  it("the closed-loop queueing prediction: c clients wait for c service times, spread included", () => {
+    expect(closedLoopP99([100, 100, 100], 4)).to.equal(400);
+    // one service in ten takes 300 ms instead of 100: the p99 of a single request is 300, and
+    // with 8 clients the p99 sum sits well above 8 x the median (800) but below 8 x 300
+    const service = [...Array(9).fill(100), 300];
+    expect(closedLoopP99(service, 1)).to.equal(300);
+    const p99 = closedLoopP99(service, 8);
+    expect(p99).to.be.within(1200, 1600);
   });
 });
