@@ -2,7 +2,7 @@
  * InstructPix2Pix's three-way classifier-free guidance as a denoiser wrapper: one batched UNet
  * call per step, so the sampling loop stays generic. Every buffer is allocated once per edit.
  */
-import type { HostTensor, RunOutput, Session } from "../model/session.js";
+import type { HostTensor, Session } from "../model/session.js";
 
 export interface GuidanceScales {
   text: number;
@@ -35,8 +35,6 @@ export class InstructPix2PixDenoiser {
   private readonly feeds: Record<string, HostTensor>;
   private readonly eps: Float32Array;
   private readonly plane: number;
-  /** The UNet's output, written in place by ONNX Runtime every step. */
-  private readonly outputs: Record<string, RunOutput>;
   private readonly outName: string;
 
   constructor(private readonly i: DenoiserInputs) {
@@ -80,7 +78,6 @@ export class InstructPix2PixDenoiser {
     }
     this.eps = new Float32Array(this.plane);
     this.outName = i.unet.outputNames.includes("out_sample") ? "out_sample" : i.unet.outputNames[0];
-    this.outputs = { [this.outName]: { data: new Float32Array(B * this.plane), dims: [B, c, h, w] } };
   }
 
   /**
@@ -95,7 +92,7 @@ export class InstructPix2PixDenoiser {
       if (ts instanceof BigInt64Array) ts[k] = BigInt(Math.round(t));
       else ts[k] = t;
     }
-    const out = (await this.i.unet.run(this.feeds, this.outputs))[this.outName].data;
+    const out = (await this.i.unet.run(this.feeds))[this.outName].data;
     if (this.batch === 1) {
       this.eps.set(out.subarray(0, P));
       return this.eps;

@@ -33,20 +33,16 @@ describe("model folders", () => {
     await s.dispose();
   });
 
-  it("writes into preallocated outputs, and a reused input buffer refilled in place is read afresh", async () => {
+  it("a reused input buffer refilled in place is read afresh by the next run", async () => {
     const s = await createSession(path.join(TINY, "vae_decoder", "model.onnx"));
     try {
       const latent = { type: "float32" as const, data: new Float32Array(4 * 8 * 8).fill(0.1), dims: [1, 4, 8, 8] };
-      const plain = Object.values(await s.run({ latent_sample: latent }))[0];
-      const given = { data: new Float32Array(plain.data.length), dims: plain.dims };
-      const first = await s.run({ latent_sample: latent }, { [s.outputNames[0]]: given });
-      expect(first[s.outputNames[0]]).to.equal(given);
-      expect(Array.from(given.data)).to.deep.equal(Array.from(plain.data));
+      const first = Object.values(await s.run({ latent_sample: latent }))[0].data.slice();
       latent.data.fill(-0.3);
-      await s.run({ latent_sample: latent }, { [s.outputNames[0]]: given });
-      const fresh = Object.values(await s.run({ latent_sample: { ...latent, data: latent.data.slice() } }))[0];
-      expect(Array.from(given.data)).to.deep.equal(Array.from(fresh.data));
-      expect(Array.from(given.data)).to.not.deep.equal(Array.from(plain.data));
+      const again = Object.values(await s.run({ latent_sample: latent }))[0].data;
+      const fresh = Object.values(await s.run({ latent_sample: { ...latent, data: latent.data.slice() } }))[0].data;
+      expect(Array.from(again)).to.deep.equal(Array.from(fresh));
+      expect(Array.from(again)).to.not.deep.equal(Array.from(first));
     } finally {
       await s.dispose();
     }
