@@ -154,7 +154,13 @@ function ortOptions(o: SessionOptions, providers: string[], profilePrefix?: stri
  */
 export async function createSession(file: string, options: SessionOptions = {}): Promise<Session> {
   const log = options.log ?? (() => {});
-  const wanted = (options.providers ?? ["cpu"]).map((p) => p.toLowerCase());
+  // ORT silently drops a provider its build lacks (dml, coreml on Linux) and runs on CPU: drop
+  // those here, saying so, so `provider` never names one that is not serving
+  const built = new Set(ort.listSupportedBackends().map((b) => b.name));
+  const requested = (options.providers ?? ["cpu"]).map((p) => p.toLowerCase());
+  const missing = requested.filter((p) => p !== "cpu" && !built.has(p));
+  if (missing.length) log(`execution providers [${missing.join(", ")}] are not in this onnxruntime-node build (it has ${[...built].join(", ")}); ignored`);
+  const wanted = requested.filter((p) => p === "cpu" || built.has(p));
   const profile = options.enableProfiling ? file.replace(/\.onnx$/, "") + "-profile" : undefined;
   if (wanted.some((p) => p !== "cpu")) {
     try {

@@ -48,6 +48,14 @@ describe("model folders", () => {
     }
   });
 
+  it("a provider this onnxruntime-node build lacks (dml on Linux) is named in the log, not reported as serving", async () => {
+    const logs: string[] = [];
+    const s = await createSession(path.join(TINY, "vae_decoder", "model.onnx"), { providers: ["dml", "cpu"], log: (m) => logs.push(m) });
+    expect(s.provider).to.equal("cpu");
+    expect(logs.join()).to.match(/\[dml\] are not in this onnxruntime-node build/);
+    await s.dispose();
+  });
+
   it("lists every problem of a broken folder at once", async () => {
     const dir = copyFolder(TINY);
     rmSync(path.join(dir, "vae_decoder", "model.onnx"));
