@@ -21,6 +21,7 @@ export interface LoadLevel {
   predicted_p99_ms: number;
   p99_vs_queueing: number;
   naive_p99_ms: number;
+  service_p50_ms: number;
 }
 
 export interface PerfReport {
@@ -35,7 +36,6 @@ export interface PerfReport {
   session_options: Array<{ label: string; edit_ms: Stat; vs_default: number }>;
   float16: Awaited<ReturnType<typeof compareFloat16>>;
   server: {
-    service_ms_single_client: number;
     levels: LoadLevel[];
     rss_before_mb: number;
     rss_after_500_mb: number;
@@ -79,11 +79,11 @@ export function renderPerf(r: PerfReport): string {
   if (r.server) {
     lines.push(
       "",
-      `Server (1 worker, single-client service time ${f(r.server.service_ms_single_client)} ms):`,
+      "Server (1 worker; before each level, 16 single-client requests measure the service time it is predicted from):",
       "",
-      "| clients | req/s | p50 ms | p99 ms | predicted p99 (sum of c service times) | p99 / predicted | c x median service | errors |",
-      "| --- | --- | --- | --- | --- | --- | --- | --- |",
-      ...r.server.levels.map((l) => `| ${l.clients} | ${f(l.throughput_rps)} | ${f(l.p50_ms)} | ${f(l.p99_ms)} | ${f(l.predicted_p99_ms)} | ${f(l.p99_vs_queueing, 2)} | ${f(l.naive_p99_ms)} | ${l.errors} |`),
+      "| clients | service p50 ms | req/s | p50 ms | p99 ms | predicted p99 (sum of c service times) | p99 / predicted | c x median service | errors |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+      ...r.server.levels.map((l) => `| ${l.clients} | ${f(l.service_p50_ms)} | ${f(l.throughput_rps)} | ${f(l.p50_ms)} | ${f(l.p99_ms)} | ${f(l.predicted_p99_ms)} | ${f(l.p99_vs_queueing, 2)} | ${f(l.naive_p99_ms)} | ${l.errors} |`),
       "",
       `RSS after a warm-up ${f(r.server.rss_before_mb, 0)} MB, after 500 more requests ${f(r.server.rss_after_500_mb, 0)} MB (${f(r.server.rss_growth_pct)} %), after 500 more ${f(r.server.rss_after_1000_mb, 0)} MB (${f(r.server.rss_growth_second_500_pct)} %).`,
     );
