@@ -4,7 +4,8 @@
  *   a. pipeline overhead: wall time of one edit / time inside ONNX Runtime's run() calls
  *   b. the same model and sampling loop in PyTorch eager (models/train/reference.py), same threads
  *   c. full scale: SD1.5-shaped UNet step at 512x512 and a whole 20-step edit vs the sgemm peak (BENCH_FULLSCALE=0 skips)
- *   d. the HTTP server under 1, 2, 4, 8 concurrent clients, and its RSS over 500 requests
+ *   d. the HTTP server under 1, 2, 4, 8 concurrent clients, and its RSS over two blocks of 500 requests
+ *   e. what to optimise: session options, a float16 UNet, workers vs intra-op threads
  * Writes bench-results/perf.json and bench-results/perf.md.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -13,11 +14,10 @@ import path from "node:path";
 import { Generator, type SessionOptions, edit, loadModel } from "../../editor/index.js";
 import { BUNDLED_MODEL, CLI_PATH, ROOT, TEST_MODEL } from "../paths.js";
 import { compareFloat16 } from "./float16.js";
-import { percentile } from "./metrics.js";
 import { measureFullScale } from "./fullscale.js";
+import { percentile } from "./metrics.js";
 import { type PerfReport, renderPerf } from "./perf-report.js";
-import { type Stat, stat } from "./stats.js";
-
+import { stat } from "./stats.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const SMALL_IMAGE = path.join(ROOT, "models", "heldout", "syn-0000-source.png");
