@@ -70,25 +70,21 @@ export class Generator {
     let s3 = this.s3;
     const TWO_PI = 2 * Math.PI;
     while (i < n) {
-      // two xoshiro128** draws, exactly as uniform() makes them
-      let r = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
-      let t = s1 << 9;
-      s2 ^= s0;
-      s3 ^= s1;
-      s1 ^= s2;
-      s0 ^= s3;
-      s2 ^= t;
-      s3 = rotl(s3, 11);
-      const u1 = 1 - r / 4294967296;
-      r = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
-      t = s1 << 9;
-      s2 ^= s0;
-      s3 ^= s1;
-      s1 ^= s2;
-      s0 ^= s3;
-      s2 ^= t;
-      s3 = rotl(s3, 11);
-      const u2 = r / 4294967296;
+      // two xoshiro128** draws, exactly as uniform() makes them: u1 in (0, 1], u2 in [0, 1)
+      let u1 = 0;
+      let u2 = 0;
+      for (let d = 0; d < 2; d++) {
+        const r = Math.imul(rotl(Math.imul(s1, 5), 7), 9) >>> 0;
+        const t = s1 << 9;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = rotl(s3, 11);
+        if (d === 0) u1 = 1 - r / 4294967296;
+        else u2 = r / 4294967296;
+      }
       const radius = Math.sqrt(-2 * Math.log(u1));
       out[i++] = radius * Math.cos(TWO_PI * u2);
       const second = radius * Math.sin(TWO_PI * u2);
