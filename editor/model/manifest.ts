@@ -16,6 +16,24 @@ export const RewardInputsSchema = z.strictObject({
   default_feedback: z.string().default("None; None; None"),
 });
 
+/**
+ * What the model is for, so the page and /v1/models can tell a user before they try a photo on a
+ * model that has only seen synthetic scenes.
+ */
+export const DomainSchema = z.strictObject({
+  /** "synthetic": trained only on generated scenes; "photos": on real photographs. */
+  kind: z.enum(["synthetic", "photos"]),
+  description: z.string().min(1),
+  /** Side length, in pixels, the model edits at. */
+  working_size: z.number().int().positive(),
+  /** The instruction kinds it knows, each with an example phrasing. */
+  instructions: z.array(z.string().min(1)).default([]),
+  /** One-click examples: images inside the model folder (relative paths) with an instruction. */
+  examples: z
+    .array(z.strictObject({ image: z.string().regex(/^examples\/[\w.-]+\.(png|jpe?g|webp)$/), instruction: z.string().min(1) }))
+    .default([]),
+});
+
 export const ManifestSchema = z.object({
   format: z.string().default("reward-edit/1"),
   name: z.string().default("unnamed"),
@@ -38,11 +56,13 @@ export const ManifestSchema = z.object({
     })
     .prefault({}),
   rewards: RewardInputsSchema.optional(),
+  domain: DomainSchema.optional(),
   training: z.record(z.string(), z.unknown()).optional(),
 });
 
 export type Manifest = z.infer<typeof ManifestSchema>;
 export type RewardInputs = z.infer<typeof RewardInputsSchema>;
+export type Domain = z.infer<typeof DomainSchema>;
 
 export function parseManifest(raw: unknown): Manifest {
   const r = ManifestSchema.safeParse(raw ?? {});

@@ -146,7 +146,11 @@ def main() -> None:
     export_folder(a.out, text, ae, unet, ck["scaling_factor"], f"{a.work}/tokenizer",
                   {"name": a.name, "description": a.description, "licence": "Apache-2.0",
                    "training": {"steps": ck["step"], "seconds": round(ck["elapsed"]), "batch": 32,
-                                "triplets": 20000, "seed": 0}}, cfg)
+                                "triplets": 20000, "seed": 0},
+                   "domain": scenes.domain()}, cfg)
+    os.makedirs(f"{a.out}/examples", exist_ok=True)
+    for scene_id, name, _ in scenes.EXAMPLES:
+        shutil.copyfile(f"{HERE}/../heldout/{scene_id}-source.png", f"{a.out}/examples/{name}")
 
 
 if __name__ == "__main__":

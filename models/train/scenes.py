@@ -323,3 +323,26 @@ def save_heldout(folder: str, n: int, seed: int) -> None:
             f.write(json.dumps(r) + "\n")
     with open(f"{folder}/palette.json", "w") as f:
         json.dump({"colours": COLOURS, "backgrounds": BACKGROUNDS, "slots": SLOTS, "floor": FLOOR, "size": SIZE}, f, indent=1)
+
+
+# One-click examples for the page: held-out scenes (models/heldout) with an instruction each.
+EXAMPLES = [("syn-0000", "white-mug.png", "make the mug yellow"),
+            ("syn-0004", "mug-dark-blue.png", "put it on a beige background"),
+            ("syn-0002", "orange-ball.png", "remove the ball"),
+            ("syn-0006", "purple-box.png", "put a yellow bottle next to it")]
+
+
+def domain() -> dict:
+    """The manifest's `domain` block: what a model trained on this world is for."""
+    return {
+        "kind": "synthetic",
+        "description": (
+            f"Trained only on {SIZE}x{SIZE} synthetic product scenes drawn by models/train/scenes.py: a "
+            f"{', '.join(KINDS[:-1])} or {KINDS[-1]} in one of {len(COLOURS)} flat colours ({', '.join(COLOURS)}) "
+            f"on one of {len(BACKGROUNDS)} plain or gradient backdrops ({', '.join(BACKGROUNDS)}). It has never seen "
+            f"a photograph: a real photo is edited at {SIZE} px and the result is blurred and often wrong. For photos, "
+            "convert a real InstructPix2Pix or Multi-Reward checkpoint (README, 'Use a real model')."),
+        "working_size": SIZE,
+        "instructions": [f"{k}: {PHRASES[k][0].format(kind='mug', colour='red', bg='beige')}" for k in EDIT_KINDS],
+        "examples": [{"image": f"examples/{name}", "instruction": instr} for _, name, instr in EXAMPLES],
+    }

@@ -14,9 +14,10 @@ import path from "node:path";
 import { Generator, type SessionOptions, edit, loadModel } from "../../editor/index.js";
 import { BUNDLED_MODEL, CLI_PATH, ROOT, TEST_MODEL } from "../paths.js";
 import { compareFloat16 } from "./float16.js";
-import { measureFullScale } from "./fullscale.js";
+import { FULLSCALE_CACHE, measureFullScale } from "./fullscale.js";
 import { percentile } from "./metrics.js";
 import { type PerfReport, renderPerf } from "./perf-report.js";
+import { PhaseProgress } from "./phases.js";
 import { stat } from "./stats.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
@@ -216,11 +217,28 @@ async function main(): Promise<void> {
   const repeats = Number(process.env.BENCH_REPEATS ?? 7);
   const bundled = existsSync(BUNDLED_MODEL) ? BUNDLED_MODEL : TEST_MODEL;
   const photo = path.join(ROOT, "src", "bench", "sample", "images", "coffee.png");
+  const withServer = !process.env.BENCH_SKIP_SERVER;
+  const withFullScale = process.env.BENCH_FULLSCALE !== "0";
+  const progress = new PhaseProgress([
+    { name: "a. pipeline overhead (64 px and a 600x400 photo)", estimateS: 15 },
+    { name: "b. ours vs PyTorch eager, alternating", estimateS: 60 },
+    { name: "e. session-option sweep", estimateS: 60 },
+    { name: "e. float16 UNet vs float32", estimateS: 40 },
+    ...(withServer
+      ? [
+          { name: "d. server at 1, 2, 4, 8 clients and RSS over 1,000 requests", estimateS: 300 },
+          { name: "e. workers x intra-op threads at 8 clients", estimateS: 90 },
+        ]
+      : []),
+    ...(withFullScale ? [{ name: "c. full scale: convert the SD-size checkpoint (first run only), UNet steps, a 20-step 512x512 edit", estimateS: existsSync(FULLSCALE_CACHE) ? 900 : 1800 }] : []),
+  ]);
+  progress.start("a. pipeline overhead (64 px and a 600x400 photo)");
   const overhead = [
     await measureEdits(bundled, { repeats, steps: 20, image: SMALL_IMAGE }),
     await measureEdits(bundled, { repeats, steps: 20, image: photo }),
   ];
   // b: ours and PyTorch alternate, so drift in machine load hits both
+  progress.start("b. ours vs PyTorch eager, alternating");
   const oursMs: number[] = [];
   const torchMs: number[] = [];
   for (let round = 0; round < 3; round++) {
@@ -228,11 +246,24 @@ async function main(): Promise<void> {
     const t = measurePyTorch(bundled, 20, 3);
     if (t) torchMs.push(...t);
   }
+  progress.start("e. session-option sweep");
   const sessionOptions = await sweepSessionOptions(bundled);
+  progress.start("e. float16 UNet vs float32");
   const fp16 = await compareFloat16(bundled, THREADS);
-  const server = process.env.BENCH_SKIP_SERVER ? null : await measureServer(bundled);
-  const workerLayouts = process.env.BENCH_SKIP_SERVER ? null : await compareWorkerLayouts(bundled);
-  const fullScale = process.env.BENCH_FULLSCALE === "0" ? null : await measureFullScale(THREADS);
+  let server = null;
+  let workerLayouts = null;
+  if (withServer) {
+    progress.start("d. server at 1, 2, 4, 8 clients and RSS over 1,000 requests");
+    server = await measureServer(bundled);
+    progress.start("e. workers x intra-op threads at 8 clients");
+    workerLayouts = await compareWorkerLayouts(bundled);
+  }
+  let fullScale = null;
+  if (withFullScale) {
+    progress.start("c. full scale: convert the SD-size checkpoint (first run only), UNet steps, a 20-step 512x512 edit");
+    fullScale = await measureFullScale(THREADS);
+  }
+  progress.done();
   const report: PerfReport = {
     date: new Date().toISOString(),
     node: process.version,

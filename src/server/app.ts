@@ -14,7 +14,7 @@ import { ROOT } from "../paths.js";
 import { type Preset, UnknownPresetError } from "../presets/index.js";
 import { bearerAuth } from "./auth.js";
 import { AppError, errorHandler } from "./errors.js";
-import { DrainingError, type Job, type JobPool, QueueFullError } from "./jobs.js";
+import { DrainingError, type Job, type JobPool, type ModelInfo, QueueFullError } from "./jobs.js";
 import type { Metrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { type EditForm, checkImage, editSchema, parseForm, scoreSchema } from "./validation.js";
@@ -41,6 +41,18 @@ const route = (h: Handler) => (req: Request, res: Response, next: NextFunction) 
 export function overall(s: ScoreResult): number | null {
   const v = PERSPECTIVES.map((p) => s.perspectives[p]).filter((x) => x.status === "scored" && x.score !== undefined);
   return v.length ? v.reduce((a, x) => a + x.score!, 0) / v.length : null;
+}
+
+/**
+ * A photo sent to a model that has only seen small synthetic scenes is edited anyway (it may be
+ * what the user wants to see), but the response says why the result will disappoint.
+ */
+export function domainWarnings(m: ModelInfo | undefined, width: number, height: number): string[] {
+  const dom = m?.manifest.domain;
+  if (dom?.kind !== "synthetic" || Math.max(width, height) <= 2 * dom.working_size) return [];
+  return [
+    `model ${m!.name} was trained only on ${dom.working_size} px synthetic scenes; a ${width}x${height} photo is edited at ${dom.working_size} px and the result will be blurred and often wrong (README: "Use a real model")`,
+  ];
 }
 
 export function createApp(d: AppDeps): express.Express {
@@ -82,7 +94,18 @@ export function createApp(d: AppDeps): express.Express {
   });
   app.get("/v1/models", (_req, res) => {
     const m = pool.model;
-    res.json({ models: m ? [{ name: m.name, dir: path.basename(m.dir), takes_rewards: m.takesRewards, provider: m.provider, manifest: m.manifest }] : [] });
+    res.json({
+      models: m
+        ? [{ name: m.name, dir: path.basename(m.dir), takes_rewards: m.takesRewards, provider: m.provider, domain: m.manifest.domain ?? null, manifest: m.manifest }]
+        : [],
+    });
+  });
+  // the model's one-click example images: only files its manifest lists, so no path reaches outside
+  app.get("/v1/models/examples/:file", (req, res, next) => {
+    const m = pool.model;
+    const image = `examples/${req.params.file}`;
+    if (!m?.manifest.domain?.examples.some((e) => e.image === image)) return next(new AppError(404, "not_found", "no such example", "file"));
+    res.sendFile(path.join(path.resolve(m.dir), image));
   });
 
   const submit = async (req: Request): Promise<{ job: Job; form: EditForm }> => {
@@ -153,6 +176,7 @@ export function createApp(d: AppDeps): express.Express {
     const chosen = out.candidates[best];
     const format = job.request.format;
     const params = { ...out.parameters, seed: chosen.seed, preset: job.extra?.preset ?? null };
+    const warnings = domainWarnings(pool.model, out.width, out.height);
     if (as === "json") {
       res.json({
         id: job.id,
@@ -164,9 +188,11 @@ export function createApp(d: AppDeps): express.Express {
         scores: scores[best],
         candidates: out.candidates.map((c, i) => ({ seed: c.seed, overall: scores[i] ? overall(scores[i]!) : null, chosen: i === best })),
         timings: { total_ms: out.timings.totalMs, ort_ms: out.timings.ortMs },
+        warnings,
       });
       return;
     }
+    if (warnings.length) res.set("x-reward-edit-warning", headerJson(warnings));
     res.set({
       "x-reward-edit-seed": String(chosen.seed),
       "x-reward-edit-rewards-applied": String(params.rewardsApplied),

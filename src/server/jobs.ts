@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
 import type { EditJobOutput, EditJobRequest, FromWorker, WorkerError, WorkerInit } from "./worker/protocol.js";
+import type { Manifest } from "../../editor/index.js";
 
 export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 
@@ -58,7 +59,7 @@ export interface ModelInfo {
   takesRewards: boolean;
   dir: string;
   provider: string;
-  manifest: unknown;
+  manifest: Manifest;
 }
 
 const FINAL: JobState[] = ["succeeded", "failed", "cancelled"];

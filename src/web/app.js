@@ -45,16 +45,56 @@ async function loadPresets() {
   }
 }
 
+let domain = null;
+
 async function loadModel() {
   const res = await fetch("v1/models", { headers: headers() });
   if (!res.ok) return;
   const { models } = await res.json();
-  if (models[0] && !models[0].takes_rewards) $("model-note").textContent = `The model ${models[0].name} takes no reward inputs: sliders will not change the edit.`;
+  const m = models[0];
+  if (!m) return;
+  if (!m.takes_rewards) $("model-note").textContent = `The model ${m.name} takes no reward inputs: sliders will not change the edit.`;
+  domain = m.domain;
+  if (!domain) return;
+  $("model-name").textContent = `Model: ${m.name} (works at ${domain.working_size} px)`;
+  $("model-domain").textContent = domain.description;
+  if (domain.instructions.length) $("model-instructions").textContent = `Knows: ${domain.instructions.join(" · ")}`;
+  for (const ex of domain.examples) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.title = ex.instruction;
+    b.dataset.example = ex.image;
+    const img = document.createElement("img");
+    img.alt = "";
+    const name = ex.image.slice("examples/".length);
+    const blob = fetch(`v1/models/examples/${encodeURIComponent(name)}`, { headers: headers() }).then((r) => (r.ok ? r.blob() : Promise.reject(new Error(r.statusText))));
+    blob.then((bl) => (img.src = URL.createObjectURL(bl))).catch(() => b.remove());
+    b.append(img, document.createTextNode(ex.instruction));
+    b.addEventListener("click", async () => {
+      const bl = await blob;
+      $("instruction").value = ex.instruction;
+      pick(new File([bl], name, { type: bl.type || "image/png" }), true);
+    });
+    $("examples").append(b);
+  }
+  $("model-info").hidden = false;
 }
 
-function pick(f) {
+/** Own photos on a synthetic-only model are allowed, but the user is told what to expect. */
+function warnDomain(isExample) {
+  const w = $("domain-warning");
+  w.hidden = !(domain?.kind === "synthetic" && !isExample);
+  w.replaceChildren();
+  if (w.hidden) return;
+  w.append(
+    `This model was trained only on ${domain.working_size} px synthetic product scenes, never on photos: your photo will be edited at ${domain.working_size} px and the result will be blurred and probably wrong. Try an example above, or serve a real InstructPix2Pix / Multi-Reward checkpoint (README, "Use a real model").`,
+  );
+}
+
+function pick(f, isExample = false) {
   if (!f || !f.type.startsWith("image/")) return status("Please choose an image file.", true);
   file = f;
+  warnDomain(isExample);
   if (sourceUrl) URL.revokeObjectURL(sourceUrl);
   sourceUrl = URL.createObjectURL(f);
   const img = document.createElement("img");

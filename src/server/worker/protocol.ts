@@ -1,5 +1,5 @@
 /** Messages between the server and its inference workers. */
-import type { EditResult, OutputFormat, Rewards, SchedulerName } from "../../../editor/index.js";
+import type { EditResult, Manifest, OutputFormat, Rewards, SchedulerName } from "../../../editor/index.js";
 
 export interface EditJobRequest {
   image: Uint8Array;
@@ -36,7 +36,7 @@ export interface WorkerError {
 export type ToWorker = { type: "edit"; jobId: string; request: EditJobRequest };
 
 export type FromWorker =
-  | { type: "ready"; model: { name: string; takesRewards: boolean; dir: string; provider: string; manifest: unknown } }
+  | { type: "ready"; model: { name: string; takesRewards: boolean; dir: string; provider: string; manifest: Manifest } }
   | { type: "init-failed"; error: WorkerError }
   | { type: "progress"; jobId: string; step: number; steps: number }
   | { type: "done"; jobId: string; output: EditJobOutput }
