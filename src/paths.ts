@@ -13,3 +13,6 @@ export function defaultModelDir(): string {
   return process.env.REWARD_EDIT_MODEL ?? (existsSync(BUNDLED_MODEL) ? BUNDLED_MODEL : TEST_MODEL);
 }
 export const CLI_PATH = path.join(ROOT, "bin", "reward-edit.js");
+/** The Python with torch for models/ tools (Debian's python3-torch by default). */
+export const PYTHON = process.env.REWARD_EDIT_PYTHON ?? "/usr/bin/python3";
+export const CONVERTER = path.join(ROOT, "models", "convert", "convert.py");

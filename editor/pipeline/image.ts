@@ -22,6 +22,8 @@ export interface PreparedImage {
   pixels: Float32Array;
   width: number;
   height: number;
+  /** Where the photo lies inside the padded working image. */
+  content: Region;
   /** Upright size of the input (EXIF orientation applied). */
   sourceWidth: number;
   sourceHeight: number;
@@ -31,11 +33,26 @@ export class ImageInputError extends Error {
   override name = "ImageInputError";
 }
 
-/** Model working size: long side to `resolution`, sides rounded to `multiple`, aspect kept. */
-export function workingSize(w: number, h: number, p: SizePolicy): { width: number; height: number } {
+export interface Region {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Model working size: the photo scaled (aspect kept) so its long side is `resolution`, then padded
+ * up to multiples of `multiple` with a mirror of its own edges, centred. Padding rather than the
+ * published evaluation's centre crop: the whole photo is edited and comes back whole, undistorted;
+ * the mirrored strips (under one multiple) are edited along and cut off again.
+ */
+export function workingSize(w: number, h: number, p: SizePolicy): { width: number; height: number; content: Region } {
   const scale = p.resolution / Math.max(w, h);
-  const round = (x: number) => Math.max(p.multiple, Math.round((x * scale) / p.multiple) * p.multiple);
-  return { width: round(w), height: round(h) };
+  const cw = Math.max(1, Math.round(w * scale));
+  const ch = Math.max(1, Math.round(h * scale));
+  const width = Math.ceil(cw / p.multiple) * p.multiple;
+  const height = Math.ceil(ch / p.multiple) * p.multiple;
+  return { width, height, content: { left: Math.floor((width - cw) / 2), top: Math.floor((height - ch) / 2), width: cw, height: ch } };
 }
 
 /** An input whose header has been read: its upright size is known, its pixels not yet decoded. */
@@ -66,14 +83,21 @@ export async function openImage(input: Buffer, p: SizePolicy): Promise<OpenedIma
 }
 
 async function decodeImage(input: Buffer, sourceWidth: number, sourceHeight: number, p: SizePolicy): Promise<PreparedImage> {
-  const { width, height } = workingSize(sourceWidth, sourceHeight, p);
+  const { width, height, content } = workingSize(sourceWidth, sourceHeight, p);
   let raw: Buffer;
   try {
     raw = await sharp(input, { limitInputPixels: p.limitInputPixels ?? 50_000_000, pages: 1 })
       .rotate()
       .flatten({ background: "#ffffff" })
       .toColourspace("srgb")
-      .resize(width, height, { fit: "fill", kernel: "lanczos3" })
+      .resize(content.width, content.height, { fit: "fill", kernel: "lanczos3" })
+      .extend({
+        left: content.left,
+        top: content.top,
+        right: width - content.width - content.left,
+        bottom: height - content.height - content.top,
+        extendWith: "mirror",
+      })
       .removeAlpha()
       .raw({ depth: "uchar" })
       .toBuffer();
@@ -85,7 +109,7 @@ async function decodeImage(input: Buffer, sourceWidth: number, sourceHeight: num
   for (let i = 0; i < plane; i++) {
     for (let c = 0; c < 3; c++) pixels[c * plane + i] = raw[i * 3 + c] / 127.5 - 1;
   }
-  return { pixels, width, height, sourceWidth, sourceHeight };
+  return { pixels, width, height, content, sourceWidth, sourceHeight };
 }
 
 export async function prepareImage(input: Buffer, p: SizePolicy): Promise<PreparedImage> {
@@ -109,9 +133,16 @@ export async function encodeImage(
   rgb: Buffer,
   width: number,
   height: number,
-  options: { format?: OutputFormat; resizeTo?: { width: number; height: number } } = {},
+  options: { format?: OutputFormat; resizeTo?: { width: number; height: number }; crop?: Region } = {},
 ): Promise<Buffer> {
   let img = sharp(rgb, { raw: { width, height, channels: 3 } });
+  const c = options.crop;
+  if (c && (c.width !== width || c.height !== height)) {
+    // extract before resize: sharp applies them in this order whatever the call order
+    img = sharp(await img.extract(c).raw().toBuffer(), { raw: { width: c.width, height: c.height, channels: 3 } });
+    width = c.width;
+    height = c.height;
+  }
   const to = options.resizeTo;
   if (to && (to.width !== width || to.height !== height)) img = img.resize(to.width, to.height, { fit: "fill" });
   switch (options.format ?? "png") {

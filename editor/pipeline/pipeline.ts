@@ -202,8 +202,9 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const [, , H, W] = out.dims;
   const rgb = toRgb8(out.data, W, H);
   const format = o.format ?? "png";
-  const size = o.workingSize ? { width: W, height: H } : { width: img.sourceWidth, height: img.sourceHeight };
-  const image = await encodeImage(rgb, W, H, { format, resizeTo: size });
+  // the padding comes off; the photo goes back to its own size (or stays at the working scale)
+  const size = o.workingSize ? { width: img.content.width, height: img.content.height } : { width: img.sourceWidth, height: img.sourceHeight };
+  const image = await encodeImage(rgb, W, H, { format, resizeTo: size, crop: img.content });
   const ortMs = sessions.reduce((a, s) => a + s.runMs, 0) - ort0;
   return {
     image,

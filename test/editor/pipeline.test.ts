@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
-import { type EditorModel, type EditOptions, EditInputError, edit, loadModel } from "../../editor/index.js";
+import { type EditorModel, type EditOptions, EditInputError, edit, loadModel, prepareImage, workingSize } from "../../editor/index.js";
 import * as images from "../fixtures/images.js";
 import { PHOTOS, TINY, TINY_NO_REWARDS } from "../helpers.js";
 
@@ -42,7 +42,7 @@ describe("InstructPix2Pix pipeline (tiny test model, real ONNX sessions)", funct
       delete (model.unet as { run?: unknown }).run;
     }
     expect(calls).to.have.length(5);
-    expect(calls[0].sample).to.deep.equal([3, 8, 20, 32]); // 600x400 -> 64x40 working size -> 32x20 latents
+    expect(calls[0].sample).to.deep.equal([3, 8, 24, 32]); // 600x400 -> 64x43, mirror-padded to 64x48 -> 32x24 latents
     expect(calls[0].encoder_hidden_states[0]).to.equal(3);
     expect(calls[0].feedback_embeds[0]).to.equal(3);
     expect(seen[0]).to.deep.equal([4, 2.5, 3, 4, 2.5, 3, 4, 2.5, 3]);
@@ -99,7 +99,7 @@ describe("InstructPix2Pix pipeline (tiny test model, real ONNX sessions)", funct
   it("can return the model's working size and other formats", async () => {
     const r = await edit(model, base({ workingSize: true, format: "webp" }));
     const meta = await sharp(r.image).metadata();
-    expect([meta.format, meta.width, meta.height]).to.deep.equal(["webp", 64, 40]);
+    expect([meta.format, meta.width, meta.height]).to.deep.equal(["webp", 64, 43]); // the padding is cut off again
   });
 
   it("rejects bad inputs naming the field", async () => {
@@ -128,5 +128,30 @@ describe("InstructPix2Pix pipeline (tiny test model, real ONNX sessions)", funct
     } finally {
       await plain.dispose();
     }
+  });
+});
+
+describe("working size of a photo (long side to the resolution, padded to the size multiple)", () => {
+  it("SD scale: a 3000x2000 photo is scaled to 512x341 and mirror-padded to 512x384, centred", () => {
+    expect(workingSize(3000, 2000, { resolution: 512, multiple: 64 })).to.deep.equal({
+      width: 512,
+      height: 384,
+      content: { left: 0, top: 21, width: 512, height: 341 },
+    });
+    expect(workingSize(512, 512, { resolution: 512, multiple: 64 }).content).to.deep.equal({ left: 0, top: 0, width: 512, height: 512 });
+    expect(workingSize(2000, 3000, { resolution: 512, multiple: 64 })).to.include({ width: 384, height: 512 });
+  });
+
+  it("the padding mirrors the photo's own edge rows, not a flat colour", async () => {
+    const img = await sharp({ create: { width: 60, height: 40, channels: 3, background: "#000" } })
+      .composite([{ input: { create: { width: 60, height: 2, channels: 3, background: "#fff" } }, top: 0, left: 0 }])
+      .png()
+      .toBuffer();
+    const p = await prepareImage(img, { resolution: 64, multiple: 16 });
+    expect([p.width, p.height, p.content.top, p.content.height]).to.deep.equal([64, 48, 2, 43]);
+    const red = (x: number, y: number) => p.pixels[y * p.width + x];
+    expect(red(30, 2)).to.be.above(0.9); // the photo's white top row
+    expect(red(30, 0)).to.be.above(0.9); // mirrored above it
+    expect(red(30, 47)).to.be.below(-0.9); // the black bottom, mirrored below
   });
 });

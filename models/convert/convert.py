@@ -1,0 +1,209 @@
+"""Convert a diffusers-format InstructPix2Pix or Multi-Reward checkpoint folder into a model folder
+this project serves (DESIGN.md 2 and 8):
+
+  python3 convert.py SRC OUT [--dtype float32|float16]
+
+Checks every tensor name and shape against the configs first and lists all problems at once
+(exit 2); then exports text_encoder, vae_encoder (mean), unet, vae_decoder to ONNX, copies the
+tokenizer and scheduler and writes reward-edit.json. Prints one JSON line of figures at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "train"))
+
+import checkpoint  # noqa: E402
+from vae import VaeDecoderGraph, VaeEncoderGraph  # noqa: E402
+
+OPSET = 14
+# protobuf cannot hold a graph over 2 GB; leave room for the graph itself
+EXTERNAL_DATA_BYTES = 1_800_000_000
+
+
+def save_onnx(path: str, export) -> None:
+    """Exports through a scratch folder, then writes model.onnx with its weights inline, or, past
+    protobuf's limit, in one model.onnx_data file beside it (torch writes one file per tensor)."""
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as tmp:
+        raw = os.path.join(tmp, "model.onnx")
+        export(raw)
+        model = onnx.load(raw, load_external_data=False)
+        load_external_data_for_model(model, tmp)
+        large = sum(t.ByteSize() for t in model.graph.initializer) > EXTERNAL_DATA_BYTES
+        for f in ("model.onnx", "model.onnx_data"):
+            if os.path.exists(os.path.join(os.path.dirname(path), f)):
+                os.remove(os.path.join(os.path.dirname(path), f))
+        onnx.save(model, path, save_as_external_data=large, all_tensors_to_one_file=True,
+                  location="model.onnx_data" if large else None, size_threshold=1024)
+
+
+def export_text_encoder(module, out: str) -> None:
+    ids = torch.zeros(2, 77, dtype=torch.int64)
+    save_onnx(out, lambda p: torch.onnx.export(
+        module, (ids,), p, opset_version=OPSET, input_names=["input_ids"],
+        output_names=["last_hidden_state", "pooler_output"],
+        dynamic_axes={"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"}, "pooler_output": {0: "batch"}}))
+
+
+def export_vae(vae, out_dir: str) -> None:
+    x = torch.zeros(1, 3, 64, 64)
+    spatial = {0: "batch", 2: "height", 3: "width"}
+    save_onnx(f"{out_dir}/vae_encoder/model.onnx", lambda p: torch.onnx.export(
+        VaeEncoderGraph(vae), (x,), p, opset_version=OPSET, input_names=["sample"], output_names=["latent_sample"],
+        dynamic_axes={"sample": spatial, "latent_sample": spatial}))
+    z = torch.zeros(1, vae.latent_channels, 8, 8)
+    save_onnx(f"{out_dir}/vae_decoder/model.onnx", lambda p: torch.onnx.export(
+        VaeDecoderGraph(vae), (z,), p, opset_version=OPSET, input_names=["latent_sample"], output_names=["sample"],
+        dynamic_axes={"latent_sample": spatial, "sample": spatial}))
+
+
+def export_unet(unet, cfg: dict, rewards: bool, out: str, text_dim: int) -> None:
+    b, c = 3, cfg.get("in_channels", 8)
+    args = [torch.zeros(b, c, 8, 8), torch.full((b,), 500.0), torch.zeros(b, 77, cfg.get("cross_attention_dim", text_dim))]
+    names = ["sample", "timestep", "encoder_hidden_states"]
+    spatial = {0: "batch", 2: "height", 3: "width"}
+    axes = {"sample": spatial, "timestep": {0: "batch"}, "encoder_hidden_states": {0: "batch"}, "out_sample": spatial}
+    if rewards:
+        args += [torch.full((b, 3), 5.0), torch.zeros(b, 768)]
+        names += ["reward_scores", "feedback_embeds"]
+        axes.update({"reward_scores": {0: "batch"}, "feedback_embeds": {0: "batch"}})
+    save_onnx(out, lambda p: torch.onnx.export(unet, tuple(args), p, opset_version=OPSET, input_names=names,
+                                               output_names=["out_sample"], dynamic_axes=axes))
+
+
+def manifest(ck: checkpoint.Checkpoint, name: str, dtype: str) -> dict:
+    vae = ck.configs["vae"]
+    down = 2 ** (len(vae["block_out_channels"]) - 1)
+    size = int(vae.get("sample_size", 512))
+    m = {
+        "format": "reward-edit/1",
+        "name": name,
+        "description": ("Multi-Reward (stage 2) InstructPix2Pix editor" if ck.kind == "multi-reward" else "InstructPix2Pix editor")
+        + f", converted from {os.path.basename(os.path.normpath(ck.src))} by models/convert/convert.py ({dtype}).",
+        "licence": "see the source checkpoint",
+        "resolution": size,
+        # sides in multiples of 64 at SD scale (the published evaluation), i.e. 8 latent pixels
+        "size_multiple": 8 * down,
+        "latent_channels": vae.get("latent_channels", 4),
+        "latent_downscale": down,
+        "scaling_factor": vae.get("scaling_factor", 0.18215),
+        # the published evaluation's settings (DESIGN.md 8)
+        "defaults": {"steps": 30, "text_guidance": 7.5, "image_guidance": 1.5, "scheduler": "euler-a"},
+        "domain": {
+            "kind": "photos",
+            "description": f"A diffusers-format {'Multi-Reward' if ck.kind == 'multi-reward' else 'InstructPix2Pix'} checkpoint: "
+                           f"edits photos at {size} px on the long side (sides in multiples of {8 * down}).",
+            "working_size": size,
+            "instructions": [],
+            "examples": [],
+        },
+        "source": {"kind": ck.kind, "dtype": dtype, "files": {c: [os.path.basename(p) for p in ps] for c, ps in ck.files.items()}},
+    }
+    if ck.kind == "multi-reward":
+        m["rewards"] = {"scores_input": "reward_scores", "feedback_input": "feedback_embeds",
+                        "perspectives": ["following", "preserving", "quality"], "range": [0, 5],
+                        "default_feedback": "None; None; None"}
+    return m
+
+
+def to_float16(out: str) -> None:
+    """float16 weights and arithmetic inside, float32 inputs and outputs (models/train/fp16.py)."""
+    import fp16
+    for c in ("text_encoder", "vae_encoder", "unet", "vae_decoder"):
+        path = f"{out}/{c}/model.onnx"
+        tmp = f"{out}/{c}/model.f16.onnx"
+        fp16.convert(path, tmp, set())
+        for f in os.listdir(f"{out}/{c}"):
+            if f in ("model.onnx", "model.onnx_data"):
+                os.remove(f"{out}/{c}/{f}")
+        os.rename(tmp, path)
+        if os.path.exists(tmp + ".data"):
+            os.rename(tmp + ".data", f"{out}/{c}/model.onnx.data")
+            _relocate(path, "model.onnx.data")
+
+
+def _relocate(path: str, location: str) -> None:
+    import onnx
+    m = onnx.load(path, load_external_data=False)
+    for t in m.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = location
+    onnx.save(m, path)
+
+
+def convert(src: str, out: str, dtype: str = "float32", name: str | None = None) -> dict:
+    t0 = time.time()
+    ck = checkpoint.inspect(src)
+    os.makedirs(out, exist_ok=True)
+    for c in ("text_encoder", "vae_encoder", "unet", "vae_decoder"):
+        os.makedirs(f"{out}/{c}", exist_ok=True)
+    with torch.no_grad():
+        text = checkpoint.instantiate(ck, "text_encoder")
+        export_text_encoder(text, f"{out}/text_encoder/model.onnx")
+        del text
+        ck.states.pop("text_encoder")
+        vae = checkpoint.instantiate(ck, "vae")
+        export_vae(vae, out)
+        del vae
+        ck.states.pop("vae")
+        unet = checkpoint.instantiate(ck, "unet")
+        ck.states.pop("unet")
+        export_unet(unet, ck.configs["unet"], ck.kind == "multi-reward", f"{out}/unet/model.onnx",
+                    ck.configs["text_encoder"]["hidden_size"])
+        del unet
+    if dtype == "float16":
+        to_float16(out)
+    for d in ("tokenizer", "scheduler"):
+        # copyfile: the source may be read-only, the folder we write must not be
+        shutil.copytree(os.path.join(src, d), os.path.join(out, d), dirs_exist_ok=True, copy_function=shutil.copyfile)
+    shutil.copyfile(os.path.join(src, "model_index.json"), os.path.join(out, "model_index.json"))
+    m = manifest(ck, name or os.path.basename(os.path.normpath(out)), dtype)
+    json.dump(m, open(os.path.join(out, "reward-edit.json"), "w"), indent=2)
+    sizes = {c: sum(os.path.getsize(os.path.join(out, c, f)) for f in os.listdir(os.path.join(out, c)))
+             for c in ("text_encoder", "vae_encoder", "unet", "vae_decoder")}
+    return {"kind": ck.kind, "dtype": dtype, "out": out, "seconds": round(time.time() - t0, 1), "bytes": sizes,
+            "total_bytes": sum(sizes.values())}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("src")
+    ap.add_argument("out")
+    ap.add_argument("--dtype", choices=["float32", "float16"], default="float32")
+    ap.add_argument("--name")
+    ap.add_argument("--check", action="store_true", help="only check names and shapes; write nothing")
+    a = ap.parse_args()
+    # torch.onnx's tracer warns about constant folding and shape inference on every graph: noise here
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    try:
+        if a.check:
+            ck = checkpoint.inspect(a.src, load_weights=False)
+            print(json.dumps({"kind": ck.kind, "ok": True}))
+            return 0
+        print(json.dumps(convert(a.src, a.out, a.dtype, a.name)))
+        return 0
+    except checkpoint.CheckpointError as e:
+        n = len(e.problems)
+        print(f"{a.src}: cannot convert ({n} problem{'s' if n != 1 else ''}):", file=sys.stderr)
+        for p in e.problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
