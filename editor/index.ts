@@ -6,7 +6,7 @@ export type { EditorModel, FolderReport } from "./model/folder.js";
 export { parseManifest } from "./model/manifest.js";
 export type { Manifest } from "./model/manifest.js";
 export { createSession, ortVersion } from "./model/session.js";
-export type { Session, SessionOptions } from "./model/session.js";
+export type { HostTensor, Session, SessionOptions } from "./model/session.js";
 export { edit, EditInputError, DEFAULT_REWARDS, MAX_SEED } from "./pipeline/pipeline.js";
 export type { EditOptions, EditResult, Rewards, StepProgress } from "./pipeline/pipeline.js";
 export { ImageInputError, OUTPUT_FORMATS, prepareImage, workingSize } from "./pipeline/image.js";

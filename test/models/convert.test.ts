@@ -1,0 +1,185 @@
+import { expect } from "chai";
+import { spawnSync } from "node:child_process";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import path from "node:path";
+import sharp from "sharp";
+import { pino } from "pino";
+import { type HostTensor, createSession } from "../../editor/index.js";
+import { type RunningServer, startServer } from "../../src/server/server.js";
+import { PHOTOS, ROOT, SHARED, copyFolder, runCli, tempDir } from "../helpers.js";
+import { readSafetensors, relativeError } from "../support/safetensors.js";
+
+const GOLDEN = path.join(SHARED, "reference", "checkpoints", "golden");
+const KEYS = path.join(SHARED, "reference", "checkpoints", "keys");
+const LAYOUT = path.join(SHARED, "reference", "sd15-onnx-layout");
+const CONVERT = path.join(ROOT, "models", "convert");
+const PY = process.env.REWARD_EDIT_PYTHON ?? "/usr/bin/python3";
+const LIMIT = { float32: 1e-4, float16: 2e-2 } as const;
+
+/** Runs Python against the converter's own safetensors module, to break a checkpoint on purpose. */
+function python(code: string): void {
+  const r = spawnSync(PY, ["-c", `import sys; sys.path.insert(0, ${JSON.stringify(CONVERT)}); import safetensors_io as st\n${code}`], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(r.stderr);
+}
+
+const folderBytes = (dir: string) =>
+  readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && /^(text_encoder|vae_encoder|unet|vae_decoder)$/.test(path.basename(e.parentPath)))
+    .reduce((a, e) => a + statSync(path.join(e.parentPath, e.name)).size, 0);
+
+const f32 = (t: { data: Float32Array | BigInt64Array; dims: number[] }): HostTensor => ({ type: "float32", data: t.data as Float32Array, dims: t.dims });
+
+describe("checkpoint converter (models/convert): golden checkpoints of the real code", function () {
+  this.timeout(180_000);
+  const out = tempDir("convert-");
+  const errors: Record<string, Record<string, number>> = {};
+
+  for (const name of ["ip2p-tiny", "mrc-small"]) {
+    for (const dtype of ["float32", "float16"] as const) {
+      it(`${name} (${dtype}): converts, validates, and every ONNX output matches the real code's (<= ${LIMIT[dtype]})`, async () => {
+        const dir = path.join(out, `${name}-${dtype}`);
+        const r = await runCli(["models", "convert", path.join(GOLDEN, name), dir, "--dtype", dtype]);
+        expect(r.code, r.stderr).to.equal(0);
+        expect(r.stdout).to.match(/^ok: /m);
+        const manifest = JSON.parse(readFileSync(path.join(dir, "reward-edit.json"), "utf8"));
+        expect(manifest.defaults).to.deep.equal({ steps: 30, text_guidance: 7.5, image_guidance: 1.5, scheduler: "euler-a" });
+        expect(manifest).to.include({ resolution: 32, latent_downscale: 2, size_multiple: 16, scaling_factor: 0.18215 });
+        if (name === "mrc-small") expect(manifest.rewards).to.include({ scores_input: "reward_scores", feedback_input: "feedback_embeds", default_feedback: "None; None; None" });
+        else expect(manifest.rewards).to.equal(undefined);
+
+        const g = readSafetensors(path.join(GOLDEN, name, "golden.safetensors"));
+        const e: Record<string, number> = {};
+        const text = await createSession(path.join(dir, "text_encoder", "model.onnx"));
+        const t = await text.run({ input_ids: { type: "int64", data: g["text.input_ids"].data as BigInt64Array, dims: g["text.input_ids"].dims } });
+        e.text_hidden = relativeError(t.last_hidden_state.data, g["text.last_hidden_state"].data as Float32Array);
+        e.text_pooled = relativeError(t.pooler_output.data, g["text.pooler_output"].data as Float32Array);
+        const enc = await createSession(path.join(dir, "vae_encoder", "model.onnx"));
+        e.vae_mean = relativeError((await enc.run({ sample: f32(g["vae.sample"]) })).latent_sample.data, g["vae.mean"].data as Float32Array);
+        const dec = await createSession(path.join(dir, "vae_decoder", "model.onnx"));
+        e.vae_decode = relativeError((await dec.run({ latent_sample: f32(g["vae.mean"]) })).sample.data, g["vae.decoded_mean"].data as Float32Array);
+        const unet = await createSession(path.join(dir, "unet", "model.onnx"));
+        const feeds: Record<string, HostTensor> = { sample: f32(g["unet.sample"]), timestep: f32(g["unet.timestep"]), encoder_hidden_states: f32(g["unet.encoder_hidden_states"]) };
+        if (name === "mrc-small") {
+          feeds.reward_scores = f32(g["unet.reward_scores"]);
+          feeds.feedback_embeds = f32(g["unet.negative_embeds"]);
+        }
+        e.unet = relativeError((await unet.run(feeds)).out_sample.data, g["unet.out_sample"].data as Float32Array);
+        for (const s of [text, enc, dec, unet]) await s.dispose();
+        errors[`${name} ${dtype}`] = e;
+        for (const [k, v] of Object.entries(e)) expect(v, `${name} ${dtype} ${k}`).to.be.at.most(LIMIT[dtype]);
+      });
+    }
+  }
+
+  it("float16 halves the files (float32 inputs and outputs kept)", () => {
+    const a = folderBytes(path.join(out, "mrc-small-float32"));
+    const b = folderBytes(path.join(out, "mrc-small-float16"));
+    expect(b / a).to.be.within(0.45, 0.56);
+  });
+
+  after(() => {
+    if (Object.keys(errors).length) console.log("      golden relative errors:", JSON.stringify(errors));
+  });
+
+  it("a whole edit through a converted folder, from the CLI and from the server", async () => {
+    const dir = path.join(out, "ip2p-tiny-float32");
+    const file = path.join(out, "edited.png");
+    const r = await runCli(["edit", "--model", dir, "--image", path.join(PHOTOS, "coffee.png"), "--instruction", "make the cup blue", "--steps", "3", "--seed", "1", "--out", file]);
+    expect(r.code, r.stderr).to.equal(0);
+    const meta = await sharp(file).metadata();
+    expect([meta.width, meta.height]).to.deep.equal([600, 400]);
+    let s: RunningServer | undefined;
+    try {
+      s = await startServer(pino({ level: "silent" }), { port: 0, host: "127.0.0.1", modelDir: dir, workers: 1 }, {});
+      const form = new FormData();
+      form.append("image", new Blob([new Uint8Array(readFileSync(path.join(PHOTOS, "coffee.png")))]), "c.png");
+      form.append("instruction", "make the cup blue");
+      form.append("steps", "3");
+      form.append("seed", "1");
+      const res = await fetch(`${s.url}/v1/edits`, { method: "POST", body: form });
+      expect(res.status).to.equal(200);
+      expect(JSON.parse(res.headers.get("x-reward-edit-parameters")!)).to.include({ model: "ip2p-tiny-float32", rewardsApplied: false });
+      // same seed, same inputs, same model: the same bytes from CLI and server
+      expect(Buffer.from(await res.arrayBuffer()).equals(readFileSync(file))).to.equal(true);
+    } finally {
+      await s?.stop();
+    }
+  });
+});
+
+describe("checkpoint converter: module definitions against the real code's name -> shape lists", function () {
+  this.timeout(60_000);
+  const keys = (args: string[]) => {
+    const r = spawnSync(PY, [path.join(CONVERT, "keys.py"), ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
+    expect(r.status, r.stderr).to.equal(0);
+    return JSON.parse(r.stdout);
+  };
+  const cases: Array<[string, string[]]> = [
+    ["sd15-ip2p-unet", ["unet", path.join(LAYOUT, "unet", "config.json"), "--in-channels", "8"]],
+    ["mrc-unet", ["unet", path.join(LAYOUT, "unet", "config.json"), "--in-channels", "8", "--rewards"]],
+    ["sd15-vae", ["vae", path.join(LAYOUT, "vae_config.json")]],
+    ["clip-vit-l14-text", ["text_encoder", path.join(LAYOUT, "text_encoder_config.json")]],
+  ];
+  for (const [name, args] of cases) {
+    it(`${name}: exactly the real names and shapes (built on the meta device)`, () => {
+      const want = JSON.parse(readFileSync(path.join(KEYS, `${name}.json`), "utf8"));
+      const got = keys(args);
+      expect(Object.keys(got).length).to.equal(Object.keys(want).length);
+      expect(got).to.deep.equal(want);
+    });
+  }
+});
+
+describe("checkpoint converter: broken checkpoints get clear messages", function () {
+  this.timeout(60_000);
+  const convert = (src: string) => runCli(["models", "convert", src, path.join(tempDir(), "out")]);
+  const unetFile = (dir: string) => path.join(dir, "unet", "diffusion_pytorch_model.safetensors");
+
+  it("a missing tensor and a wrong shape are both reported, in one run, without a traceback", async () => {
+    const dir = copyFolder(path.join(GOLDEN, "ip2p-tiny"));
+    python(`f = ${JSON.stringify(unetFile(dir))}
+t = st.load(f)
+del t["conv_out.bias"]
+t["time_embedding.linear_1.weight"] = t["time_embedding.linear_1.weight"][:, :16].clone()
+st.save(t, f)`);
+    const r = await convert(dir);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.contain("cannot convert (2 problems)");
+    expect(r.stderr).to.contain("unet: missing tensor conv_out.bias [4]");
+    expect(r.stderr).to.contain("unet: tensor time_embedding.linear_1.weight has shape [128, 16], expected [128, 32]");
+    expect(r.stderr).not.to.contain("Traceback");
+  });
+
+  it("a 4-channel text-to-image UNet is refused in one line", async () => {
+    const dir = copyFolder(path.join(GOLDEN, "ip2p-tiny"));
+    python(`f = ${JSON.stringify(unetFile(dir))}
+t = st.load(f)
+t["conv_in.weight"] = t["conv_in.weight"][:, :4].clone()
+st.save(t, f)`);
+    const r = await convert(dir);
+    expect(r.code).to.equal(2);
+    expect(r.stderr.trim().split("\n")).to.have.length(2);
+    expect(r.stderr).to.match(/unet: conv_in takes 4 channels; an InstructPix2Pix editor takes 8 .* not an editor/);
+  });
+
+  it("VAE weights written before diffusers 0.14 (query/key/value/proj_attn) convert to the same graph", async () => {
+    const dir = copyFolder(path.join(GOLDEN, "ip2p-tiny"));
+    python(`f = ${JSON.stringify(path.join(dir, "vae", "diffusion_pytorch_model.safetensors"))}
+old = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
+t = st.load(f)
+r = {}
+for k, v in t.items():
+    for new, o in old.items():
+        k = k.replace(".attentions.0." + new + ".", ".attentions.0." + o + ".")
+    r[k] = v
+assert any(".query." in k for k in r)
+st.save(r, f)`);
+    const outDir = path.join(tempDir(), "old-vae");
+    const r = await runCli(["models", "convert", dir, outDir]);
+    expect(r.code, r.stderr).to.equal(0);
+    const g = readSafetensors(path.join(GOLDEN, "ip2p-tiny", "golden.safetensors"));
+    const enc = await createSession(path.join(outDir, "vae_encoder", "model.onnx"));
+    expect(relativeError((await enc.run({ sample: f32(g["vae.sample"]) })).latent_sample.data, g["vae.mean"].data as Float32Array)).to.be.at.most(1e-4);
+    await enc.dispose();
+  });
+});
