@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
+import unet as _unet
 from unet import Downsample2D, ResnetBlock2D, Upsample2D
 
 # names written before diffusers 0.14 -> current names (DESIGN.md 8)
@@ -46,8 +47,7 @@ class VaeAttention(nn.Module):
     def forward(self, x):
         b, c, h, w = x.shape
         t = self.group_norm(x).reshape(b, c, h * w).transpose(1, 2)
-        q, k, v = self.to_q(t), self.to_k(t), self.to_v(t)
-        a = ((q @ k.transpose(-1, -2)) * (c ** -0.5)).softmax(-1) @ v
+        a = _unet.attention(self.to_q(t), self.to_k(t), self.to_v(t), 1)
         return self.to_out[0](a).transpose(1, 2).reshape(b, c, h, w) + x
 
 

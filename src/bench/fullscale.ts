@@ -1,30 +1,48 @@
 /**
- * Full-scale timing (issue 7c): a whole InstructPix2Pix folder with Stable Diffusion 1.5's shapes
- * (UNet with 8 input channels, VAE, CLIP text encoder; random weights, made by
- * models/train/sd_unet.py and cached outside git). One guided batch-3 UNet step at 512x512 with
- * the top operators from ONNX Runtime's profiler, a whole 20-step edit of a 512x512 photo through
- * the real pipeline, and the achieved FLOP rates against this machine's sgemm peak measured by
- * ONNX Runtime in the same run.
+ * Full-scale timing (issue 7c, issue 12): the path users run. A full-size Multi-Reward checkpoint in
+ * the real diffusers layout (random weights: the real ones cannot be downloaded here) is written by
+ * models/convert/random_checkpoint.py and turned into a model folder by the checkpoint converter;
+ * then one guided batch-3 UNet step at 512x512 with the top operators from ONNX Runtime's profiler,
+ * a whole 20-step edit of a 512x512 photo through the real pipeline, and the achieved FLOP rates
+ * against this machine's sgemm peak measured by ONNX Runtime in the same run. Everything is cached
+ * outside git (about 10 GB).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createSession, edit, loadModel } from "../../editor/index.js";
-import { ROOT } from "../paths.js";
+import { CONVERTER, PYTHON, ROOT } from "../paths.js";
 import { compareFloat16 } from "./float16.js";
 
-export const FULLSCALE_CACHE = process.env.REWARD_EDIT_CACHE ?? path.join(os.homedir(), ".cache", "reward-edit", "sd15-ip2p");
+const CACHE = process.env.REWARD_EDIT_CACHE ?? path.join(os.homedir(), ".cache", "reward-edit");
+export const FULLSCALE_CHECKPOINT = path.join(CACHE, "mrc-random-checkpoint");
+export const FULLSCALE_CACHE = path.join(CACHE, "mrc-random-float32");
 
-export function ensureFullScaleModel(): void {
-  const parts = ["unet", "vae_encoder", "vae_decoder", "text_encoder", "matmul"].map((c) => path.join(FULLSCALE_CACHE, c, "model.onnx"));
-  if ([...parts, path.join(FULLSCALE_CACHE, "flops.json"), path.join(FULLSCALE_CACHE, "tokenizer", "vocab.json")].every(existsSync)) return;
-  const config = path.resolve(ROOT, "..", "shared", "reference", "sd15-onnx-layout", "unet", "config.json");
-  const r = spawnSync("/usr/bin/python3", [path.join(ROOT, "models", "train", "sd_unet.py"), "--config", config, "--out", FULLSCALE_CACHE], {
-    stdio: ["ignore", "inherit", "inherit"],
+function python(script: string, args: string[], capture = false): string {
+  const r = spawnSync(PYTHON, [script, ...args], {
+    stdio: ["ignore", capture ? "pipe" : "inherit", "inherit"],
+    encoding: "utf8",
     env: { ...process.env, OPENBLAS_NUM_THREADS: "1" },
   });
-  if (r.status !== 0) throw new Error("sd_unet.py failed");
+  if (r.status !== 0) throw new Error(`${path.basename(script)} failed`);
+  return r.stdout ?? "";
+}
+
+/** Checkpoint -> converted folder -> FLOP counts, each step only when its output is missing. */
+export function ensureFullScaleModel(): void {
+  const convert = path.join(ROOT, "models", "convert");
+  const layout = path.resolve(ROOT, "..", "shared", "reference", "sd15-onnx-layout");
+  if (!existsSync(path.join(FULLSCALE_CHECKPOINT, "unet", "diffusion_pytorch_model.safetensors"))) {
+    python(path.join(convert, "random_checkpoint.py"), ["--layout", layout, "--out", FULLSCALE_CHECKPOINT, "--rewards"]);
+  }
+  if (!existsSync(path.join(FULLSCALE_CACHE, "reward-edit.json"))) {
+    const line = python(CONVERTER, [FULLSCALE_CHECKPOINT, FULLSCALE_CACHE], true).trim().split("\n").pop()!;
+    writeFileSync(path.join(FULLSCALE_CACHE, "conversion.json"), line);
+  }
+  if (!existsSync(path.join(FULLSCALE_CACHE, "flops.json")) || !existsSync(path.join(FULLSCALE_CACHE, "matmul", "model.onnx"))) {
+    python(path.join(convert, "flops.py"), ["--checkpoint", FULLSCALE_CHECKPOINT, "--out", FULLSCALE_CACHE]);
+  }
 }
 
 interface ComponentFlops {
@@ -63,6 +81,9 @@ export async function measureFullScale(threads: number, repeats = 3, editSteps =
     sample: { type: "float32" as const, data: new Float32Array(3 * 8 * L * L).fill(0.1), dims: [3, 8, L, L] },
     timestep: { type: "float32" as const, data: new Float32Array([500, 500, 500]), dims: [3] },
     encoder_hidden_states: { type: "float32" as const, data: new Float32Array(3 * 77 * 768).fill(0.01), dims: [3, 77, 768] },
+    // the Multi-Reward inputs, as the pipeline feeds them (scores 5,5,5 and a pooled feedback text)
+    reward_scores: { type: "float32" as const, data: new Float32Array(9).fill(5), dims: [3, 3] },
+    feedback_embeds: { type: "float32" as const, data: new Float32Array(3 * 768).fill(0.01), dims: [3, 768] },
   };
   await unet.run(feeds); // warm-up
   const times: number[] = [];
@@ -84,7 +105,9 @@ export async function measureFullScale(threads: number, repeats = 3, editSteps =
   const achieved = unetFlops.flops_per_call / (stepMs / 1000) / 1e9;
   const topOps = profileFile ? topOperators(profileFile) : [];
   const float16 = process.env.BENCH_FULLSCALE_FP16 === "0" ? null : await compareFloat16(FULLSCALE_CACHE, threads, { rounds: 3, perRound: 1, latent: [L, L], out: path.join(FULLSCALE_CACHE, "unet-fp16", "model.onnx") });
+  const conversion = existsSync(path.join(FULLSCALE_CACHE, "conversion.json")) ? JSON.parse(readFileSync(path.join(FULLSCALE_CACHE, "conversion.json"), "utf8")) : null;
   return {
+    conversion,
     params_m: unetFlops.params / 1e6,
     tflop_per_step: unetFlops.flops_per_call / 1e12,
     step_ms: { min: stepMs, all: times },

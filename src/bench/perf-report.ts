@@ -103,8 +103,11 @@ export function renderPerf(r: PerfReport): string {
     const e = fs.edit;
     lines.push(
       "",
-      `Full scale (SD1.5 shapes, random weights; UNet ${f(fs.params_m)} M parameters with 8 input channels, ${f(fs.tflop_per_step, 2)} TFLOP per batch-3 step at 512x512; whole folder ${f(e.params_m)} M):`,
+      `Full scale (a Multi-Reward checkpoint in the real diffusers layout with random weights, converted by models/convert; UNet ${f(fs.params_m)} M parameters with 8 input channels, ${f(fs.tflop_per_step, 2)} TFLOP per batch-3 step at 512x512; whole folder ${f(e.params_m)} M):`,
       "",
+      ...(fs.conversion
+        ? [`- conversion (first run only): ${f(fs.conversion.seconds)} s, ${f(fs.conversion.total_bytes / 2 ** 30, 2)} GiB of ONNX (${fs.conversion.dtype}; UNet ${f(fs.conversion.bytes.unet / 2 ** 30, 2)} GiB)`]
+        : []),
       `- one guided UNet step: ${f(fs.step_ms.min / 1000, 2)} s = ${f(fs.achieved_gflops)} GFLOP/s vs this machine's sgemm peak ${f(fs.sgemm_peak_gflops)} GFLOP/s (${f(100 * fs.fraction_of_peak)} %; the peak is the best of ${fs.sgemm_samples_gflops.length} samples taken between steps, ${f(Math.min(...fs.sgemm_samples_gflops))}-${f(fs.sgemm_peak_gflops)})`,
       `- a whole ${e.steps}-step edit of a ${e.size} photo through loadModel + edit() (${f(e.tflop)} TFLOP): ${f(e.wall_s)} s wall, ${f(e.ort_s)} s in ORT (wall / ORT ${f(e.overhead_ratio, 4)}); text encoder ${f(e.component_s.text_encoder, 2)} s, VAE encoder ${f(e.component_s.vae_encoder)} s, UNet ${f(e.component_s.unet)} s, VAE decoder ${f(e.component_s.vae_decoder)} s; ${f(e.achieved_gflops)} GFLOP/s (${f(100 * e.fraction_of_peak)} % of peak); peak RSS ${f(e.peak_rss_gb)} GB`,
       `- top operators in the UNet step: ${fs.top_operators.map((o) => `${o.op} ${f(100 * o.share)} %`).join(", ")}`,
