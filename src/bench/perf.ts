@@ -219,26 +219,31 @@ async function main(): Promise<void> {
   const photo = path.join(ROOT, "src", "bench", "sample", "images", "coffee.png");
   const withServer = !process.env.BENCH_SKIP_SERVER;
   const withFullScale = process.env.BENCH_FULLSCALE !== "0";
+  const phase = {
+    overhead: { name: "a. pipeline overhead (64 px and a 600x400 photo)", estimateS: 15 },
+    pytorch: { name: "b. ours vs PyTorch eager, alternating", estimateS: 60 },
+    options: { name: "e. session-option sweep", estimateS: 60 },
+    float16: { name: "e. float16 UNet vs float32", estimateS: 40 },
+    server: { name: "d. server at 1, 2, 4, 8 clients and RSS over 1,000 requests", estimateS: 300 },
+    layouts: { name: "e. workers x intra-op threads at 8 clients", estimateS: 90 },
+    // the first run also writes the full-size checkpoint and converts it (~10 GB, see models/README.md)
+    fullScale: { name: "c. full scale: UNet steps and a 20-step 512x512 edit of a converted Multi-Reward folder", estimateS: existsSync(FULLSCALE_CACHE) ? 900 : 1500 },
+  };
   const progress = new PhaseProgress([
-    { name: "a. pipeline overhead (64 px and a 600x400 photo)", estimateS: 15 },
-    { name: "b. ours vs PyTorch eager, alternating", estimateS: 60 },
-    { name: "e. session-option sweep", estimateS: 60 },
-    { name: "e. float16 UNet vs float32", estimateS: 40 },
-    ...(withServer
-      ? [
-          { name: "d. server at 1, 2, 4, 8 clients and RSS over 1,000 requests", estimateS: 300 },
-          { name: "e. workers x intra-op threads at 8 clients", estimateS: 90 },
-        ]
-      : []),
-    ...(withFullScale ? [{ name: "c. full scale: convert the SD-size checkpoint (first run only), UNet steps, a 20-step 512x512 edit", estimateS: existsSync(FULLSCALE_CACHE) ? 900 : 1800 }] : []),
+    phase.overhead,
+    phase.pytorch,
+    phase.options,
+    phase.float16,
+    ...(withServer ? [phase.server, phase.layouts] : []),
+    ...(withFullScale ? [phase.fullScale] : []),
   ]);
-  progress.start("a. pipeline overhead (64 px and a 600x400 photo)");
+  progress.start(phase.overhead);
   const overhead = [
     await measureEdits(bundled, { repeats, steps: 20, image: SMALL_IMAGE }),
     await measureEdits(bundled, { repeats, steps: 20, image: photo }),
   ];
   // b: ours and PyTorch alternate, so drift in machine load hits both
-  progress.start("b. ours vs PyTorch eager, alternating");
+  progress.start(phase.pytorch);
   const oursMs: number[] = [];
   const torchMs: number[] = [];
   for (let round = 0; round < 3; round++) {
@@ -246,21 +251,21 @@ async function main(): Promise<void> {
     const t = measurePyTorch(bundled, 20, 3);
     if (t) torchMs.push(...t);
   }
-  progress.start("e. session-option sweep");
+  progress.start(phase.options);
   const sessionOptions = await sweepSessionOptions(bundled);
-  progress.start("e. float16 UNet vs float32");
+  progress.start(phase.float16);
   const fp16 = await compareFloat16(bundled, THREADS);
   let server = null;
   let workerLayouts = null;
   if (withServer) {
-    progress.start("d. server at 1, 2, 4, 8 clients and RSS over 1,000 requests");
+    progress.start(phase.server);
     server = await measureServer(bundled);
-    progress.start("e. workers x intra-op threads at 8 clients");
+    progress.start(phase.layouts);
     workerLayouts = await compareWorkerLayouts(bundled);
   }
   let fullScale = null;
   if (withFullScale) {
-    progress.start("c. full scale: convert the SD-size checkpoint (first run only), UNet steps, a 20-step 512x512 edit");
+    progress.start(phase.fullScale);
     fullScale = await measureFullScale(THREADS);
   }
   progress.done();

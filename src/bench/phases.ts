@@ -30,15 +30,14 @@ export class PhaseProgress {
     this.bar?.start(phases.length, 0, { phase: "", estimate: "", elapsed: "0 s" });
   }
 
-  /** Announces the named phase; phases may be skipped but not reordered. */
-  start(name: string): void {
-    const next = this.phases.findIndex((p, i) => i > this.index && p.name === name);
-    if (next < 0) throw new Error(`unknown or repeated bench phase "${name}"`);
+  /** Announces a phase; phases may be skipped but not reordered. */
+  start(phase: Phase): void {
+    const next = this.phases.indexOf(phase, this.index + 1);
+    if (next < 0) throw new Error(`unknown or repeated bench phase "${phase.name}"`);
     this.index = next;
-    const p = this.phases[next];
     const elapsed = human((performance.now() - this.t0) / 1000);
-    if (this.bar) this.bar.update(next, { phase: p.name, estimate: human(p.estimateS), elapsed });
-    else this.stream.write(`bench [${next + 1}/${this.phases.length}] ${p.name} (about ${human(p.estimateS)}; ${elapsed} so far)\n`);
+    if (this.bar) this.bar.update(next, { phase: phase.name, estimate: human(phase.estimateS), elapsed });
+    else this.stream.write(`bench [${next + 1}/${this.phases.length}] ${phase.name} (about ${human(phase.estimateS)}; ${elapsed} so far)\n`);
   }
 
   done(): void {
