@@ -11,4 +11,6 @@ export { edit, EditInputError, DEFAULT_REWARDS, MAX_SEED } from "./pipeline/pipe
 export type { EditOptions, EditResult, Rewards, StepProgress } from "./pipeline/pipeline.js";
 export { ImageInputError, OUTPUT_FORMATS, prepareImage, workingSize } from "./pipeline/image.js";
 export type { OutputFormat } from "./pipeline/image.js";
+export { DETAIL_MODES, composeFullResolution, structureAgreement } from "./pipeline/detail.js";
+export type { DetailMode } from "./pipeline/detail.js";
 export { Generator } from "./tensor/random.js";

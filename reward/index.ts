@@ -6,7 +6,7 @@ export { judgeConfigFrom, redacted, PROTOCOLS } from "./judge/config.js";
 export type { JudgeConfig, Protocol } from "./judge/config.js";
 export { parseReply } from "./judge/parse.js";
 export { LocalScorer, LOCAL_VERSION } from "./local/scorer.js";
-export { changeMap, heatMapPng } from "./local/change-map.js";
+export { changeMap, heatMapPng } from "../raster/change-map.js";
 export { qualityMeasures, qualityFigure } from "./local/quality.js";
 export { decodeRaster } from "./local/raster.js";
 export { scoreSynthetic } from "./local/synthetic.js";

@@ -112,6 +112,16 @@ async function decodeImage(input: Buffer, sourceWidth: number, sourceHeight: num
   return { pixels, width, height, content, sourceWidth, sourceHeight };
 }
 
+/** The input as 8-bit RGB at its own upright size: what a full-resolution result is composed on. */
+export async function decodeSource(input: Buffer, o: Pick<OpenedImage, "sourceWidth" | "sourceHeight">, limitInputPixels = 50_000_000) {
+  try {
+    const rgb = await sharp(input, { limitInputPixels, pages: 1 }).rotate().flatten({ background: "#ffffff" }).toColourspace("srgb").removeAlpha().raw({ depth: "uchar" }).toBuffer();
+    return { rgb, width: o.sourceWidth, height: o.sourceHeight };
+  } catch (err) {
+    throw new ImageInputError(`image cannot be processed: ${(err as Error).message}`);
+  }
+}
+
 export async function prepareImage(input: Buffer, p: SizePolicy): Promise<PreparedImage> {
   return (await openImage(input, p)).decode();
 }
@@ -127,6 +137,10 @@ export function toRgb8(chw: Float32Array, width: number, height: number): Buffer
     }
   }
   return out;
+}
+
+export function encodeRgb(rgb: Buffer, width: number, height: number, format: OutputFormat): Promise<Buffer> {
+  return encodeImage(rgb, width, height, { format });
 }
 
 export async function encodeImage(

@@ -6,8 +6,9 @@ import type { EditorModel } from "../model/folder.js";
 import type { HostTensor, Session } from "../model/session.js";
 import { type SchedulerName, schedulerFromConfig } from "../schedulers/index.js";
 import { Generator } from "../tensor/random.js";
+import { DETAIL_MODES, type DetailMode, composeFullResolution, maskPng, regionRaster } from "./detail.js";
 import { InstructPix2PixDenoiser, guidanceEnabled } from "./guidance.js";
-import { type OutputFormat, encodeImage, openImage, toRgb8 } from "./image.js";
+import { type OutputFormat, decodeSource, encodeImage, encodeRgb, openImage, toRgb8 } from "./image.js";
 
 export type Rewards = [following: number, preserving: number, quality: number];
 
@@ -26,6 +27,14 @@ export interface EditOptions {
   format?: OutputFormat;
   /** Return the image at the model's working size instead of the input's size. */
   workingSize?: boolean;
+  /**
+   * "keep" (default): compose the result at the input's full resolution, keeping the source's
+   * pixels where nothing changed and its fine detail through smooth changes (detail.ts);
+   * "off": the whole working-size result resized to the input's size.
+   */
+  detail?: DetailMode;
+  /** Also return the blend mask of a "keep" composition as a PNG. */
+  mask?: boolean;
   onStep?: (p: StepProgress) => void;
   signal?: AbortSignal;
   /** Also return the VAE decoder's float output (for parity checks against the PyTorch reference). */
@@ -56,8 +65,13 @@ export interface EditResult {
     model: string;
     workingWidth: number;
     workingHeight: number;
+    detail: DetailMode;
   };
-  timings: { totalMs: number; ortMs: number; unetCalls: number; unetBatch: number };
+  /** Share of the input's pixels returned exactly as they were (null when detail is off). */
+  keptFraction: number | null;
+  /** The "keep" blend mask, white = edited (when asked for). */
+  mask?: Buffer;
+  timings: { totalMs: number; ortMs: number; unetCalls: number; unetBatch: number; composeMs: number };
   decoded?: { data: Float32Array; dims: number[] };
 }
 
@@ -109,6 +123,9 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const seed = o.seed ?? Math.floor(Math.random() * MAX_SEED);
   if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) throw new EditInputError("seed", `seed must be an integer in 0..${MAX_SEED}`);
   if (typeof o.instruction !== "string" || o.instruction.trim() === "") throw new EditInputError("instruction", "instruction is empty");
+  const detail = o.detail ?? "keep";
+  if (!DETAIL_MODES.includes(detail)) throw new EditInputError("detail", `detail must be one of ${DETAIL_MODES.join(", ")}`);
+  const compose = detail === "keep" && !o.workingSize;
   const guided = guidanceEnabled({ text: textGuidance, image: imageGuidance });
   const scheduler = schedulerFromConfig(model.schedulerConfig, schedulerName);
   const check = () => {
@@ -123,8 +140,12 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const opening = openImage(o.image, { resolution: m.resolution, multiple: m.size_multiple });
   opening.catch(() => {});
   const ids = prompts.flatMap((p) => model.tokenizer.encode(p));
-  const imageReady = (await opening).decode();
+  const opened = await opening;
+  const imageReady = opened.decode();
   imageReady.catch(() => {});
+  // the full-size source for the composition, decoded on sharp's threads while the model runs
+  const sourceReady = compose ? decodeSource(o.image, opened) : null;
+  sourceReady?.catch(() => {});
 
   // 3. encode the prompt, the empty prompt and (for MRC models) the feedback text in one batch
   const enc = await model.textEncoder.run({ input_ids: idsTensor(ids, model.tokenizer.config.model_max_length, model.textEncoder) });
@@ -200,11 +221,23 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const dec = await model.vaeDecoder.run({ latent_sample: { type: "float32", data: latents, dims: [1, C, h, w] } });
   const out = Object.values(dec)[0];
   const [, , H, W] = out.dims;
-  const rgb = toRgb8(out.data, W, H);
   const format = o.format ?? "png";
-  // the padding comes off; the photo goes back to its own size (or stays at the working scale)
-  const size = o.workingSize ? { width: img.content.width, height: img.content.height } : { width: img.sourceWidth, height: img.sourceHeight };
-  const image = await encodeImage(rgb, W, H, { format, resizeTo: size, crop: img.content });
+  let image: Buffer;
+  let size: { width: number; height: number };
+  let composite: Awaited<ReturnType<typeof composeFullResolution>> | null = null;
+  const tc = performance.now();
+  if (compose) {
+    // 11. full-resolution composition (detail.ts): the source where unchanged, its detail through smooth changes
+    composite = await composeFullResolution(await sourceReady!, regionRaster(img.pixels, img.width, img.height, img.content), regionRaster(out.data, W, H, img.content));
+    size = { width: composite.width, height: composite.height };
+    image = await encodeRgb(composite.rgb, size.width, size.height, format);
+  } else {
+    // the padding comes off; the photo goes back to its own size (or stays at the working scale)
+    size = o.workingSize ? { width: img.content.width, height: img.content.height } : { width: img.sourceWidth, height: img.sourceHeight };
+    image = await encodeImage(toRgb8(out.data, W, H), W, H, { format, resizeTo: size, crop: img.content });
+  }
+  const composeMs = compose ? performance.now() - tc : 0;
+  const mask = composite && o.mask ? await maskPng(composite) : undefined;
   const ortMs = sessions.reduce((a, s) => a + s.runMs, 0) - ort0;
   return {
     image,
@@ -224,8 +257,11 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
       model: m.name,
       workingWidth: W,
       workingHeight: H,
+      detail,
     },
-    timings: { totalMs: performance.now() - t0, ortMs, unetCalls: steps, unetBatch: guided ? 3 : 1 },
+    keptFraction: composite ? composite.keptFraction : null,
+    mask,
+    timings: { totalMs: performance.now() - t0, ortMs, unetCalls: steps, unetBatch: guided ? 3 : 1, composeMs },
     decoded: o.keepDecoded ? { data: out.data, dims: out.dims } : undefined,
   };
 }

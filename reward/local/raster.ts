@@ -1,21 +1,8 @@
-/** A decoded RGB image as floats in [0, 1], HWC, the form every local measure works on. */
+/** Scoring helpers over rasters (raster/raster.ts holds the type and the decoder both sides share). */
 import sharp from "sharp";
+import type { Raster } from "../../raster/raster.js";
 
-export interface Raster {
-  width: number;
-  height: number;
-  /** HWC, 3 channels, 0..1. */
-  data: Float32Array;
-}
-
-export async function decodeRaster(input: Buffer | string, size?: { width: number; height: number }): Promise<Raster> {
-  let img = sharp(input).rotate().flatten({ background: "#ffffff" }).toColourspace("srgb").removeAlpha();
-  if (size) img = img.resize(size.width, size.height, { fit: "fill" });
-  const { data, info } = await img.raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
-  const out = new Float32Array(info.width * info.height * 3);
-  for (let i = 0; i < out.length; i++) out[i] = data[i] / 255;
-  return { width: info.width, height: info.height, data: out };
-}
+export { type Raster, decodeRaster } from "../../raster/raster.js";
 
 /** A single-channel mask image (white = inside). */
 export async function decodeMask(input: Buffer | string, size?: { width: number; height: number }): Promise<Uint8Array> {

@@ -5,7 +5,7 @@
  * known it scores all three perspectives exactly.
  */
 import type { EditToScore, PerspectiveResult, ScoreResult, Scorer } from "../types.js";
-import { type ChangeMap, changeMap, heatMapPng } from "./change-map.js";
+import { type ChangeMap, changeMap, heatMapPng } from "../../raster/change-map.js";
 import { qualityFigure, qualityMeasures } from "./quality.js";
 import { decodeRaster } from "./raster.js";
 import { type Palette, type SyntheticCase, type SyntheticScore, scoreSynthetic } from "./synthetic.js";

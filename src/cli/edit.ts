@@ -2,7 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
-import { type OutputFormat, SCHEDULER_NAMES, type SchedulerName, edit, loadModel } from "../../editor/index.js";
+import { DETAIL_MODES, type DetailMode, type OutputFormat, SCHEDULER_NAMES, type SchedulerName, edit, loadModel } from "../../editor/index.js";
 import { resolveParams } from "../edit-params.js";
 import { sessionOptionsFromEnv } from "../config/session.js";
 import { defaultModelDir } from "../paths.js";
@@ -27,10 +27,14 @@ export function registerEdit(program: Command): void {
     .option("--scheduler <name>", `one of ${SCHEDULER_NAMES.join(", ")}`)
     .option("--feedback <text>", "reward feedback text (default: the model's, \"None; None; None\")")
     .option("--working-size", "return the image at the model's working size")
+    .option("--detail <mode>", "keep: compose at full resolution, keeping the source's pixels and fine detail; off: resize the whole result", "keep")
+    .option("--mask <file>", "write the full-resolution blend mask (PNG, white = edited; with --detail keep)")
     .requiredOption("--out <file>", "output image (.png, .jpg or .webp)")
     .action(async (o) => {
       const format = FORMAT_BY_EXT[path.extname(o.out).toLowerCase()];
       if (!format) throw new CliError(`--out must end in .png, .jpg or .webp, got "${o.out}"`);
+      if (!DETAIL_MODES.includes(o.detail)) throw new CliError(`--detail must be one of ${DETAIL_MODES.join(", ")}, got "${o.detail}"`);
+      if (o.mask && o.detail !== "keep") throw new CliError("--mask needs --detail keep");
       if (o.scheduler && !SCHEDULER_NAMES.includes(o.scheduler)) {
         throw new CliError(`--scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got "${o.scheduler}"`);
       }
@@ -68,6 +72,8 @@ export function registerEdit(program: Command): void {
           feedback: o.feedback,
           format,
           workingSize: Boolean(o.workingSize),
+          detail: o.detail as DetailMode,
+          mask: Boolean(o.mask),
           onStep: (p) => {
             if (p.step === 1) bar?.start(p.steps, 0);
             bar?.update(p.step);
@@ -75,10 +81,12 @@ export function registerEdit(program: Command): void {
         });
         bar?.stop();
         await writeFile(o.out, result.image);
+        if (o.mask && result.mask) await writeFile(o.mask, result.mask);
         const r = result.parameters;
         process.stderr.write(
           `wrote ${o.out} (${result.width}x${result.height}, seed ${r.seed}, ${r.steps} steps, ` +
-            `rewards ${r.rewardsApplied ? r.rewards!.join(",") : "not applied (model takes none)"}, ${result.timings.totalMs.toFixed(0)} ms)\n`,
+            `rewards ${r.rewardsApplied ? r.rewards!.join(",") : "not applied (model takes none)"}, ` +
+            `${result.keptFraction === null ? "detail off" : `${(100 * result.keptFraction).toFixed(1)} % of pixels kept from the source`}, ${result.timings.totalMs.toFixed(0)} ms)\n`,
         );
       } finally {
         bar?.stop();

@@ -133,6 +133,7 @@ export function createApp(d: AppDeps): express.Express {
         scheduler: form.scheduler,
         format: form.output_format,
         candidates: form.candidates,
+        detail: form.detail,
       });
       job.extra = { preset: params.preset, responseFormat: form.response_format };
       return { job, form };
@@ -187,6 +188,7 @@ export function createApp(d: AppDeps): express.Express {
         parameters: params,
         scores: scores[best],
         candidates: out.candidates.map((c, i) => ({ seed: c.seed, overall: scores[i] ? overall(scores[i]!) : null, chosen: i === best })),
+        detail: { mode: params.detail, kept_fraction: chosen.keptFraction, mask: chosen.mask ? Buffer.from(chosen.mask).toString("base64") : null },
         timings: { total_ms: out.timings.totalMs, ort_ms: out.timings.ortMs },
         warnings,
       });
@@ -195,6 +197,7 @@ export function createApp(d: AppDeps): express.Express {
     if (warnings.length) res.set("x-reward-edit-warning", headerJson(warnings));
     res.set({
       "x-reward-edit-seed": String(chosen.seed),
+      ...(chosen.keptFraction !== null ? { "x-reward-edit-kept-fraction": chosen.keptFraction.toFixed(4) } : {}),
       "x-reward-edit-rewards-applied": String(params.rewardsApplied),
       "x-reward-edit-parameters": headerJson(params),
       "x-reward-edit-scores": headerJson(

@@ -23,6 +23,7 @@ export function openApiDocument(c: ServerConfig) {
       output_format: { enum: ["png", "jpeg", "webp"], default: "png" },
       candidates: { type: "integer", minimum: 1, maximum: c.maxCandidates, default: 1, description: "best-of-N, chosen by the reward module" },
       response_format: { enum: ["image", "json"], default: "image" },
+      detail: { enum: ["keep", "off"], default: "keep", description: "keep: the result is composed at the input's full resolution, keeping the source's pixels where nothing changed and its fine detail through smooth changes; off: the working-size result resized" },
     },
   };
   const multipart = (schema: object) => ({ required: true, content: { "multipart/form-data": { schema } } });
@@ -59,6 +60,15 @@ export function openApiDocument(c: ServerConfig) {
             parameters: { type: "object" },
             scores: { type: "object" },
             candidates: { type: "array", items: { type: "object" } },
+            detail: {
+              type: "object",
+              properties: {
+                mode: { enum: ["keep", "off"] },
+                kept_fraction: { type: ["number", "null"], description: "share of the input's pixels returned exactly" },
+                mask: { type: ["string", "null"], contentEncoding: "base64", description: "PNG, white = edited" },
+              },
+            },
+            warnings: { type: "array", items: { type: "string" } },
           },
         },
       },

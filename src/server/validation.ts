@@ -4,7 +4,7 @@
  */
 import sharp, { type Metadata } from "sharp";
 import { z } from "zod";
-import { MAX_SEED, OUTPUT_FORMATS, SCHEDULER_NAMES } from "../../editor/index.js";
+import { DETAIL_MODES, MAX_SEED, OUTPUT_FORMATS, SCHEDULER_NAMES } from "../../editor/index.js";
 import type { ServerConfig } from "../config/server.js";
 import { AppError } from "./errors.js";
 
@@ -51,6 +51,7 @@ export function editSchema(c: ServerConfig) {
     output_format: z.enum(OUTPUT_FORMATS).default("png"),
     candidates: num(1, c.maxCandidates, true).default(1),
     response_format: z.enum(["image", "json"]).default("image"),
+    detail: z.enum(DETAIL_MODES).default("keep"),
   });
 }
 export type EditForm = z.infer<ReturnType<typeof editSchema>>;

@@ -135,6 +135,7 @@ async function runEdit() {
   if ($("steps").value) form.append("steps", $("steps").value);
   if ($("seed").value) form.append("seed", $("seed").value);
   form.append("response_format", "json");
+  form.append("detail", $("detail").checked ? "keep" : "off");
   try {
     let res = await fetch("v1/jobs", { method: "POST", body: form, headers: headers() });
     let body = await res.json();
@@ -156,7 +157,8 @@ async function runEdit() {
     if (!res.ok) throw new Error(body.error?.message ?? res.statusText);
     show(body);
     $("progress").value = 100;
-    status(`Done in ${(body.timings.total_ms / 1000).toFixed(1)} s (seed ${body.parameters.seed}).`);
+    const kept = body.detail?.kept_fraction;
+    status(`Done in ${(body.timings.total_ms / 1000).toFixed(1)} s (seed ${body.parameters.seed}${kept != null ? `; ${Math.round(100 * kept)} % of the photo kept exactly` : ""}).`);
   } catch (err) {
     status(`Edit failed: ${err.message}`, true);
   } finally {

@@ -47,6 +47,8 @@ try {
           seed: (r.seed + k) % 2 ** 32,
           scheduler: r.scheduler,
           format: r.format,
+          detail: r.detail,
+          mask: r.detail === "keep",
           signal: ctrl.signal,
           onStep: (p) => {
             const now = performance.now();
@@ -59,7 +61,7 @@ try {
         first ??= res;
         totalMs += res.timings.totalMs;
         ortMs += res.timings.ortMs;
-        candidates.push({ image: new Uint8Array(res.image), seed: res.parameters.seed });
+        candidates.push({ image: new Uint8Array(res.image), seed: res.parameters.seed, keptFraction: res.keptFraction, mask: res.mask ? new Uint8Array(res.mask) : undefined });
       }
       post(
         { type: "done", jobId, output: { candidates, width: first!.width, height: first!.height, parameters: first!.parameters, timings: { totalMs, ortMs, stepMs } } },

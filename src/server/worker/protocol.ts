@@ -1,5 +1,5 @@
 /** Messages between the server and its inference workers. */
-import type { EditResult, Manifest, OutputFormat, Rewards, SchedulerName } from "../../../editor/index.js";
+import type { DetailMode, EditResult, Manifest, OutputFormat, Rewards, SchedulerName } from "../../../editor/index.js";
 
 export interface EditJobRequest {
   image: Uint8Array;
@@ -12,11 +12,16 @@ export interface EditJobRequest {
   scheduler?: SchedulerName;
   format: OutputFormat;
   candidates: number;
+  detail: DetailMode;
 }
 
 export interface Candidate {
   image: Uint8Array;
   seed: number;
+  /** Share of the input's pixels kept exactly (null when detail is off). */
+  keptFraction: number | null;
+  /** The full-resolution blend mask as a PNG (detail "keep"). */
+  mask?: Uint8Array;
 }
 
 export interface EditJobOutput {

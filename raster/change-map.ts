@@ -24,6 +24,9 @@ export interface ChangeMap {
   changedFraction: number;
   /** Connected changed regions, largest first. */
   boxes: ChangeBox[];
+  /** Per pixel: 0 unchanged, else the 1-based id of its connected changed region (any size). */
+  labels: Int32Array;
+  regions: number;
 }
 
 export const DEFAULT_THRESHOLD = 0.08;
@@ -53,19 +56,22 @@ export function changeMap(a: Raster, b: Raster, threshold = DEFAULT_THRESHOLD, m
   const mask = Uint8Array.from(diff, (d) => (d > threshold ? 1 : 0));
   let changed = 0;
   for (const m of mask) changed += m;
-  return { width: w, height: h, diff, mask, changedFraction: changed / (w * h), boxes: components(mask, w, h, minArea) };
+  const labels = new Int32Array(w * h);
+  const { boxes, regions } = components(mask, w, h, minArea, labels);
+  return { width: w, height: h, diff, mask, changedFraction: changed / (w * h), boxes, labels, regions };
 }
 
 /** 4-connected components by flood fill with an explicit stack. */
-function components(mask: Uint8Array, w: number, h: number, minArea: number): ChangeBox[] {
-  const seen = new Uint8Array(w * h);
+function components(mask: Uint8Array, w: number, h: number, minArea: number, labels: Int32Array): { boxes: ChangeBox[]; regions: number } {
+  const seen = labels;
+  let label = 0;
   const boxes: ChangeBox[] = [];
   const stack: number[] = [];
   for (let start = 0; start < w * h; start++) {
     if (!mask[start] || seen[start]) continue;
     let [x0, y0, x1, y1, area] = [w, h, -1, -1, 0];
     stack.push(start);
-    seen[start] = 1;
+    seen[start] = ++label;
     while (stack.length) {
       const i = stack.pop()!;
       const x = i % w;
@@ -76,12 +82,12 @@ function components(mask: Uint8Array, w: number, h: number, minArea: number): Ch
       x1 = Math.max(x1, x);
       y1 = Math.max(y1, y);
       for (const j of [x > 0 ? i - 1 : -1, x < w - 1 ? i + 1 : -1, y > 0 ? i - w : -1, y < h - 1 ? i + w : -1]) {
-        if (j >= 0 && mask[j] && !seen[j]) (seen[j] = 1), stack.push(j);
+        if (j >= 0 && mask[j] && !seen[j]) (seen[j] = label), stack.push(j);
       }
     }
     if (area >= minArea) boxes.push({ x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1, area });
   }
-  return boxes.sort((p, q) => q.area - p.area);
+  return { boxes: boxes.sort((p, q) => q.area - p.area), regions: label };
 }
 
 /** Heat map PNG: the edited image dimmed, changed pixels in red by strength. */
