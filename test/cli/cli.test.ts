@@ -33,10 +33,23 @@ describe("reward-edit CLI", function () {
     expect(r.stderr).to.contain("seed 3, 8 steps, rewards 5,5,5");
   });
 
+  it("edit --mask writes the full-resolution blend mask and reports the share of pixels kept; --detail off has none", async () => {
+    const dir = tempDir();
+    const r = await runCli(["edit", "--image", photo, "--instruction", "make the mug red", "--seed", "3", "--out", path.join(dir, "o.png"), "--mask", path.join(dir, "m.png")]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.match(/\d+\.\d % of pixels kept from the source/);
+    const meta = await sharp(path.join(dir, "m.png")).metadata();
+    expect([meta.width, meta.height, meta.channels]).to.deep.equal([600, 400, 1]);
+    const off = await runCli(["edit", "--image", photo, "--instruction", "make the mug red", "--detail", "off", "--out", path.join(dir, "p.png")]);
+    expect(off.stderr).to.contain("detail off");
+  });
+
   const failures: Array<[string, string[], RegExp]> = [
     ["a missing image", ["--image", "/nonexistent.png"], /cannot read --image \/nonexistent.png: ENOENT/],
     ["an unreadable image", ["--image", "__garbage__"], /image cannot be decoded/],
     ["rewards out of range", ["--rewards", "5,6,5"], /--rewards values must be in 0\.\.5/],
+    ["an unknown detail mode", ["--detail", "max"], /--detail must be one of keep, off, got "max"/],
+    ["a mask without detail", ["--detail", "off", "--mask", "/tmp/m.png"], /--mask needs --detail keep/],
     ["rewards that are not three numbers", ["--rewards", "5,5"], /--rewards must be three numbers/],
     ["an unknown preset", ["--preset", "shiny"], /unknown preset "shiny"; known: best, faithful, bold, draft/],
     ["rewards and a preset together", ["--rewards", "5,5,5", "--preset", "best"], /either rewards or preset/],

@@ -76,6 +76,13 @@ describe("HTTP service (real port, tiny model)", function () {
     expect(body.scores.perspectives.following.status).to.equal("not_judged");
     expect(body.scores.perspectives.preserving.status).to.equal("scored");
     expect((await sharp(Buffer.from(body.image, "base64")).metadata()).format).to.equal("png");
+    // detail keep (the default): the share of pixels kept and the full-resolution mask
+    expect(body.detail.mode).to.equal("keep");
+    expect(body.detail.kept_fraction).to.be.within(0, 1);
+    const mask = await sharp(Buffer.from(body.detail.mask, "base64")).metadata();
+    expect([mask.width, mask.height, mask.channels]).to.deep.equal([600, 400, 1]);
+    const off = await (await fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "make the mug red", steps: "2", detail: "off", response_format: "json" }) })).json();
+    expect(off.detail).to.deep.equal({ mode: "off", kept_fraction: null, mask: null });
   });
 
   it("async jobs: 202, progress, result, and results that expire", async () => {
@@ -190,6 +197,7 @@ describe("HTTP rejections: every class is a 4xx JSON error naming the field, and
     ["steps out of range", async () => ({ method: "POST", body: form({ instruction: "x", steps: "0" }), headers: auth }), 400, "steps", "invalid_field"],
     ["a non-numeric seed", async () => ({ method: "POST", body: form({ instruction: "x", seed: "abc" }), headers: auth }), 400, "seed", "invalid_field"],
     ["an unknown scheduler", async () => ({ method: "POST", body: form({ instruction: "x", scheduler: "plms" }), headers: auth }), 400, "scheduler", "invalid_field"],
+    ["an unknown detail mode", async () => ({ method: "POST", body: form({ instruction: "x", detail: "max" }), headers: auth }), 400, "detail", "invalid_field"],
     ["too many candidates", async () => ({ method: "POST", body: form({ instruction: "x", candidates: "99" }), headers: auth }), 400, "candidates", "invalid_field"],
     ["an unknown field", async () => ({ method: "POST", body: form({ instruction: "x", model_path: "/etc" }), headers: auth }), 400, "model_path", "unknown_field"],
     ["a judge URL smuggled in", async () => ({ method: "POST", body: form({ instruction: "x", judge_url: "http://10.0.0.1" }), headers: auth }), 400, "judge_url", "unknown_field"],
