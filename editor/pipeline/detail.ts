@@ -45,26 +45,6 @@ export function regionRaster(chw: Float32Array, width: number, height: number, r
   return { width: r.width, height: r.height, data };
 }
 
-/** Max over a 3x3 neighbourhood, then mean over one: a mask grown by a pixel with soft edges. */
-function feather(mask: Uint8Array, w: number, h: number): Float32Array {
-  const grown = new Uint8Array(w * h);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      let m = 0;
-      for (let dy = -1; dy <= 1 && !m; dy++)
-        for (let dx = -1; dx <= 1; dx++) {
-          const yy = y + dy;
-          const xx = x + dx;
-          if (yy >= 0 && yy < h && xx >= 0 && xx < w && mask[yy * w + xx]) {
-            m = 1;
-            break;
-          }
-        }
-      grown[y * w + x] = m;
-    }
-  return boxMean(Float32Array.from(grown), w, h, 1);
-}
-
 function boxMean(v: Float32Array, w: number, h: number, r: number): Float32Array {
   const out = new Float32Array(w * h);
   for (let y = 0; y < h; y++)
@@ -129,15 +109,18 @@ export function structureAgreement(source: Raster, edited: Raster, labels?: Int3
   return out;
 }
 
-const toU8 = (v: number) => (v <= 0 ? 0 : v >= 1 ? 255 : Math.round(v * 255));
-
-/** Upscales interleaved 8-bit planes with sharp (native, on its threads). */
-async function upscale(data: Uint8Array, w: number, h: number, channels: 1 | 3, to: { width: number; height: number }, kernel: "linear" | "lanczos3") {
-  if (w === to.width && h === to.height) return Buffer.from(data);
-  let img = sharp(data, { raw: { width: w, height: h, channels } }).resize(to.width, to.height, { fit: "fill", kernel });
-  // sharp would widen a single band to sRGB on output
-  if (channels === 1) img = img.toColourspace("b-w");
-  return img.raw().toBuffer();
+/** Sample positions of a bilinear upscale from n to N (pixel centres aligned, edges clamped). */
+function taps(n: number, N: number) {
+  const i0 = new Int32Array(N);
+  const i1 = new Int32Array(N);
+  const f = new Float32Array(N);
+  for (let X = 0; X < N; X++) {
+    const u = Math.min(n - 1, Math.max(0, ((X + 0.5) * n) / N - 0.5));
+    i0[X] = Math.floor(u);
+    i1[X] = Math.min(n - 1, i0[X] + 1);
+    f[X] = u - i0[X];
+  }
+  return { i0, i1, f };
 }
 
 /**
@@ -146,44 +129,59 @@ async function upscale(data: Uint8Array, w: number, h: number, channels: 1 | 3, 
  */
 export async function composeFullResolution(source: { rgb: Buffer; width: number; height: number }, sourceWorking: Raster, edited: Raster): Promise<Composite> {
   const { width: w, height: h } = edited;
-  const size = { width: source.width, height: source.height };
-  // 1. where the edit changed the working-size image, feathered
+  const { width: W, height: H, rgb: src } = source;
+  // 1. where the edit changed the working-size image; the 3x3 mean softens its edge over a pixel
+  //    each way (the smoothed difference already reaches one pixel past the change)
   const map = changeMap(sourceWorking, edited, CHANGE_THRESHOLD, 1);
-  const alpha = feather(map.mask, w, h);
+  const alpha = boxMean(Float32Array.from(map.mask), w, h, 1);
   // 2. whether the change kept the local structure (detail rides through) or replaced it
   const gamma = structureAgreement(sourceWorking, edited, map.labels, map.regions);
-  const u8 = (r: Raster) => Uint8Array.from(r.data, toU8);
-  const [a, g, e, s] = await Promise.all([
-    upscale(Uint8Array.from(alpha, toU8), w, h, 1, size, "linear"),
-    upscale(Uint8Array.from(gamma, toU8), w, h, 1, size, "linear"),
-    // the same kernel for both, so their difference is the edit's change and nothing of resampling
-    upscale(u8(edited), w, h, 3, size, "lanczos3"),
-    upscale(u8(sourceWorking), w, h, 3, size, "lanczos3"),
-  ]);
-  // 3. out = source + alpha * (edit + gamma * (source - source at working scale) - source)
-  const n = size.width * size.height;
-  const rgb = Buffer.alloc(n * 3);
-  const src = source.rgb;
+  // 3. out = source + alpha * (edit + gamma * (source - source at working scale) - source), with
+  //    alpha, gamma and both working-size images upscaled bilinearly on the fly, and only where
+  //    alpha > 0: most pixels of a local edit are copied straight from the source
+  const e = edited.data;
+  const sw = sourceWorking.data;
+  const cx = taps(w, W);
+  const cy = taps(h, H);
+  const rgb = Buffer.alloc(W * H * 3);
+  const mask = new Uint8Array(W * H);
   let kept = 0;
-  for (let i = 0; i < n; i++) {
-    const ai = a[i];
-    if (ai === 0) {
-      kept++;
-      rgb[i * 3] = src[i * 3];
-      rgb[i * 3 + 1] = src[i * 3 + 1];
-      rgb[i * 3 + 2] = src[i * 3 + 2];
-      continue;
-    }
-    const al = ai / 255;
-    const gm = g[i] / 255;
-    for (let c = 0; c < 3; c++) {
-      const k = i * 3 + c;
-      const composed = e[k] + gm * (src[k] - s[k]);
-      const v = src[k] + al * (composed - src[k]);
-      rgb[k] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+  for (let Y = 0; Y < H; Y++) {
+    const r0 = cy.i0[Y] * w;
+    const r1 = cy.i1[Y] * w;
+    const fy = cy.f[Y];
+    for (let X = 0; X < W; X++) {
+      const a00 = r0 + cx.i0[X];
+      const a01 = r0 + cx.i1[X];
+      const a10 = r1 + cx.i0[X];
+      const a11 = r1 + cx.i1[X];
+      const fx = cx.f[X];
+      const w00 = (1 - fx) * (1 - fy);
+      const w01 = fx * (1 - fy);
+      const w10 = (1 - fx) * fy;
+      const w11 = fx * fy;
+      const al = alpha[a00] * w00 + alpha[a01] * w01 + alpha[a10] * w10 + alpha[a11] * w11;
+      const i = Y * W + X;
+      const m = Math.round(al * 255);
+      if (m === 0) {
+        kept++;
+        rgb[i * 3] = src[i * 3];
+        rgb[i * 3 + 1] = src[i * 3 + 1];
+        rgb[i * 3 + 2] = src[i * 3 + 2];
+        continue;
+      }
+      mask[i] = m;
+      const gm = gamma[a00] * w00 + gamma[a01] * w01 + gamma[a10] * w10 + gamma[a11] * w11;
+      for (let c = 0; c < 3; c++) {
+        const ec = 255 * (e[a00 * 3 + c] * w00 + e[a01 * 3 + c] * w01 + e[a10 * 3 + c] * w10 + e[a11 * 3 + c] * w11);
+        const sc = 255 * (sw[a00 * 3 + c] * w00 + sw[a01 * 3 + c] * w01 + sw[a10 * 3 + c] * w10 + sw[a11 * 3 + c] * w11);
+        const k = i * 3 + c;
+        const v = src[k] + (m / 255) * (ec + gm * (src[k] - sc) - src[k]);
+        rgb[k] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+      }
     }
   }
-  return { rgb, width: size.width, height: size.height, keptFraction: kept / n, mask: a };
+  return { rgb, width: W, height: H, keptFraction: kept / (W * H), mask };
 }
 
 /** The blend mask as a greyscale PNG (white = edited). */

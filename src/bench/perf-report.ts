@@ -1,5 +1,6 @@
 /** perf.json's shape and its Markdown rendering (bench-results/perf.md). */
 import type { compareFloat16 } from "./float16.js";
+import { renderDetail, type runDetailBench } from "./detail.js";
 import type { measureFullScale } from "./fullscale.js";
 import type { Stat } from "./stats.js";
 
@@ -45,6 +46,7 @@ export interface PerfReport {
   } | null;
   worker_layouts: Array<{ workers: number; threads: number; clients: number; throughput_rps: Stat; p99_ms: Stat }> | null;
   full_scale: Awaited<ReturnType<typeof measureFullScale>> | null;
+  detail: Awaited<ReturnType<typeof runDetailBench>> | null;
 }
 
 const f = (x: number, d = 1) => x.toFixed(d);
@@ -114,5 +116,6 @@ export function renderPerf(r: PerfReport): string {
       ...(fs.float16 ? float16Lines(fs.float16, "UNet at full scale (64x64 latents)") : []),
     );
   }
+  if (r.detail) lines.push("", renderDetail(r.detail).trimEnd());
   return lines.join("\n") + "\n";
 }

@@ -6,6 +6,7 @@
  *   c. full scale: SD1.5-shaped UNet step at 512x512 and a whole 20-step edit vs the sgemm peak (BENCH_FULLSCALE=0 skips)
  *   d. the HTTP server under 1, 2, 4, 8 concurrent clients, and its RSS over two blocks of 500 requests
  *   e. what to optimise: session options, a float16 UNet, workers vs intra-op threads
+ *   f. full-resolution results, detail keep vs off (detail.ts)
  * Writes bench-results/perf.json and bench-results/perf.md.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -14,6 +15,7 @@ import path from "node:path";
 import { Generator, type SessionOptions, edit, loadModel } from "../../editor/index.js";
 import { BUNDLED_MODEL, CLI_PATH, ROOT, TEST_MODEL } from "../paths.js";
 import { compareFloat16 } from "./float16.js";
+import { runDetailBench } from "./detail.js";
 import { FULLSCALE_CACHE, measureFullScale } from "./fullscale.js";
 import { percentile } from "./metrics.js";
 import { type PerfReport, renderPerf } from "./perf-report.js";
@@ -224,6 +226,7 @@ async function main(): Promise<void> {
     pytorch: { name: "b. ours vs PyTorch eager, alternating", estimateS: 60 },
     options: { name: "e. session-option sweep", estimateS: 60 },
     float16: { name: "e. float16 UNet vs float32", estimateS: 40 },
+    detail: { name: "f. full-resolution results: detail keep vs off at 512 and 1024 px", estimateS: 60 },
     server: { name: "d. server at 1, 2, 4, 8 clients and RSS over 1,000 requests", estimateS: 300 },
     layouts: { name: "e. workers x intra-op threads at 8 clients", estimateS: 90 },
     // the first run also writes the full-size checkpoint and converts it (~10 GB, see models/README.md)
@@ -234,6 +237,7 @@ async function main(): Promise<void> {
     phase.pytorch,
     phase.options,
     phase.float16,
+    phase.detail,
     ...(withServer ? [phase.server, phase.layouts] : []),
     ...(withFullScale ? [phase.fullScale] : []),
   ]);
@@ -255,6 +259,8 @@ async function main(): Promise<void> {
   const sessionOptions = await sweepSessionOptions(bundled);
   progress.start(phase.float16);
   const fp16 = await compareFloat16(bundled, THREADS);
+  progress.start(phase.detail);
+  const detail = await runDetailBench({ model: bundled });
   let server = null;
   let workerLayouts = null;
   if (withServer) {
@@ -283,6 +289,7 @@ async function main(): Promise<void> {
     server,
     worker_layouts: workerLayouts,
     full_scale: fullScale,
+    detail,
   };
   const outDir = path.join(ROOT, "bench-results");
   mkdirSync(outDir, { recursive: true });
