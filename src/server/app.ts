@@ -14,14 +14,15 @@ import { ROOT } from "../paths.js";
 import { type Preset, UnknownPresetError } from "../presets/index.js";
 import { bearerAuth } from "./auth.js";
 import { AppError, errorHandler } from "./errors.js";
-import { DrainingError, type Job, type JobPool, type ModelInfo, QueueFullError } from "./jobs.js";
+import { DrainingError, type ModelInfo, QueueFullError } from "./jobs.js";
+import { FINAL_STATES, type JobQueue, type JobView } from "./queue/types.js";
 import type { Metrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { type EditForm, checkImage, editSchema, parseForm, scoreSchema } from "./validation.js";
 
 export interface AppDeps {
   config: ServerConfig;
-  pool: JobPool;
+  queue: JobQueue;
   presets: Record<string, Preset>;
   metrics: Metrics;
   logger: Logger;
@@ -56,7 +57,7 @@ export function domainWarnings(m: ModelInfo | undefined, width: number, height: 
 }
 
 export function createApp(d: AppDeps): express.Express {
-  const { config, pool, metrics, logger } = d;
+  const { config, queue, metrics, logger } = d;
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", false);
@@ -74,12 +75,15 @@ export function createApp(d: AppDeps): express.Express {
     res.json({ status: "ok" });
   });
   app.get("/readyz", (_req, res) => {
-    const ready = pool.workersReady > 0 && !pool.isDraining;
-    res.status(ready ? 200 : 503).json({ ready, model: pool.model?.name ?? null, workers: pool.workersReady, draining: pool.isDraining });
+    const ready = queue.ready;
+    res.status(ready ? 200 : 503).json({ ready, model: queue.model?.name ?? null, workers: queue.workersReady, draining: queue.draining, store: queue.kind });
   });
   app.get("/metrics", route(async (_req, res) => {
-    metrics.queueDepth.set(pool.queued);
-    metrics.inFlight.set(pool.running);
+    const c = await queue.counts().catch(() => null);
+    if (c) {
+      metrics.queueDepth.set(c.queued);
+      metrics.inFlight.set(c.running);
+    }
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   }));
   app.get("/openapi.json", (_req, res) => {
@@ -93,7 +97,7 @@ export function createApp(d: AppDeps): express.Express {
     res.json({ presets: Object.values(d.presets) });
   });
   app.get("/v1/models", (_req, res) => {
-    const m = pool.model;
+    const m = queue.model;
     res.json({
       models: m
         ? [{ name: m.name, dir: path.basename(m.dir), takes_rewards: m.takesRewards, provider: m.provider, domain: m.manifest.domain ?? null, manifest: m.manifest }]
@@ -102,13 +106,13 @@ export function createApp(d: AppDeps): express.Express {
   });
   // the model's one-click example images: only files its manifest lists, so no path reaches outside
   app.get("/v1/models/examples/:file", (req, res, next) => {
-    const m = pool.model;
+    const m = queue.model;
     const image = `examples/${req.params.file}`;
     if (!m?.manifest.domain?.examples.some((e) => e.image === image)) return next(new AppError(404, "not_found", "no such example", "file"));
     res.sendFile(path.join(path.resolve(m.dir), image));
   });
 
-  const submit = async (req: Request): Promise<{ job: Job; form: EditForm }> => {
+  const submit = async (req: Request): Promise<{ job: JobView; form: EditForm }> => {
     const form = parseForm(editSchema(config), req.body);
     const image = await checkImage(files(req).image?.[0], "image", config.maxPixels);
     let params;
@@ -122,7 +126,7 @@ export function createApp(d: AppDeps): express.Express {
       throw err;
     }
     try {
-      const job = pool.submit({
+      const job = await queue.submit({
         image: new Uint8Array(image),
         instruction: form.instruction,
         rewards: params.rewards,
@@ -134,8 +138,7 @@ export function createApp(d: AppDeps): express.Express {
         format: form.output_format,
         candidates: form.candidates,
         detail: form.detail,
-      });
-      job.extra = { preset: params.preset, responseFormat: form.response_format };
+      }, { preset: params.preset ?? null, responseFormat: form.response_format });
       return { job, form };
     } catch (err) {
       if (err instanceof QueueFullError) {
@@ -146,14 +149,24 @@ export function createApp(d: AppDeps): express.Express {
     }
   };
 
-  /** Scores the candidates once (best-of-N), keeping the result on the job. */
-  const finalize = async (job: Job) => {
-    if (job.extra?.final) return job.extra.final as Awaited<ReturnType<typeof computeFinal>>;
-    const final = await computeFinal(job);
-    job.extra = { ...job.extra, final };
-    return final;
+  /**
+   * Scores the candidates once per job on this replica (best-of-N), kept as long as results are;
+   * the promise is cached, so concurrent requests for one result score it once.
+   */
+  type Final = Awaited<ReturnType<typeof computeFinal>>;
+  const finals = new Map<string, { final: Promise<Final>; at: number }>();
+  const finalize = (job: JobView): Promise<Final> => {
+    const now = Date.now();
+    for (const [id, f] of finals) if (now - f.at > config.jobTtlMs) finals.delete(id);
+    let f = finals.get(job.id);
+    if (!f) {
+      f = { final: computeFinal(job), at: now };
+      f.final.catch(() => finals.delete(job.id));
+      finals.set(job.id, f);
+    }
+    return f.final;
   };
-  const computeFinal = async (job: Job) => {
+  const computeFinal = async (job: JobView) => {
     const out = job.output!;
     const source = Buffer.from(job.request.image);
     const scores = await Promise.all(
@@ -164,20 +177,20 @@ export function createApp(d: AppDeps): express.Express {
     return { best, scores };
   };
 
-  const failureOf = (job: Job): AppError => {
+  const failureOf = (job: JobView): AppError => {
     if (job.state === "cancelled") return new AppError(409, "cancelled", "the edit was cancelled");
     const e = job.error;
     if (e?.field) return new AppError(e.name === "ImageInputError" ? 415 : 400, "invalid_field", e.message, e.field);
     return new AppError(500, "edit_failed", e?.message ?? "the edit failed");
   };
 
-  const sendResult = async (job: Job, res: Response, as: "image" | "json") => {
+  const sendResult = async (job: JobView, res: Response, as: "image" | "json") => {
     const { best, scores } = await finalize(job);
     const out = job.output!;
     const chosen = out.candidates[best];
     const format = job.request.format;
-    const params = { ...out.parameters, seed: chosen.seed, preset: job.extra?.preset ?? null };
-    const warnings = domainWarnings(pool.model, out.width, out.height);
+    const params = { ...out.parameters, seed: chosen.seed, preset: job.meta.preset };
+    const warnings = domainWarnings(queue.model, out.width, out.height);
     if (as === "json") {
       res.json({
         id: job.id,
@@ -208,66 +221,70 @@ export function createApp(d: AppDeps): express.Express {
   };
 
   app.post("/v1/edits", upload(["image"]), route(async (req, res) => {
-    const { job, form } = await submit(req);
+    const { job: submitted, form } = await submit(req);
+    const cancel = () => queue.cancel(submitted.id).catch((e) => logger.warn({ err: e }, "cancel failed"));
     // a client that goes away cancels its edit; so does the request timeout
     const onClose = () => {
-      if (!res.writableFinished) pool.cancel(job);
+      if (!res.writableFinished) void cancel();
     };
     res.on("close", onClose);
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      pool.cancel(job);
+      void cancel();
     }, config.requestTimeoutMs);
-    await job.done;
-    clearTimeout(timer);
+    const job = await queue.waitFor(submitted.id).finally(() => clearTimeout(timer));
     if (timedOut && job.state !== "succeeded") throw new AppError(504, "timeout", `the edit took longer than ${config.requestTimeoutMs} ms`);
     if (job.state !== "succeeded") throw failureOf(job);
     await sendResult(job, res, form.response_format);
   }));
 
   const errorView = (e: AppError) => ({ code: e.code, message: e.message, field: e.field });
-  const jobView = (job: Job) => ({
+  const jobView = (job: JobView) => ({
     id: job.id,
     state: job.state,
     progress: job.progress.steps ? Math.round((100 * job.progress.step) / job.progress.steps) : 0,
     step: job.progress.step,
     steps: job.progress.steps,
-    queue_position: pool.position(job),
+    queue_position: job.position,
     created_at: new Date(job.createdAt).toISOString(),
     error: job.state === "failed" || job.state === "cancelled" ? errorView(failureOf(job)) : undefined,
     result: job.state === "succeeded" ? `/v1/jobs/${job.id}/result` : undefined,
   });
-  const findJob = (req: Request) => {
-    const job = pool.get(String(req.params.id));
-    if (!job) throw new AppError(404, "not_found", "no such job (unknown or expired)", "id");
+  const notFound = () => new AppError(404, "not_found", "no such job (unknown or expired)", "id");
+  const findJob = async (req: Request) => {
+    const job = await queue.get(String(req.params.id));
+    if (!job) throw notFound();
     return job;
   };
 
   app.post("/v1/jobs", upload(["image"]), route(async (req, res) => {
     const { job } = await submit(req);
     // scoring starts as soon as the edit is done, so the result is ready when asked for
-    job.done.then((j) => (j.state === "succeeded" ? finalize(j) : undefined)).catch((e) => logger.warn({ err: e }, "scoring failed"));
+    queue
+      .waitFor(job.id)
+      .then((j) => (j.state === "succeeded" ? finalize(j) : undefined))
+      .catch((e) => logger.warn({ err: e }, "scoring failed"));
     res.status(202).location(`/v1/jobs/${job.id}`).json(jobView(job));
   }));
-  app.get("/v1/jobs/:id", (req, res) => {
-    res.json(jobView(findJob(req)));
-  });
+  app.get("/v1/jobs/:id", route(async (req, res) => {
+    res.json(jobView(await findJob(req)));
+  }));
   app.get("/v1/jobs/:id/result", route(async (req, res) => {
-    const job = findJob(req);
+    const job = await findJob(req);
     if (job.state === "queued" || job.state === "running") throw new AppError(409, "not_ready", `job is ${job.state}`, "id");
     if (job.state !== "succeeded") throw failureOf(job);
     // ?format= wins; without it, the response_format the job was submitted with
-    const asked = req.query.format ?? (job.extra?.responseFormat as string | undefined) ?? "image";
+    const asked = req.query.format ?? job.meta.responseFormat;
     if (asked !== "image" && asked !== "json") throw new AppError(400, "invalid_field", 'format must be "image" or "json"', "format");
     const as = asked;
     await sendResult(job, res, as);
   }));
-  app.delete("/v1/jobs/:id", (req, res) => {
-    const job = findJob(req);
-    pool.cancel(job);
+  app.delete("/v1/jobs/:id", route(async (req, res) => {
+    const job = await queue.cancel(String(req.params.id));
+    if (!job) throw notFound();
     res.status(202).json(jobView(job));
-  });
+  }));
 
   app.post("/v1/scores", upload(["source", "edited"]), route(async (req, res) => {
     const form = parseForm(scoreSchema, req.body);

@@ -8,7 +8,9 @@ import { Worker } from "node:worker_threads";
 import type { EditJobOutput, EditJobRequest, FromWorker, WorkerError, WorkerInit } from "./worker/protocol.js";
 import type { Manifest } from "../../editor/index.js";
 
-export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+import type { JobState } from "./queue/types.js";
+
+export type { JobState };
 
 export interface Job {
   id: string;
@@ -187,10 +189,14 @@ export class JobPool extends EventEmitter {
     return Math.max(1, Math.ceil(((this.queue.length + 1) * avg) / Math.max(1, this.slots.length) / 1000));
   }
 
-  submit(request: EditJobRequest): Job {
-    if (this.draining) throw new DrainingError();
+  /**
+   * `admitted`: the caller (the Redis queue) has already admitted the job against a global limit
+   * and only hands over as many as there are workers.
+   */
+  submit(request: EditJobRequest, o: { admitted?: boolean } = {}): Job {
+    if (this.draining && !o.admitted) throw new DrainingError();
     const free = this.slots.some((s) => s.ready && !s.job);
-    if (!free && this.queue.length >= this.o.queueSize) throw new QueueFullError(this.retryAfterSeconds());
+    if (!o.admitted && !free && this.queue.length >= this.o.queueSize) throw new QueueFullError(this.retryAfterSeconds());
     let resolve!: (j: Job) => void;
     const done = new Promise<Job>((r) => (resolve = r));
     const job: Job = { id: randomUUID(), state: "queued", request, createdAt: Date.now(), progress: { step: 0, steps: 0 }, done };
@@ -224,7 +230,12 @@ export class JobPool extends EventEmitter {
   /** Finished jobs are forgotten once their time-to-live has passed. */
   private sweep(): void {
     const now = Date.now();
-    for (const [id, j] of this.jobs) if (j.finishedAt && now - j.finishedAt > this.o.jobTtlMs) this.jobs.delete(id);
+    for (const [id, j] of this.jobs) {
+      if (j.finishedAt && now - j.finishedAt > this.o.jobTtlMs) {
+        this.jobs.delete(id);
+        this.emit("forgotten", id);
+      }
+    }
   }
 
   /** Stops accepting work and resolves when queued and running jobs have finished (or the timeout passes). */

@@ -7,6 +7,8 @@ import { workerLayout } from "../config/workers.js";
 import { loadPresets } from "../presets/index.js";
 import { createApp, judgeFromEnv } from "./app.js";
 import { JobPool } from "./jobs.js";
+import { MemoryQueue } from "./queue/memory.js";
+import type { JobQueue } from "./queue/types.js";
 import { createMetrics } from "./metrics.js";
 
 export interface RunningServer {
@@ -14,6 +16,7 @@ export interface RunningServer {
   port: number;
   config: ServerConfig;
   pool: JobPool;
+  queue: JobQueue;
   http: Server;
   /** Stop accepting, finish in-flight work (up to drainTimeoutMs), then close. */
   stop(): Promise<void>;
@@ -39,7 +42,8 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
     for (const ms of job.output?.timings.stepMs ?? []) metrics.stepDuration.observe(ms / 1000);
   });
   await pool.start();
-  const app = createApp({ config, pool, presets, metrics, logger, judge: judgeFromEnv(metrics) });
+  const queue: JobQueue = new MemoryQueue(pool);
+  const app = createApp({ config, queue, presets, metrics, logger, judge: judgeFromEnv(metrics) });
   const http = app.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     http.once("listening", resolve);
@@ -53,12 +57,12 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
     (stopping ??= (async () => {
       logger.info("draining: no new work accepted");
       const closed = new Promise<void>((r) => http.close(() => r()));
-      const drained = await pool.drain(config.drainTimeoutMs);
+      const drained = await queue.drain(config.drainTimeoutMs);
       if (!drained) logger.warn("drain timeout: exiting with work in flight");
       http.closeIdleConnections();
       await closed;
-      await pool.close();
+      await queue.close();
       logger.info("stopped");
     })());
-  return { url: `http://${host}:${port}`, port, config, pool, http, stop };
+  return { url: `http://${host}:${port}`, port, config, pool, queue, http, stop };
 }

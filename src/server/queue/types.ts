@@ -1,0 +1,51 @@
+/**
+ * The job store the HTTP layer talks to: the embedded in-memory queue, or a Redis-backed one that
+ * every replica shares (REDIS_URL). Both run edits on this process's inference workers (JobPool);
+ * they differ in where jobs wait, where state and results live, and who may take a job.
+ */
+import type { ModelInfo } from "../jobs.js";
+import type { EditJobOutput, EditJobRequest, WorkerError } from "../worker/protocol.js";
+
+export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+export const FINAL_STATES: readonly JobState[] = ["succeeded", "failed", "cancelled"];
+
+/** What the HTTP layer keeps with a job besides the edit request. */
+export interface JobMeta {
+  preset: string | null;
+  responseFormat: "image" | "json";
+}
+
+/** A snapshot of one job. */
+export interface JobView {
+  id: string;
+  state: JobState;
+  createdAt: number;
+  progress: { step: number; steps: number };
+  /** 0-based position among waiting jobs (global with Redis), null when not waiting. */
+  position: number | null;
+  request: EditJobRequest;
+  meta: JobMeta;
+  output?: EditJobOutput;
+  error?: WorkerError;
+}
+
+export interface JobQueue {
+  readonly kind: "memory" | "redis";
+  /** Throws QueueFullError (429) or DrainingError (503). */
+  submit(request: EditJobRequest, meta: JobMeta): Promise<JobView>;
+  get(id: string): Promise<JobView | undefined>;
+  /** Cancels a waiting or running job wherever it runs; undefined when unknown. */
+  cancel(id: string): Promise<JobView | undefined>;
+  /** Resolves with the job once it is final. */
+  waitFor(id: string): Promise<JobView>;
+  /** Jobs waiting and running: this process's, or every replica's with Redis. */
+  counts(): Promise<{ queued: number; running: number }>;
+  /** Ready to take work: inference workers up, and the store reachable. */
+  readonly ready: boolean;
+  readonly draining: boolean;
+  readonly model: ModelInfo | undefined;
+  readonly workersReady: number;
+  /** Stops taking work; resolves true when this process's running jobs have finished. */
+  drain(timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+}
