@@ -243,7 +243,7 @@ export function createApp(d: AppDeps): express.Express {
   const jobView = (job: JobView) => ({
     id: job.id,
     state: job.state,
-    progress: job.progress.steps ? Math.round((100 * job.progress.step) / job.progress.steps) : 0,
+    progress: job.state === "succeeded" ? 100 : job.progress.steps ? Math.round((100 * job.progress.step) / job.progress.steps) : 0,
     step: job.progress.step,
     steps: job.progress.steps,
     queue_position: job.position,

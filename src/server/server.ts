@@ -8,6 +8,7 @@ import { loadPresets } from "../presets/index.js";
 import { createApp, judgeFromEnv } from "./app.js";
 import { JobPool } from "./jobs.js";
 import { MemoryQueue } from "./queue/memory.js";
+import { RedisQueue, redisOptions } from "./queue/redis.js";
 import type { JobQueue } from "./queue/types.js";
 import { createMetrics } from "./metrics.js";
 
@@ -24,6 +25,7 @@ export interface RunningServer {
 
 export async function startServer(logger: Logger, overrides: Partial<ServerConfig> = {}, env = process.env): Promise<RunningServer> {
   const config = serverConfigFrom(env, overrides);
+  if (config.redisUrl) redisOptions(config.redisUrl); // a malformed REDIS_URL fails before anything starts
   const presets = config.presetsFile ? loadPresets(config.presetsFile) : loadPresets();
   const metrics = createMetrics();
   const layout = workerLayout(config.workers, config.ortThreads, config.modelDir);
@@ -42,7 +44,15 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
     for (const ms of job.output?.timings.stepMs ?? []) metrics.stepDuration.observe(ms / 1000);
   });
   await pool.start();
-  const queue: JobQueue = new MemoryQueue(pool);
+  let queue: JobQueue;
+  if (config.redisUrl) {
+    try {
+      queue = await RedisQueue.connect(pool, { url: config.redisUrl, queueSize: config.queueSize, jobTtlMs: config.jobTtlMs, lockMs: config.jobLockMs, logger });
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+  } else queue = new MemoryQueue(pool);
   const app = createApp({ config, queue, presets, metrics, logger, judge: judgeFromEnv(metrics) });
   const http = app.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,304 @@
+/**
+ * Jobs shared by every replica through Redis (REDIS_URL), with BullMQ: the standard job queue on
+ * Node, whose Lua scripts make take-over atomic (a job is active on one worker at a time, behind
+ * a lock that worker keeps renewing) and whose stalled-job check moves the jobs of a replica that
+ * died back to the wait list for another (at-least-once; a job completes, and stores its result,
+ * once). Any replica accepts, reports, serves and cancels any job.
+ *
+ * Each replica runs a BullMQ worker whose concurrency is its number of inference workers, so a
+ * job leaves Redis only when a worker here is free. Cancelling reaches the replica running the job
+ * over a pub/sub channel; a waiting job is cancelled by a flag the worker checks before starting.
+ */
+import { randomUUID } from "node:crypto";
+import { Queue, QueueEvents, UnrecoverableError, Worker, type Job as BullJob } from "bullmq";
+import { Redis, type RedisOptions } from "ioredis";
+import type { Logger } from "pino";
+import { DrainingError, type Job, type JobPool, QueueFullError } from "../jobs.js";
+import type { EditJobOutput, EditJobRequest, WorkerError } from "../worker/protocol.js";
+import { FINAL_STATES, type JobMeta, type JobQueue, type JobState, type JobView } from "./types.js";
+
+export interface RedisQueueOptions {
+  url: string;
+  queueSize: number;
+  jobTtlMs: number;
+  /** How long a replica's claim on a job lasts without renewal: the take-over delay after a crash. */
+  lockMs: number;
+  /** Prefix of every key, so several deployments can share one Redis. */
+  prefix?: string;
+  logger: Logger;
+}
+
+interface StoredData {
+  request: Omit<EditJobRequest, "image"> & { image: string };
+  meta: JobMeta;
+}
+type StoredCandidate = Omit<EditJobOutput["candidates"][number], "image" | "mask"> & { image: string; mask?: string };
+type StoredOutput = Omit<EditJobOutput, "candidates"> & { candidates: StoredCandidate[] };
+
+const QUEUE = "edits";
+const CANCELLED = "cancelled";
+const b64 = (u: Uint8Array) => Buffer.from(u).toString("base64");
+const bytes = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
+
+export class RedisConfigError extends Error {}
+
+/** Connection options from REDIS_URL, refusing what is not a Redis URL in one clear line. */
+export function redisOptions(url: string): { host: string; port: number; options: RedisOptions } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new RedisConfigError(`REDIS_URL=${JSON.stringify(url)} is not a URL (expected redis://[user:password@]host:port[/db])`);
+  }
+  if (u.protocol !== "redis:" && u.protocol !== "rediss:") throw new RedisConfigError(`REDIS_URL must start with redis:// or rediss://, got ${u.protocol}//`);
+  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+  if (!Number.isInteger(db) || db < 0) throw new RedisConfigError(`REDIS_URL database must be a number, got ${JSON.stringify(u.pathname.slice(1))}`);
+  const options: RedisOptions = {
+    host: u.hostname || "localhost",
+    port: u.port ? Number(u.port) : 6379,
+    db,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    tls: u.protocol === "rediss:" ? {} : undefined,
+    // BullMQ's blocking commands must wait out a Redis restart rather than fail
+    maxRetriesPerRequest: null,
+    retryStrategy: (n) => Math.min(200 * n, 2000),
+  };
+  return { host: options.host!, port: options.port!, options };
+}
+
+function encodeOutput(o: EditJobOutput): StoredOutput {
+  return { ...o, candidates: o.candidates.map((c) => ({ ...c, image: b64(c.image), mask: c.mask ? b64(c.mask) : undefined })) };
+}
+
+function decodeOutput(o: StoredOutput): EditJobOutput {
+  return { ...o, candidates: o.candidates.map((c) => ({ ...c, image: bytes(c.image), mask: c.mask ? bytes(c.mask) : undefined })) };
+}
+
+/** A failure as stored in BullMQ's failedReason: JSON of the worker error, or the cancel marker. */
+function decodeFailure(reason: string | undefined): { state: JobState; error: WorkerError } {
+  if (reason === CANCELLED) return { state: "cancelled", error: { name: "AbortError", message: "cancelled" } };
+  try {
+    const e = JSON.parse(reason ?? "") as WorkerError;
+    if (e && typeof e.message === "string") return { state: "failed", error: e };
+  } catch {
+    // a failure BullMQ itself recorded (a job stalled too often, say)
+  }
+  return { state: "failed", error: { name: "Error", message: reason ?? "the edit failed" } };
+}
+
+export class RedisQueue implements JobQueue {
+  readonly kind = "redis";
+  private readonly conn: Redis;
+  private readonly sub: Redis;
+  private readonly queue: Queue;
+  private readonly events: QueueEvents;
+  private worker?: Worker;
+  private isDraining = false;
+  private connected = false;
+  private readonly prefix: string;
+
+  /** Checks Redis is reachable (one clear error if not), then connects and starts taking jobs. */
+  static async connect(pool: JobPool, o: RedisQueueOptions): Promise<RedisQueue> {
+    const { host, port, options } = redisOptions(o.url);
+    const probe = new Redis({ ...options, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 1, connectTimeout: 5000 });
+    let cause: Error | undefined;
+    probe.on("error", (e: Error) => (cause ??= e));
+    try {
+      await probe.connect();
+      await probe.ping();
+    } catch (err) {
+      throw new RedisConfigError(`cannot reach Redis at ${host}:${port} (REDIS_URL): ${(cause ?? (err as Error)).message}`);
+    } finally {
+      probe.disconnect();
+    }
+    const q = new RedisQueue(pool, o);
+    await q.start();
+    return q;
+  }
+
+  private constructor(
+    private readonly pool: JobPool,
+    private readonly o: RedisQueueOptions,
+  ) {
+    const { options } = redisOptions(o.url);
+    this.prefix = o.prefix ?? "reward-edit";
+    this.conn = new Redis(options);
+    this.sub = new Redis(options);
+    this.conn.on("ready", () => (this.connected = true));
+    this.conn.on("close", () => (this.connected = false));
+    this.conn.on("error", (err) => o.logger.warn({ err: err.message }, "redis connection"));
+    this.sub.on("error", () => {});
+    const bull = { connection: this.conn, prefix: this.prefix };
+    this.queue = new Queue(QUEUE, bull);
+    this.queue.on("error", (err) => o.logger.warn({ err: err.message }, "redis queue"));
+    this.events = new QueueEvents(QUEUE, { connection: this.conn.duplicate(), prefix: this.prefix });
+    this.events.on("error", (err) => o.logger.warn({ err: err.message }, "redis queue events"));
+  }
+
+  private cancelKey = (id: string) => `${this.prefix}:cancel:${id}`;
+  private get channel() {
+    return `${this.prefix}:cancel`;
+  }
+
+  private async start(): Promise<void> {
+    await this.sub.subscribe(this.channel);
+    this.sub.on("message", (_ch, id: string) => this.worker?.cancelJob(id, CANCELLED));
+    await this.events.waitUntilReady();
+    this.worker = new Worker(QUEUE, (job, _token, signal) => this.process(job, signal), {
+      connection: this.conn.duplicate(),
+      prefix: this.prefix,
+      concurrency: Math.max(1, this.pool.capacity),
+      lockDuration: this.o.lockMs,
+      stalledInterval: Math.max(500, Math.floor(this.o.lockMs / 2)),
+      // a job whose replica died more than this often is given up as failed
+      maxStalledCount: 3,
+    });
+    this.worker.on("error", (err) => this.o.logger.warn({ err: err.message }, "redis worker"));
+    await this.worker.waitUntilReady();
+  }
+
+  /** Runs one job on this replica's inference workers. */
+  private async process(bj: BullJob, signal?: AbortSignal): Promise<StoredOutput> {
+    const data = bj.data as StoredData;
+    if (await this.conn.exists(this.cancelKey(bj.id!))) throw new UnrecoverableError(CANCELLED);
+    const job: Job = this.pool.submit({ ...data.request, image: bytes(data.request.image) }, { admitted: true });
+    const onAbort = () => this.pool.cancel(job);
+    signal?.addEventListener("abort", onAbort);
+    // progress is written at most every 250 ms: every step of a small model would flood Redis
+    let last = 0;
+    const onProgress = (j: Job) => {
+      if (j !== job || Date.now() - last < 250) return;
+      last = Date.now();
+      bj.updateProgress(j.progress).catch(() => {});
+    };
+    this.pool.on("progress", onProgress);
+    try {
+      const done = await job.done;
+      if (done.state === "succeeded") return encodeOutput(done.output!);
+      if (done.state === "cancelled") throw new UnrecoverableError(CANCELLED);
+      throw new UnrecoverableError(JSON.stringify(done.error ?? { name: "Error", message: "the edit failed" }));
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      this.pool.off("progress", onProgress);
+    }
+  }
+
+  async submit(request: EditJobRequest, meta: JobMeta): Promise<JobView> {
+    if (this.isDraining) throw new DrainingError();
+    // the limit is global: jobs waiting in Redis, whichever replica accepted them
+    if ((await this.queue.getWaitingCount()) >= this.o.queueSize) throw new QueueFullError(this.pool.retryAfterSeconds());
+    const ttl = Math.ceil(this.o.jobTtlMs / 1000);
+    const data: StoredData = { request: { ...request, image: b64(request.image) }, meta };
+    const bj = await this.queue.add("edit", data, { jobId: randomUUID(), attempts: 1, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } });
+    return (await this.view(bj.id!))!;
+  }
+
+  private async view(id: string): Promise<JobView | undefined> {
+    // the state first, then the job's fields: a job seen as finished then has its result or reason
+    const bstate = await this.queue.getJobState(id);
+    if (bstate === "unknown") return undefined;
+    const bj = await this.queue.getJob(id);
+    if (!bj) return undefined;
+    const data = bj.data as StoredData;
+    let state: JobState;
+    let error: WorkerError | undefined;
+    let output: EditJobOutput | undefined;
+    if (bstate === "completed") {
+      state = "succeeded";
+      output = decodeOutput(bj.returnvalue as StoredOutput);
+    } else if (bstate === "failed") ({ state, error } = decodeFailure(bj.failedReason));
+    else if (bstate === "active") state = "running";
+    else state = (await this.conn.exists(this.cancelKey(bj.id!))) ? "cancelled" : "queued";
+    if (state === "cancelled") error = { name: "AbortError", message: "cancelled" };
+    const progress = (typeof bj.progress === "object" && bj.progress) || { step: 0, steps: 0 };
+    return {
+      id: bj.id!,
+      state,
+      createdAt: bj.timestamp,
+      progress: progress as JobView["progress"],
+      position: state === "queued" ? await this.position(bj.id!) : null,
+      request: { ...data.request, image: bytes(data.request.image) },
+      meta: data.meta,
+      output,
+      error,
+    };
+  }
+
+  /** FIFO position among the waiting jobs of every replica. */
+  private async position(id: string): Promise<number | null> {
+    const waiting = await this.queue.getWaiting();
+    const order = waiting.sort((a, b) => a.timestamp - b.timestamp).map((j) => j.id);
+    const i = order.indexOf(id);
+    return i < 0 ? null : i;
+  }
+
+  async get(id: string): Promise<JobView | undefined> {
+    return this.view(id);
+  }
+
+  async cancel(id: string): Promise<JobView | undefined> {
+    const before = await this.get(id);
+    if (!before || FINAL_STATES.includes(before.state)) return before;
+    // the flag stops a waiting job before it starts; the message aborts a running one wherever it runs
+    await this.conn.set(this.cancelKey(id), "1", "PX", this.o.jobTtlMs);
+    await this.conn.publish(this.channel, id);
+    return this.get(id);
+  }
+
+  async waitFor(id: string): Promise<JobView> {
+    // events answer at once; a poll covers events missed while Redis restarted
+    for (;;) {
+      const j = await this.get(id);
+      if (!j) throw new Error(`no job ${id}`);
+      if (FINAL_STATES.includes(j.state)) return j;
+      await new Promise<void>((resolve) => {
+        const done = (e: { jobId: string }) => {
+          if (e.jobId === id) finish();
+        };
+        const finish = () => {
+          clearTimeout(t);
+          this.events.off("completed", done);
+          this.events.off("failed", done);
+          resolve();
+        };
+        const t = setTimeout(finish, 1000);
+        this.events.on("completed", done);
+        this.events.on("failed", done);
+      });
+    }
+  }
+
+  async counts() {
+    const c = await this.queue.getJobCounts("waiting", "active", "prioritized", "delayed");
+    return { queued: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0), running: c.active ?? 0 };
+  }
+
+  get ready() {
+    return this.connected && this.pool.workersReady > 0 && !this.isDraining;
+  }
+  get draining() {
+    return this.isDraining;
+  }
+  get model() {
+    return this.pool.model;
+  }
+  get workersReady() {
+    return this.pool.workersReady;
+  }
+
+  /** Takes no new job; waits for the ones running here. Waiting jobs stay in Redis for the others. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.isDraining = true;
+    const closed = this.worker?.close().then(() => true) ?? Promise.resolve(true);
+    return Promise.race([closed, new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
+  }
+
+  async close(): Promise<void> {
+    await this.worker?.close(true).catch(() => {});
+    await Promise.all([this.queue.close(), this.events.close()]).catch(() => {});
+    this.sub.disconnect();
+    this.conn.disconnect();
+    await this.pool.close();
+  }
+}
