@@ -3,7 +3,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { loadAll } from "js-yaml";
 import { ConfigMap, PersistentVolumeClaim, Secret, Service } from "kubernetes-models/v1";
-import { Deployment } from "kubernetes-models/apps/v1";
+import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { Job } from "kubernetes-models/batch/v1";
 import { loadPresets } from "../../src/presets/index.js";
@@ -17,6 +17,7 @@ const MODELS: Record<string, new (d: never) => { validate(): void }> = {
   "v1/Service": Service,
   "v1/PersistentVolumeClaim": PersistentVolumeClaim,
   "apps/v1/Deployment": Deployment,
+  "apps/v1/StatefulSet": StatefulSet,
   "autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler,
   "batch/v1/Job": Job,
 };
@@ -39,6 +40,17 @@ describe("Kubernetes manifests", () => {
       expect(() => new Model(doc as never).validate()).to.not.throw();
     });
   }
+
+  it("replicas share one Redis: a StatefulSet with a volume behind a Service the ConfigMap's REDIS_URL names", () => {
+    const redis = docs.find(([, d]) => d.kind === "StatefulSet")![1];
+    expect(redis.spec.volumeClaimTemplates[0].spec.resources.requests.storage).to.be.a("string");
+    expect(redis.spec.template.spec.containers[0].args).to.include("--appendonly");
+    const svc = docs.find(([, d]) => d.kind === "Service" && d.metadata.name === "reward-edit-redis")![1];
+    const url = new URL(docs.find(([, d]) => d.kind === "ConfigMap")![1].data!.REDIS_URL);
+    expect([url.hostname, Number(url.port)]).to.deep.equal([svc.metadata.name, svc.spec.ports[0].port]);
+    const kustomization = readFileSync(path.join(K8S, "kustomization.yaml"), "utf8");
+    expect(kustomization).to.contain("redis.yaml");
+  });
 
   it("an invalid manifest is caught (the validation is not a no-op)", () => {
     const bad = { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "x" }, spec: { replicas: "two", template: {} } };
