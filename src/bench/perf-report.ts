@@ -45,6 +45,7 @@ export interface PerfReport {
     rss_growth_second_500_pct: number;
   } | null;
   worker_layouts: Array<{ workers: number; threads: number; clients: number; throughput_rps: Stat; p99_ms: Stat }> | null;
+  job_stores: { memory_ms: Stat; redis_ms: Stat; added_ms: number; ratio: number } | null;
   full_scale: Awaited<ReturnType<typeof measureFullScale>> | null;
   detail: Awaited<ReturnType<typeof runDetailBench>> | null;
 }
@@ -98,6 +99,13 @@ export function renderPerf(r: PerfReport): string {
       "| workers x intra-op threads | req/s | p99 ms |",
       "| --- | --- | --- |",
       ...r.worker_layouts.map((l) => `| ${l.workers} x ${l.threads} | ${f(l.throughput_rps.median, 2)} (${range(l.throughput_rps, 2)}) | ${f(l.p99_ms.median)} |`),
+    );
+  }
+  if (r.job_stores) {
+    const j = r.job_stores;
+    lines.push(
+      "",
+      `Job store, one client, synchronous edits of the 64 px scene, alternating: in-memory ${f(j.memory_ms.median)} ms (${range(j.memory_ms)}), Redis ${f(j.redis_ms.median)} ms (${range(j.redis_ms)}): ${f(j.added_ms)} ms added per job (x${f(j.ratio, 3)}).`,
     );
   }
   const fs = r.full_scale;

@@ -7,10 +7,13 @@
  *   d. the HTTP server under 1, 2, 4, 8 concurrent clients, and its RSS over two blocks of 500 requests
  *   e. what to optimise: session options, a float16 UNet, workers vs intra-op threads
  *   f. full-resolution results, detail keep vs off (detail.ts)
+ *   g. the shared job store: sync edits through the in-memory queue and through Redis
  * Writes bench-results/perf.json and bench-results/perf.md.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer as createNetServer } from "node:net";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { Generator, type SessionOptions, edit, loadModel } from "../../editor/index.js";
 import { BUNDLED_MODEL, CLI_PATH, ROOT, TEST_MODEL } from "../paths.js";
@@ -136,9 +139,9 @@ async function rss(url: string): Promise<number> {
   return m ? Number(m[1]) : Number.NaN;
 }
 
-async function startServer(dir: string, workers: number, threads: number) {
+async function startServer(dir: string, workers: number, threads: number, extraEnv: NodeJS.ProcessEnv = {}) {
   const child = spawn(process.execPath, [CLI_PATH, "serve"], {
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", REWARD_EDIT_MODEL: dir, REWARD_EDIT_WORKERS: String(workers), ORT_THREADS: String(threads), REWARD_EDIT_QUEUE_SIZE: "64", LOG_LEVEL: "silent" },
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", REWARD_EDIT_MODEL: dir, REWARD_EDIT_WORKERS: String(workers), ORT_THREADS: String(threads), REWARD_EDIT_QUEUE_SIZE: "64", LOG_LEVEL: "silent", ...extraEnv },
     stdio: ["ignore", "ignore", "pipe"],
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -179,6 +182,37 @@ async function compareWorkerLayouts(dir: string) {
     }
   }
   return layouts.map((l, k) => ({ ...l, clients: 8, throughput_rps: stat(rps[k]), p99_ms: stat(p99[k]) }));
+}
+
+/**
+ * g. What the shared job store costs: the same synchronous edits through a server with the
+ * in-memory queue and one with REDIS_URL (Debian's redis-server on loopback), alternating rounds.
+ */
+async function compareJobStores(dir: string, rounds = 4, perRound = 6) {
+  const port = await new Promise<number>((resolve) => {
+    const s = createNetServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", mkdtempSync(path.join(tmpdir(), "bench-redis-"))], { stdio: "ignore" });
+  const failed = await new Promise<boolean>((resolve) => {
+    redis.once("error", () => resolve(true));
+    setTimeout(() => resolve(false), 500);
+  });
+  if (failed) return null;
+  const servers = [await startServer(dir, 1, THREADS), await startServer(dir, 1, THREADS, { REDIS_URL: `redis://127.0.0.1:${port}` })];
+  try {
+    const image = readFileSync(SMALL_IMAGE);
+    for (const s of servers) await load(s.url, image, 1, 3); // warm-up
+    const ms: number[][] = [[], []];
+    for (let r = 0; r < rounds; r++) for (const [k, s] of servers.entries()) ms[k].push(...(await load(s.url, image, 1, perRound)).latencies);
+    const [memory, withRedis] = ms.map(stat);
+    return { memory_ms: memory, redis_ms: withRedis, added_ms: withRedis.median - memory.median, ratio: withRedis.median / memory.median };
+  } finally {
+    for (const s of servers) s.stop();
+    redis.kill();
+  }
 }
 
 async function measureServer(dir: string) {
@@ -229,6 +263,7 @@ async function main(): Promise<void> {
     detail: { name: "f. full-resolution results: detail keep vs off at 512 and 1024 px", estimateS: 60 },
     server: { name: "d. server at 1, 2, 4, 8 clients and RSS over 1,000 requests", estimateS: 300 },
     layouts: { name: "e. workers x intra-op threads at 8 clients", estimateS: 90 },
+    stores: { name: "g. job store: in-memory queue vs Redis (sync edits, alternating)", estimateS: 40 },
     // the first run also writes the full-size checkpoint and converts it (~10 GB, see models/README.md)
     fullScale: { name: "c. full scale: UNet steps and a 20-step 512x512 edit of a converted Multi-Reward folder", estimateS: existsSync(FULLSCALE_CACHE) ? 900 : 1500 },
   };
@@ -238,7 +273,7 @@ async function main(): Promise<void> {
     phase.options,
     phase.float16,
     phase.detail,
-    ...(withServer ? [phase.server, phase.layouts] : []),
+    ...(withServer ? [phase.server, phase.layouts, phase.stores] : []),
     ...(withFullScale ? [phase.fullScale] : []),
   ]);
   progress.start(phase.overhead);
@@ -263,11 +298,14 @@ async function main(): Promise<void> {
   const detail = await runDetailBench({ model: bundled });
   let server = null;
   let workerLayouts = null;
+  let jobStores = null;
   if (withServer) {
     progress.start(phase.server);
     server = await measureServer(bundled);
     progress.start(phase.layouts);
     workerLayouts = await compareWorkerLayouts(bundled);
+    progress.start(phase.stores);
+    jobStores = await compareJobStores(bundled);
   }
   let fullScale = null;
   if (withFullScale) {
@@ -288,6 +326,7 @@ async function main(): Promise<void> {
     float16: fp16,
     server,
     worker_layouts: workerLayouts,
+    job_stores: jobStores,
     full_scale: fullScale,
     detail,
   };
