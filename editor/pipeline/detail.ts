@@ -136,13 +136,22 @@ export async function composeFullResolution(source: { rgb: Buffer; width: number
   const alpha = boxMean(Float32Array.from(map.mask), w, h, 1);
   // 2. whether the change kept the local structure (detail rides through) or replaced it
   const gamma = structureAgreement(sourceWorking, edited, map.labels, map.regions);
-  // 3. out = source + alpha * (edit + gamma * (source - source at working scale) - source), with
-  //    alpha, gamma and both working-size images upscaled bilinearly on the fly, and only where
-  //    alpha > 0: most pixels of a local edit are copied straight from the source
+  // 3. out = source + alpha * (edit + gamma * (source - source at working scale) - source)
+  //        = source + alpha * (change + (gamma - 1) * (source - source at working scale)),
+  //    with the working-size planes upscaled bilinearly on the fly (bilinear is linear, so the
+  //    upscaled change is the change of the upscaled images): each output row lerps the two
+  //    working rows it falls between once, each pixel then lerps along the row; rows the edit
+  //    never reached are copied whole, and gamma = 1 (detail kept) skips the source's plane
   const e = edited.data;
   const sw = sourceWorking.data;
+  const change = new Float32Array(w * h * 3);
+  for (let k = 0; k < change.length; k++) change[k] = 255 * (e[k] - sw[k]);
   const cx = taps(w, W);
   const cy = taps(h, H);
+  const rowA = new Float32Array(w);
+  const rowG = new Float32Array(w);
+  const rowD = new Float32Array(3 * w);
+  const rowS = new Float32Array(3 * w);
   const rgb = Buffer.alloc(W * H * 3);
   const mask = new Uint8Array(W * H);
   let kept = 0;
@@ -150,19 +159,32 @@ export async function composeFullResolution(source: { rgb: Buffer; width: number
     const r0 = cy.i0[Y] * w;
     const r1 = cy.i1[Y] * w;
     const fy = cy.f[Y];
+    let any = false;
+    for (let x = 0; x < w; x++) {
+      const a = alpha[r0 + x] + (alpha[r1 + x] - alpha[r0 + x]) * fy;
+      rowA[x] = a;
+      if (a > 0) any = true;
+    }
+    if (!any) {
+      src.copy(rgb, Y * W * 3, Y * W * 3, (Y + 1) * W * 3);
+      kept += W;
+      continue;
+    }
+    for (let x = 0; x < w; x++) {
+      rowG[x] = gamma[r0 + x] + (gamma[r1 + x] - gamma[r0 + x]) * fy;
+      for (let c = 0; c < 3; c++) {
+        const k0 = (r0 + x) * 3 + c;
+        const k1 = (r1 + x) * 3 + c;
+        rowD[x * 3 + c] = change[k0] + (change[k1] - change[k0]) * fy;
+        rowS[x * 3 + c] = 255 * (sw[k0] + (sw[k1] - sw[k0]) * fy);
+      }
+    }
     for (let X = 0; X < W; X++) {
-      const a00 = r0 + cx.i0[X];
-      const a01 = r0 + cx.i1[X];
-      const a10 = r1 + cx.i0[X];
-      const a11 = r1 + cx.i1[X];
+      const i0 = cx.i0[X];
+      const i1 = cx.i1[X];
       const fx = cx.f[X];
-      const w00 = (1 - fx) * (1 - fy);
-      const w01 = fx * (1 - fy);
-      const w10 = (1 - fx) * fy;
-      const w11 = fx * fy;
-      const al = alpha[a00] * w00 + alpha[a01] * w01 + alpha[a10] * w10 + alpha[a11] * w11;
+      const m = Math.round((rowA[i0] + (rowA[i1] - rowA[i0]) * fx) * 255);
       const i = Y * W + X;
-      const m = Math.round(al * 255);
       if (m === 0) {
         kept++;
         rgb[i * 3] = src[i * 3];
@@ -171,12 +193,17 @@ export async function composeFullResolution(source: { rgb: Buffer; width: number
         continue;
       }
       mask[i] = m;
-      const gm = gamma[a00] * w00 + gamma[a01] * w01 + gamma[a10] * w10 + gamma[a11] * w11;
+      const al = m / 255;
+      const g1 = rowG[i0] + (rowG[i1] - rowG[i0]) * fx - 1;
       for (let c = 0; c < 3; c++) {
-        const ec = 255 * (e[a00 * 3 + c] * w00 + e[a01 * 3 + c] * w01 + e[a10 * 3 + c] * w10 + e[a11 * 3 + c] * w11);
-        const sc = 255 * (sw[a00 * 3 + c] * w00 + sw[a01 * 3 + c] * w01 + sw[a10 * 3 + c] * w10 + sw[a11 * 3 + c] * w11);
         const k = i * 3 + c;
-        const v = src[k] + (m / 255) * (ec + gm * (src[k] - sc) - src[k]);
+        const d0 = rowD[i0 * 3 + c];
+        let delta = d0 + (rowD[i1 * 3 + c] - d0) * fx;
+        if (g1 < -1e-3) {
+          const s0 = rowS[i0 * 3 + c];
+          delta += g1 * (src[k] - (s0 + (rowS[i1 * 3 + c] - s0) * fx));
+        }
+        const v = src[k] + al * delta;
         rgb[k] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
       }
     }

@@ -225,12 +225,15 @@ export class RedisQueue implements JobQueue {
     };
   }
 
-  /** FIFO position among the waiting jobs of every replica. */
+  /**
+   * FIFO position among the waiting jobs of every replica. BullMQ pushes new jobs on the left of
+   * its wait list and takes from the right, so the distance from the right end is the position;
+   * reading ids only (not the jobs, whose data carry whole images).
+   */
   private async position(id: string): Promise<number | null> {
-    const waiting = await this.queue.getWaiting();
-    const order = waiting.sort((a, b) => a.timestamp - b.timestamp).map((j) => j.id);
-    const i = order.indexOf(id);
-    return i < 0 ? null : i;
+    const ids = await this.conn.lrange(this.queue.keys.wait, 0, -1);
+    const i = ids.lastIndexOf(id);
+    return i < 0 ? null : ids.length - 1 - i;
   }
 
   async get(id: string): Promise<JobView | undefined> {
