@@ -15,7 +15,7 @@ import { type Preset, UnknownPresetError } from "../presets/index.js";
 import { bearerAuth } from "./auth.js";
 import { AppError, errorHandler } from "./errors.js";
 import { DrainingError, type ModelInfo, QueueFullError } from "./jobs.js";
-import { FINAL_STATES, type JobQueue, type JobView } from "./queue/types.js";
+import type { JobQueue, JobView } from "./queue/types.js";
 import type { Metrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { type EditForm, checkImage, editSchema, parseForm, scoreSchema } from "./validation.js";

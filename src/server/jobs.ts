@@ -24,8 +24,6 @@ export interface Job {
   error?: WorkerError;
   /** Resolves when the job reaches a final state. */
   done: Promise<Job>;
-  /** Extra data the server attaches (scores of candidates). */
-  extra?: Record<string, unknown>;
 }
 
 export class QueueFullError extends Error {
