@@ -127,7 +127,7 @@ function taps(n: number, N: number) {
  * Composes the edit with the full-size source. `source` is the decoded input at its own size
  * (8-bit RGB); `sourceWorking` and `edited` are the working-size images of the same region.
  */
-export async function composeFullResolution(source: { rgb: Buffer; width: number; height: number }, sourceWorking: Raster, edited: Raster): Promise<Composite> {
+export function composeFullResolution(source: { rgb: Buffer; width: number; height: number }, sourceWorking: Raster, edited: Raster): Composite {
   const { width: w, height: h } = edited;
   const { width: W, height: H, rgb: src } = source;
   // 1. where the edit changed the working-size image; the 3x3 mean softens its edge over a pixel

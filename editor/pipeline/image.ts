@@ -139,10 +139,6 @@ export function toRgb8(chw: Float32Array, width: number, height: number): Buffer
   return out;
 }
 
-export function encodeRgb(rgb: Buffer, width: number, height: number, format: OutputFormat): Promise<Buffer> {
-  return encodeImage(rgb, width, height, { format });
-}
-
 export async function encodeImage(
   rgb: Buffer,
   width: number,

@@ -8,7 +8,7 @@ import { type SchedulerName, schedulerFromConfig } from "../schedulers/index.js"
 import { Generator } from "../tensor/random.js";
 import { DETAIL_MODES, type DetailMode, composeFullResolution, maskPng, regionRaster } from "./detail.js";
 import { InstructPix2PixDenoiser, guidanceEnabled } from "./guidance.js";
-import { type OutputFormat, decodeSource, encodeImage, encodeRgb, openImage, toRgb8 } from "./image.js";
+import { type OutputFormat, decodeSource, encodeImage, openImage, toRgb8 } from "./image.js";
 
 export type Rewards = [following: number, preserving: number, quality: number];
 
@@ -228,9 +228,9 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const tc = performance.now();
   if (compose) {
     // 11. full-resolution composition (detail.ts): the source where unchanged, its detail through smooth changes
-    composite = await composeFullResolution(await sourceReady!, regionRaster(img.pixels, img.width, img.height, img.content), regionRaster(out.data, W, H, img.content));
+    composite = composeFullResolution(await sourceReady!, regionRaster(img.pixels, img.width, img.height, img.content), regionRaster(out.data, W, H, img.content));
     size = { width: composite.width, height: composite.height };
-    image = await encodeRgb(composite.rgb, size.width, size.height, format);
+    image = await encodeImage(composite.rgb, size.width, size.height, { format });
   } else {
     // the padding comes off; the photo goes back to its own size (or stays at the working scale)
     size = o.workingSize ? { width: img.content.width, height: img.content.height } : { width: img.sourceWidth, height: img.sourceHeight };

@@ -47,7 +47,6 @@ def main() -> None:
                     if n.endswith(("conv2.weight", "proj_out.weight", "to_out.0.weight", "ff.net.2.weight")):
                         p.mul_(0.1)
         write(module, f"{a.out}/{name}/{fname}")
-        os.makedirs(f"{a.out}/{name}", exist_ok=True)
         json.dump(cfg, open(f"{a.out}/{name}/config.json", "w"), indent=2)
         del module
     shutil.copytree(f"{a.layout}/tokenizer", f"{a.out}/tokenizer", dirs_exist_ok=True, copy_function=shutil.copyfile)

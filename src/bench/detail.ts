@@ -28,8 +28,9 @@ const hash = (i: number) => (((Math.imul(i, 2654435761) >>> 0) % 1000) / 500 - 1
 
 /** The 64 px scene at `size` px with grain, stripes inside the products and print on the backdrop. */
 export async function texturedScene(id: string, size: number): Promise<{ png: Buffer; rgb: Buffer; region: Uint8Array }> {
-  const rgb = await sharp(readFileSync(path.join(HELDOUT, `${id}-source.png`))).resize(size, size, { kernel: "cubic" }).removeAlpha().raw().toBuffer();
-  const small = await sharp(readFileSync(path.join(HELDOUT, `${id}-source.png`))).removeAlpha().raw().toBuffer();
+  const source = readFileSync(path.join(HELDOUT, `${id}-source.png`));
+  const rgb = await sharp(source).resize(size, size, { kernel: "cubic" }).removeAlpha().raw().toBuffer();
+  const small = await sharp(source).removeAlpha().raw().toBuffer();
   const region = await sharp(readFileSync(path.join(HELDOUT, `${id}-region.png`))).resize(size, size, { kernel: "nearest" }).extractChannel(0).raw().toBuffer();
   const s = size / 64;
   const bg = [small[0], small[1], small[2]];

@@ -53,7 +53,7 @@ describe("full-resolution results (detail keep)", function () {
     const target = scene(size, box, [40, 60, 200]);
     const sw = await working(source, size, 64);
     const ew = await working(target, size, 64); // an editor that recoloured perfectly at 64 px, but blurred
-    const c = await composeFullResolution({ rgb: source, width: size, height: size }, sw, ew);
+    const c = composeFullResolution({ rgb: source, width: size, height: size }, sw, ew);
     let outsideDiff = 0;
     for (let y = 0; y < size; y++)
       for (let x = 0; x < size; x++) {
@@ -75,7 +75,7 @@ describe("full-resolution results (detail keep)", function () {
   it("a removal: the structure changed, so the source's stripes do not ghost through", async () => {
     const source = scene(size, box, [200, 40, 40]);
     const removed = scene(size, [0, 0, 0, 0], [0, 0, 0]);
-    const c = await composeFullResolution({ rgb: source, width: size, height: size }, await working(source, size, 64), await working(removed, size, 64));
+    const c = composeFullResolution({ rgb: source, width: size, height: size }, await working(source, size, 64), await working(removed, size, 64));
     const stripes = detailEnergy(c.rgb, size, inner);
     expect(stripes).to.be.below(0.5 * detailEnergy(source, size, inner));
   });
