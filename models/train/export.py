@@ -63,7 +63,8 @@ def export_folder(out: str, text: TextEncoder, ae: AutoEncoder, unet: UNet, sf: 
         def forward(self, latent_sample):
             return self.ae.decode(latent_sample)
 
-    img = torch.zeros(1, 3, 64, 64)
+    size = cfg.get("size", 64)
+    img = torch.zeros(1, 3, size, size)
     spatial = {0: "batch", 2: "height", 3: "width"}
     torch.onnx.export(Enc(), (img,), f"{out}/vae_encoder/model.onnx", opset_version=OPSET,
                       input_names=["sample"], output_names=["latent_sample"],
@@ -84,10 +85,10 @@ def export_folder(out: str, text: TextEncoder, ae: AutoEncoder, unet: UNet, sf: 
     manifest = dict(manifest)
     manifest.update({
         "format": "reward-edit/1",
-        "resolution": 64,
+        "resolution": size,
         "size_multiple": 8,
         "latent_channels": 4,
-        "latent_downscale": 2,
+        "latent_downscale": cfg.get("ae_down", 2),
         "scaling_factor": sf,
         "defaults": {"steps": 20, "text_guidance": 3.0, "image_guidance": 1.5, "scheduler": "euler-a"},
     })
@@ -140,17 +141,22 @@ def main() -> None:
         for p in list(text.parameters()) + list(unet.parameters()):
             p.copy_(next(ema))
     aeck = torch.load(f"{a.work}/ae.pt")
-    ae = AutoEncoder()
+    size, down = aeck.get("size", 64), aeck.get("down", 2)
+    ae = AutoEncoder(down=down)
     ae.load_state_dict(aeck["ae"])
-    cfg = {"text_dim": 64, "text_layers": 2, "ae_width": 48, "chs": [32, 64, 128], "temb": 256, "score_dim": 64}
+    cfg = {"text_dim": 64, "text_layers": 2, "ae_width": 48, "ae_down": down, "size": size, "chs": [32, 64, 128],
+           "temb": 256, "score_dim": 64}
     export_folder(a.out, text, ae, unet, ck["scaling_factor"], f"{a.work}/tokenizer",
                   {"name": a.name, "description": a.description, "licence": "Apache-2.0",
                    "training": {"steps": ck["step"], "seconds": round(ck["elapsed"]), "batch": 32,
                                 "triplets": 20000, "seed": 0},
-                   "domain": scenes.domain()}, cfg)
+                   "domain": scenes.domain(size)}, cfg)
+    shutil.rmtree(f"{a.out}/examples", ignore_errors=True)
     os.makedirs(f"{a.out}/examples", exist_ok=True)
-    for scene_id, name, _ in scenes.EXAMPLES:
-        shutil.copyfile(f"{HERE}/../heldout/{scene_id}-source.png", f"{a.out}/examples/{name}")
+    examples = f"{HERE}/../heldout-v2/scenes"
+    if os.path.isdir(examples):  # absent in the trainer's smoke test, which exports before any suite exists
+        for scene_id, name, _ in scenes.EXAMPLES:
+            shutil.copyfile(f"{examples}/{scene_id}-source.png", f"{a.out}/examples/{name}")
 
 
 if __name__ == "__main__":

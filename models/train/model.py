@@ -68,20 +68,26 @@ class TextEncoder(nn.Module):
 
 
 class AutoEncoder(nn.Module):
-    """Decodes at the low resolution and upsamples once, so 64x64 work stays small."""
+    """Decodes at the low resolution and upsamples at the end, so the work stays small.
 
-    def __init__(self, latent: int = 4, width: int = 48):
+    down=2 for the 64 px world (32x32 latents), down=4 for 128 px (the same 32x32 latents, so
+    the UNet costs the same at either size).
+    """
+
+    def __init__(self, latent: int = 4, width: int = 48, down: int = 2):
         super().__init__()
-        self.enc = nn.Sequential(
-            nn.Conv2d(3, width // 2, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(width // 2, width, 4, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(width, latent, 1))
-        self.dec = nn.Sequential(
-            nn.Conv2d(latent, width, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(width, width, 3, padding=1), nn.SiLU(),
-            nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(width // 2, 3, 3, padding=1))
+        self.down = down
+        extra = 1 if down == 4 else 0
+        enc = [nn.Conv2d(3, width // 2, 3, padding=1), nn.SiLU(),
+               nn.Conv2d(width // 2, width, 4, stride=2, padding=1), nn.SiLU()]
+        enc += [nn.Conv2d(width, width, 4, stride=2, padding=1), nn.SiLU()] * extra
+        enc += [nn.Conv2d(width, width, 3, padding=1), nn.SiLU(), nn.Conv2d(width, latent, 1)]
+        self.enc = nn.Sequential(*enc)
+        dec = [nn.Conv2d(latent, width, 3, padding=1), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1), nn.SiLU()]
+        dec += [nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.SiLU()] * extra
+        dec += [nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1), nn.SiLU(),
+                nn.Conv2d(width // 2, 3, 3, padding=1)]
+        self.dec = nn.Sequential(*dec)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.enc(x)

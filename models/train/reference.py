@@ -76,7 +76,7 @@ class Editor:
         cfg = ck["config"]
         self.tok = bpe.Tokenizer(ck["vocab"], [tuple(m) for m in ck["merges"]])
         self.text = TextEncoder(len(ck["vocab"]), dim=cfg["text_dim"], layers=cfg["text_layers"]).eval()
-        self.ae = AutoEncoder(width=cfg["ae_width"]).eval()
+        self.ae = AutoEncoder(width=cfg["ae_width"], down=cfg.get("ae_down", 2)).eval()
         self.unet = UNet(text_dim=cfg["text_dim"], chs=tuple(cfg["chs"]), temb=cfg["temb"], rewards=cfg["rewards"],
                          score_dim=cfg["score_dim"]).eval()
         self.text.load_state_dict(ck["text"])
@@ -85,6 +85,7 @@ class Editor:
         self.sf = ck["scaling_factor"]
         self.eps = EpsUNet(self.unet, self.sf).eval()
         self.rewards = cfg["rewards"]
+        self.size = cfg.get("size", 64)
         self.train_sigmas = sd_sigmas().double().numpy()
 
     @torch.no_grad()
@@ -144,7 +145,7 @@ def parity(a) -> None:
     tensors = {"sample": sample, "timestep": t, "encoder_hidden_states": hidden, **extra, "out_sample": out}
     for k, v in tensors.items():
         v.numpy().astype(np.float32).tofile(f"{a.out}/{k}.f32")
-    src = np.array(Image.open(a.image).convert("RGB"))
+    src = np.array(Image.open(a.image).convert("RGB").resize((ed.size, ed.size), Image.BILINEAR))
     edited = ed.edit(src, a.instruction, a.seed, a.steps)
     edited.numpy().astype(np.float32).tofile(f"{a.out}/edit.f32")
     json.dump({"image": os.path.relpath(a.image, a.root), "instruction": a.instruction, "seed": a.seed, "steps": a.steps,
@@ -156,7 +157,7 @@ def parity(a) -> None:
 def timing(a) -> None:
     torch.set_num_threads(a.threads)
     ed = Editor(a.weights)
-    src = np.array(Image.open(a.image).convert("RGB").resize((64, 64)))
+    src = np.array(Image.open(a.image).convert("RGB").resize((ed.size, ed.size)))
     ed.edit(src, "make the mug red", 0, a.steps)
     times = []
     for r in range(a.repeats):
@@ -174,8 +175,8 @@ def main() -> None:
     p.add_argument("--weights", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--root", default=os.path.dirname(os.path.dirname(here)))
-    p.add_argument("--image", default=os.path.join(os.path.dirname(here), "heldout", "syn-0000-source.png"))
-    p.add_argument("--instruction", default="make the mug yellow")
+    p.add_argument("--image", default=os.path.join(os.path.dirname(here), "heldout-v2", "scenes", "syn-0002-source.png"))
+    p.add_argument("--instruction", default="change the clock to dark blue")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--steps", type=int, default=12)
     t = sub.add_parser("time")

@@ -1,7 +1,9 @@
 """Training of the bundled editors (issue 3). See models/README.md for the commands.
 
-  prepare   vocabulary, the fixed noisy-triplet set, and the autoencoder (shared by both editors)
+  prepare   vocabulary, the fixed noisy-triplet set, and the autoencoder (shared by both editors);
+            --size 64 | 128 picks the world's working size (the same scenes either way)
   editor    text encoder + UNet, with (--rewards) or without Multi-Reward Conditioning
+  heldout   the v2 held-out suites (models/heldout-v2/{scenes,shapes,backdrops,pairs})
 """
 from __future__ import annotations
 
@@ -39,13 +41,17 @@ def prepare(args) -> None:
     vocab, merges = bpe.learn(scenes.corpus())
     bpe.save(f"{args.work}/tokenizer", vocab, merges)
     t0 = time.time()
-    data = scenes.make_triplets(args.triplets, args.seed)
-    np.savez_compressed(f"{args.work}/triplets.npz", source=data["source"], target=data["target"],
-                        scores=data["scores"], instruction=np.array(data["instruction"]),
-                        feedback=np.array(data["feedback"]))
-    print(f"triplets: {args.triplets} in {time.time() - t0:.0f}s; vocab {len(vocab)}", flush=True)
+    if args.reuse and os.path.exists(f"{args.work}/triplets.npz"):
+        data = dict(np.load(f"{args.work}/triplets.npz"))
+    else:
+        data = scenes.make_triplets(args.triplets, args.seed, size=args.size)
+        np.savez_compressed(f"{args.work}/triplets.npz", source=data["source"], target=data["target"],
+                            scores=data["scores"], instruction=np.array(data["instruction"]),
+                            feedback=np.array(data["feedback"]))
+    print(f"triplets: {len(data['source'])} in {time.time() - t0:.0f}s; vocab {len(vocab)}", flush=True)
     images = np.concatenate([data["source"], data["target"]])
-    ae = AutoEncoder()
+    down = 2 if args.size <= 64 else 4  # 32x32 latents either way
+    ae = AutoEncoder(down=down)
     opt = torch.optim.AdamW(ae.parameters(), lr=3e-3)
     for step in range(args.ae_steps):
         x = to_tensor(images[np.random.randint(0, len(images), 32)])
@@ -61,7 +67,8 @@ def prepare(args) -> None:
         # the latent diffusion convention: scale latents to unit variance
         scaling = float(1.0 / z.std())
         err = F.mse_loss(ae.decode(z), to_tensor(images[:2048])).item()
-    torch.save({"ae": ae.state_dict(), "scaling_factor": scaling, "recon_mse": err}, f"{args.work}/ae.pt")
+    torch.save({"ae": ae.state_dict(), "scaling_factor": scaling, "recon_mse": err, "size": args.size, "down": down},
+               f"{args.work}/ae.pt")
     print(f"ae recon mse {err:.5f} scaling_factor {scaling:.5f}", flush=True)
 
 
@@ -86,7 +93,7 @@ def train_editor(args) -> None:
     merges = [tuple(l.split()) for l in open(f"{args.work}/tokenizer/merges.txt").read().splitlines()[1:]]
     tok = bpe.Tokenizer(vocab, merges)
     aeck = torch.load(f"{args.work}/ae.pt")
-    ae = AutoEncoder()
+    ae = AutoEncoder(down=aeck.get("down", 2))
     ae.load_state_dict(aeck["ae"])
     sf = aeck["scaling_factor"]
     data = Data(args.work, tok, ae, sf)
@@ -158,6 +165,13 @@ def train_editor(args) -> None:
             log.flush()
 
 
+def heldout(args) -> None:
+    """The v2 held-out suites (scenes, shapes, backdrops, pairs) at the world's working size."""
+    for name, (split, seed) in scenes.SUITES.items():
+        scenes.save_heldout(f"{args.out}/{name}", args.n, seed, args.size, split)
+        print(f"{args.out}/{name}: {args.n} scenes", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -167,6 +181,8 @@ def main() -> None:
     p.add_argument("--ae-steps", type=int, default=1200)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reuse", action="store_true", help="keep an existing triplets.npz (only the autoencoder again)")
+    p.add_argument("--size", type=int, default=64, choices=(64, 128), help="working size of the world")
     e = sub.add_parser("editor")
     e.add_argument("--work", default=f"{HERE}/.work")
     e.add_argument("--out", required=True)
@@ -178,8 +194,12 @@ def main() -> None:
     e.add_argument("--ema", type=float, default=0.999)
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--seed", type=int, default=0)
+    h = sub.add_parser("heldout")
+    h.add_argument("--out", default=f"{HERE}/../heldout-v2")
+    h.add_argument("--size", type=int, default=64, choices=(64, 128))
+    h.add_argument("--n", type=int, default=120)
     a = ap.parse_args()
-    prepare(a) if a.cmd == "prepare" else train_editor(a)
+    {"prepare": prepare, "editor": train_editor, "heldout": heldout}[a.cmd](a)
 
 
 if __name__ == "__main__":

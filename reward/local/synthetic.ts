@@ -90,7 +90,9 @@ export function followed(c: SyntheticCase, edited: Raster, palette: Palette): bo
       // the changed pixels carry the requested colour, and resemble the target more than the source
       const mask = changedPixels(c);
       const mean = meanColour(edited, mask);
-      return mean !== null && nearest(mean, palette.colours) === r.params.colour && closerToTarget(c, edited, mask);
+      // world v2 records the object's mean shading, so shades of one hue are told apart fairly
+      const shade = typeof r.params.shade === "number" ? r.params.shade : 1;
+      return mean !== null && nearest(mean, palette.colours, shade) === r.params.colour && closerToTarget(c, edited, mask);
     }
     case "background": {
       // upper part of the background: away from objects and their shadows
@@ -98,7 +100,9 @@ export function followed(c: SyntheticCase, edited: Raster, palette: Palette): bo
       for (let i = 0; i < mask.length; i++) mask[i] = c.region[i] && Math.floor(i / edited.width) < edited.height * 0.4 ? 1 : 0;
       const mean = meanColour(edited, mask);
       if (!mean) return false;
-      // a gradient background darkens with height: compare against the same average shading
+      // world v2 records the backdrop's mean pattern and shadow factor over this mask
+      if (typeof r.params.shade === "number") return nearest(mean, palette.backgrounds, r.params.shade) === r.params.bg;
+      // v1: a gradient background darkens with height: compare against the same average shading
       let ramp = 0;
       let n = 0;
       for (let i = 0; i < mask.length; i++) if (mask[i]) (ramp += 1 - (0.3 * Math.floor(i / edited.width)) / edited.height), n++;

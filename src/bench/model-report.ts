@@ -2,7 +2,7 @@
  * The bundled editors' results (issue 3): reward-conditioned default at 5,5,5 vs the no-reward
  * baseline on held-out synthetic scenes, the reward-slider sweeps, and a picture grid.
  *
- *   node dist/src/bench/model-report.js [--limit N] [--out DIR] [--default DIR] [--baseline DIR]
+ *   node dist/src/bench/model-report.js [--limit N] [--out DIR] [--default DIR] [--baseline DIR] [--suites v1,scenes,...]
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -12,20 +12,8 @@ import { type EditorModel, type Rewards, edit, loadModel } from "../../editor/in
 import { BASELINE_MODEL, BUNDLED_MODEL, ROOT } from "../paths.js";
 import { type EvalResult, evaluateSynthetic } from "./evaluate-synthetic.js";
 import { type SyntheticSuite, loadSyntheticSuite, sourceFile } from "./synthetic-suite.js";
-
-const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
-const num = (x: number | null) => (x === null ? "n/a" : x.toFixed(4));
-
-export function kindTable(rows: Array<[string, EvalResult]>): string {
-  const kinds = Object.keys(rows[0][1].perKind);
-  const head = `| model / setting | ${kinds.map((k) => `${k} follow`).join(" | ")} | overall follow | preservation err | quality err |`;
-  const sep = `|${" --- |".repeat(kinds.length + 4)}`;
-  const body = rows.map(
-    ([name, r]) =>
-      `| ${name} | ${kinds.map((k) => pct(r.perKind[k].following)).join(" | ")} | ${pct(r.overall.following)} | ${num(r.overall.preservationError)} | ${num(r.overall.qualityError)} |`,
-  );
-  return [head, sep, ...body].join("\n");
-}
+import { WORLD_SUITES, evaluateWorld, worldTables } from "./world-eval.js";
+import { kindTable, num, pct } from "./tables.js";
 
 async function grid(suite: SyntheticSuite, models: EditorModel[], file: string, n = 8): Promise<void> {
   // one row per scene: source | target | each model at 5,5,5; 64 px tiles scaled x2
@@ -57,26 +45,33 @@ async function main(): Promise<void> {
       out: { type: "string", default: path.join(ROOT, "models") },
       default: { type: "string", default: BUNDLED_MODEL },
       baseline: { type: "string", default: BASELINE_MODEL },
-      suite: { type: "string", default: path.join(ROOT, "models", "heldout") },
-      "sweep-limit": { type: "string", default: "105" },
+      suites: { type: "string", default: Object.keys(WORLD_SUITES).join(",") },
+      suite: { type: "string", default: WORLD_SUITES.scenes },
+      "sweep-limit": { type: "string", default: "120" },
     },
   });
-  const suite = await loadSyntheticSuite(values.suite!, values.limit ? Number(values.limit) : undefined);
+  const log = (s: string) => process.stderr.write(s + "\n");
+  const limit = values.limit ? Number(values.limit) : undefined;
+  const seed = 1000;
+  // default vs baseline on every held-out suite: v1's scenes and v2's scenes, shapes, backdrops, pairs
+  const rows = await evaluateWorld(
+    [
+      ["reward-conditioned @ 5,5,5", values.default!],
+      ["baseline (no rewards)", values.baseline!],
+    ],
+    values.suites!.split(","),
+    { limit, seed, log },
+  );
+  const suite = await loadSyntheticSuite(values.suite!, limit);
   const sweepSuite = { ...suite, cases: suite.cases.slice(0, Number(values["sweep-limit"])) };
   const mrc = await loadModel(values.default!);
   const base = await loadModel(values.baseline!);
-  const seed = 1000;
-  const log = (s: string) => process.stderr.write(s + "\n");
   const run = async (label: string, m: EditorModel, s: SyntheticSuite, rewards?: Rewards) => {
     const t0 = Date.now();
     const r = await evaluateSynthetic(m, s, { rewards, seed });
     log(`${label}: follow ${pct(r.overall.following)} pres ${num(r.overall.preservationError)} qual ${num(r.overall.qualityError)} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
     return r;
   };
-  const main: Array<[string, EvalResult]> = [
-    ["reward-conditioned @ 5,5,5", await run("default 5,5,5", mrc, suite, [5, 5, 5])],
-    ["baseline (no rewards)", await run("baseline", base, suite)],
-  ];
   const levels = [5, 4, 3, 2, 1];
   const presSweep: Array<[string, EvalResult]> = [];
   for (const p of levels) presSweep.push([`preserving ${p} (5,${p},5)`, await run(`P=${p}`, mrc, sweepSuite, [5, p, 5])]);
@@ -84,26 +79,26 @@ async function main(): Promise<void> {
   for (const f of levels) followSweep.push([`following ${f} (${f},5,5)`, await run(`F=${f}`, mrc, sweepSuite, [f, 5, 5])]);
   mkdirSync(values.out!, { recursive: true });
   await grid(suite, [mrc, base], path.join(values.out!, "results-grid.png"));
+  const view = (r: EvalResult) => ({ perKind: r.perKind, overall: r.overall });
   const summary = {
     date: new Date().toISOString(),
-    suite: path.relative(ROOT, suite.dir),
-    samples: suite.cases.length,
-    sweep_samples: sweepSuite.cases.length,
     seed,
+    sweep_suite: path.relative(ROOT, suite.dir),
+    sweep_samples: sweepSuite.cases.length,
     models: { default: mrc.manifest, baseline: base.manifest },
-    comparison: Object.fromEntries(main.map(([k, r]) => [k, { perKind: r.perKind, overall: r.overall }])),
-    preserving_sweep: Object.fromEntries(presSweep.map(([k, r]) => [k, { perKind: r.perKind, overall: r.overall }])),
-    following_sweep: Object.fromEntries(followSweep.map(([k, r]) => [k, { perKind: r.perKind, overall: r.overall }])),
+    comparison: rows.map((r) => ({ model: r.model, suite: r.suite, ...view(r.result) })),
+    preserving_sweep: Object.fromEntries(presSweep.map(([k, r]) => [k, view(r)])),
+    following_sweep: Object.fromEntries(followSweep.map(([k, r]) => [k, view(r)])),
   };
   writeFileSync(path.join(values.out!, "results.json"), JSON.stringify(summary, null, 2));
   const md = [
-    `### Default vs baseline (${suite.cases.length} held-out scenes, 20 steps, text 3.0 / image 1.5)`,
-    kindTable(main),
+    "### Default vs baseline on each held-out suite (20 steps, text 3.0 / image 1.5)",
+    worldTables(rows),
     "",
-    `### Preservation slider (${sweepSuite.cases.length} scenes)`,
+    `### Preservation slider (${path.relative(ROOT, suite.dir)}, ${sweepSuite.cases.length} scenes)`,
     kindTable(presSweep),
     "",
-    `### Following slider (${sweepSuite.cases.length} scenes)`,
+    `### Following slider (${path.relative(ROOT, suite.dir)}, ${sweepSuite.cases.length} scenes)`,
     kindTable(followSweep),
   ].join("\n");
   writeFileSync(path.join(values.out!, "results.md"), md + "\n");

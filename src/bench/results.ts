@@ -32,6 +32,8 @@ export interface ResultRow {
   /** Exact metrics for synthetic scenes. */
   truth?: { following: boolean; preservationError: number | null; qualityError: number };
   latency: { editMs: number; scoreMs: number };
+  /** With --refine N: the rounds run, which one was returned, and what each round changed. */
+  refine?: { rounds: number; best: number; stopped: "met" | "rounds"; changes: string[][]; merits: number[] };
 }
 
 export function readRows(file: string): ResultRow[] {

@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { type EditorModel, type Rewards, edit, loadModel } from "../../editor/index.js";
 import { type JudgeScorer, LocalScorer, PERSPECTIVES, type ScoreResult } from "../../reward/index.js";
+import { exactScorer, refine } from "../refine/index.js";
 import { type ResultRow, ResultsFile, readRows } from "./results.js";
 import type { Sample, Suite } from "./suites.js";
 
@@ -28,6 +29,8 @@ export interface RunPlan {
   shard?: { index: number; count: number };
   limit?: number;
   steps?: number;
+  /** Refinement rounds per edit (1 = a single pass). */
+  refine?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -98,25 +101,55 @@ export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; 
         latency: { editMs: 0, scoreMs: 0 },
       };
       try {
-        const r = await edit(model, {
-          image: source,
-          instruction: t.sample.instruction,
-          rewards: t.preset.rewards,
-          steps: plan.steps ?? t.preset.steps,
-          textGuidance: t.preset.textGuidance,
-          imageGuidance: t.preset.imageGuidance,
-          seed: t.seed,
-        });
-        row.latency.editMs = r.timings.totalMs;
+        const m = model;
+        const defaults = m.manifest.defaults;
+        const runEdit = async (o: { rewards?: Rewards; textGuidance?: number; imageGuidance?: number; seed: number; feedback?: string }, image: Buffer) =>
+          edit(m, { image, instruction: t.sample.instruction, steps: plan.steps ?? t.preset.steps, ...o });
+        let edited: Buffer;
+        let score: ScoreResult | undefined;
+        if ((plan.refine ?? 1) > 1) {
+          // the configured judge drives the rounds; synthetic scenes without one use their exact truth
+          const scorer = plan.judge ?? (t.sample.synthetic ? exactScorer(local, t.sample.synthetic) : local);
+          const rr = await refine(
+            {
+              source,
+              instruction: t.sample.instruction,
+              rewards: t.preset.rewards ?? [5, 5, 5],
+              textGuidance: t.preset.textGuidance ?? defaults.text_guidance,
+              imageGuidance: t.preset.imageGuidance ?? defaults.image_guidance,
+              seed: t.seed,
+              rounds: plan.refine!,
+            },
+            async (s, image) =>
+              (await runEdit({ rewards: s.rewards, textGuidance: s.textGuidance, imageGuidance: s.imageGuidance, seed: s.seed, feedback: s.feedback }, image)).image,
+            scorer,
+          );
+          const best = rr.rounds[rr.best];
+          edited = best.image;
+          score = best.score;
+          row.latency.editMs = rr.rounds.reduce((a, r) => a + r.editMs, 0);
+          row.latency.scoreMs = rr.rounds.reduce((a, r) => a + r.scoreMs, 0);
+          row.refine = {
+            rounds: rr.rounds.length,
+            best: rr.best,
+            stopped: rr.stopped,
+            changes: rr.rounds.map((r) => r.changes),
+            merits: rr.rounds.map((r) => r.verdict.merit),
+          };
+        } else {
+          const r = await runEdit({ rewards: t.preset.rewards, textGuidance: t.preset.textGuidance, imageGuidance: t.preset.imageGuidance, seed: t.seed }, source);
+          row.latency.editMs = r.timings.totalMs;
+          edited = r.image;
+        }
         row.edited = imageName(t.key);
-        writeFileSync(path.join(plan.outDir, "images", row.edited), r.image);
+        writeFileSync(path.join(plan.outDir, "images", row.edited), edited);
         const t0 = performance.now();
-        const input = { source, edited: r.image, instruction: t.sample.instruction };
+        const input = { source, edited, instruction: t.sample.instruction };
         // synthetic scenes always get their exact truth; the configured scorer gives the judged scores
         const exact = t.sample.synthetic ? await local.scoreWithMap(input, t.sample.synthetic) : undefined;
-        const score: ScoreResult = plan.judge ? await plan.judge.score(input) : (exact ?? (await local.score(input)));
+        score ??= plan.judge ? await plan.judge.score(input) : (exact ?? (await local.score(input)));
         row.truth = exact?.measures?.truth as ResultRow["truth"];
-        row.latency.scoreMs = performance.now() - t0;
+        row.latency.scoreMs += performance.now() - t0;
         row.scores = cells(score);
         row.scorer = { backend: score.backend, protocol: score.protocol, version: score.promptVersion, model: score.model };
       } catch (err) {

@@ -2,7 +2,7 @@
  * Benchmark suites, all turned into one list of samples:
  *   real-edit  a folder in the published Real-Edit format (real_edit_instruct.json + images)
  *   jsonl      one {id, image, instruction, category} per line
- *   synthetic  held-out generated scenes with exact ground truth (models/heldout)
+ *   synthetic  held-out generated scenes with exact ground truth (models/heldout-v2/scenes)
  *   sample     the bundled Real-Edit-format suite (src/bench/sample): photos + synthetic scenes
  */
 import { existsSync, readFileSync } from "node:fs";
@@ -29,7 +29,7 @@ export interface Suite {
 }
 
 export const SAMPLE_SUITE = path.join(ROOT, "src", "bench", "sample");
-export const SYNTHETIC_SUITE = path.join(ROOT, "models", "heldout");
+export const SYNTHETIC_SUITE = path.join(ROOT, "models", "heldout-v2", "scenes");
 
 const SYNONYMS: Record<string, Category> = {
   local: "local", "local edit": "local", change: "local", color: "local", colour: "local",

@@ -6,6 +6,7 @@ import { JudgeScorer, judgeConfigFrom } from "../../reward/index.js";
 import { BASELINE_MODEL, defaultModelDir } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
 import { writeReport } from "../bench/report.js";
+import { MAX_ROUNDS } from "../refine/index.js";
 import { RESULTS_FILE, type PresetChoice, runBenchmark } from "../bench/runner.js";
 import { type ResultRow, readRows } from "../bench/results.js";
 import { loadSuite } from "../bench/suites.js";
@@ -49,8 +50,10 @@ export function registerBench(program: Command): void {
     .option("--backend <name>", "judge or local (default: judge when configured)")
     .option("--shard <i/N>", "run only slice i of N (merge the slices with `bench merge`)")
     .option("--limit <n>", "only the first n samples")
+    .option("--refine <n>", "refinement rounds per edit: the scorer's verdict drives up to n edits, the best is kept", "1")
     .option("--out <dir>", "where results and reports go", "bench-results/run")
     .action(async (o) => {
+      const refineRounds = parseNumber("--refine", o.refine, { integer: true, min: 1, max: MAX_ROUNDS });
       const suite = await loadSuite(o.suite, o.suitePath).catch((e) => {
         throw new CliError((e as Error).message);
       });
@@ -77,10 +80,11 @@ export function registerBench(program: Command): void {
         shard,
         limit: o.limit ? parseNumber("--limit", o.limit, { integer: true, min: 1 }) : undefined,
         steps: o.steps ? parseNumber("--steps", o.steps, { integer: true, min: 1, max: 1000 }) : undefined,
+        refine: refineRounds,
       };
       mkdirSync(o.out, { recursive: true });
       const runFile = path.join(o.out, "run.json");
-      const description = { suite: suite.name, models, presets: plan.presets, seeds, shard, limit: plan.limit, steps: plan.steps, backend };
+      const description = { suite: suite.name, models, presets: plan.presets, seeds, shard, limit: plan.limit, steps: plan.steps, backend, ...(refineRounds > 1 ? { refine: refineRounds } : {}) };
       if (existsSync(runFile) && JSON.stringify(JSON.parse(readFileSync(runFile, "utf8"))) !== JSON.stringify(description)) {
         throw new CliError(`${o.out} holds a run with other arguments; choose another --out`);
       }

@@ -4,6 +4,8 @@ import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { DETAIL_MODES, type DetailMode, type OutputFormat, SCHEDULER_NAMES, type SchedulerName, edit, loadModel } from "../../editor/index.js";
 import { resolveParams } from "../edit-params.js";
+import { MAX_ROUNDS } from "../refine/index.js";
+import { refineToFiles } from "./refine.js";
 import { sessionOptionsFromEnv } from "../config/session.js";
 import { defaultModelDir } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
@@ -29,8 +31,11 @@ export function registerEdit(program: Command): void {
     .option("--working-size", "return the image at the model's working size")
     .option("--detail <mode>", "keep: compose at full resolution, keeping the source's pixels and fine detail; off: resize the whole result", "keep")
     .option("--mask <file>", "write the full-resolution blend mask (PNG, white = edited; with --detail keep)")
+    .option("--refine <n>", "refinement rounds: score each result (judge when configured, else the local scorer) and edit again from its verdict; the best round is written", "1")
+    .option("--rounds-dir <dir>", "with --refine: write every round's image and rounds.json here")
     .requiredOption("--out <file>", "output image (.png, .jpg or .webp)")
     .action(async (o) => {
+      const rounds = parseNumber("--refine", o.refine, { integer: true, min: 1, max: MAX_ROUNDS });
       const format = FORMAT_BY_EXT[path.extname(o.out).toLowerCase()];
       if (!format) throw new CliError(`--out must end in .png, .jpg or .webp, got "${o.out}"`);
       if (!DETAIL_MODES.includes(o.detail)) throw new CliError(`--detail must be one of ${DETAIL_MODES.join(", ")}, got "${o.detail}"`);
@@ -63,6 +68,10 @@ export function registerEdit(program: Command): void {
       const model = await loadModel(o.model ?? defaultModelDir(), sessionOptionsFromEnv());
       const bar = process.stderr.isTTY ? new SingleBar({ format: "editing [{bar}] {value}/{total} steps | ETA {eta}s", stream: process.stderr }) : null;
       try {
+        if (rounds > 1) {
+          await refineToFiles(model, { image, instruction: o.instruction, params, seed, rounds, out: o.out, roundsDir: o.roundsDir, format });
+          return;
+        }
         const result = await edit(model, {
           image,
           instruction: o.instruction,

@@ -19,6 +19,7 @@ import type { JobQueue, JobView } from "./queue/types.js";
 import type { Metrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
 import { type EditForm, checkImage, editSchema, parseForm, scoreSchema } from "./validation.js";
+import type { EditJobOutput } from "./worker/protocol.js";
 
 export interface AppDeps {
   config: ServerConfig;
@@ -39,6 +40,30 @@ type Handler = (req: Request, res: Response) => Promise<void>;
 const route = (h: Handler) => (req: Request, res: Response, next: NextFunction) => h(req, res).catch(next);
 
 /** Mean of the perspectives a scorer could judge: the best-of-N criterion. */
+/** Every round of a refined job, with its image, for the JSON response. */
+function refineView(out: EditJobOutput, best: number) {
+  const r = out.refine!;
+  return {
+    scorer: r.scorer,
+    stopped: r.stopped,
+    chosen_round: best + 1,
+    rounds: r.rounds.map((x, i) => ({
+      round: x.round,
+      seed: x.seed,
+      rewards: x.rewards,
+      text_guidance: x.textGuidance,
+      image_guidance: x.imageGuidance,
+      from: x.from,
+      feedback: x.feedback,
+      changes: x.changes,
+      met: x.met,
+      merit: x.merit,
+      scores: x.scores,
+      image: Buffer.from(out.candidates[i].image).toString("base64"),
+    })),
+  };
+}
+
 export function overall(s: ScoreResult): number | null {
   const v = PERSPECTIVES.map((p) => s.perspectives[p]).filter((x) => x.status === "scored" && x.score !== undefined);
   return v.length ? v.reduce((a, x) => a + x.score!, 0) / v.length : null;
@@ -114,6 +139,9 @@ export function createApp(d: AppDeps): express.Express {
 
   const submit = async (req: Request): Promise<{ job: JobView; form: EditForm }> => {
     const form = parseForm(editSchema(config), req.body);
+    if (form.candidates > 1 && form.refine_rounds > 1) {
+      throw new AppError(400, "invalid_field", "refine_rounds: give either candidates (best-of-N by seed) or refine_rounds, not both", "refine_rounds");
+    }
     const image = await checkImage(files(req).image?.[0], "image", config.maxPixels);
     let params;
     try {
@@ -137,6 +165,7 @@ export function createApp(d: AppDeps): express.Express {
         scheduler: form.scheduler,
         format: form.output_format,
         candidates: form.candidates,
+        refineRounds: form.refine_rounds,
         detail: form.detail,
       }, { preset: params.preset ?? null, responseFormat: form.response_format });
       return { job, form };
@@ -168,6 +197,8 @@ export function createApp(d: AppDeps): express.Express {
   };
   const computeFinal = async (job: JobView) => {
     const out = job.output!;
+    // a refined job was scored round by round in the worker: its verdicts are the scores
+    if (out.refine) return { best: out.refine.best, scores: out.refine.rounds.map((r) => r.scores) };
     const source = Buffer.from(job.request.image);
     const scores = await Promise.all(
       out.candidates.map((c) => scorer.score({ source, edited: Buffer.from(c.image), instruction: job.request.instruction }).catch(() => null)),
@@ -201,6 +232,7 @@ export function createApp(d: AppDeps): express.Express {
         parameters: params,
         scores: scores[best],
         candidates: out.candidates.map((c, i) => ({ seed: c.seed, overall: scores[i] ? overall(scores[i]!) : null, chosen: i === best })),
+        ...(out.refine ? { refine: refineView(out, best) } : {}),
         detail: { mode: params.detail, kept_fraction: chosen.keptFraction, mask: chosen.mask ? Buffer.from(chosen.mask).toString("base64") : null },
         timings: { total_ms: out.timings.totalMs, ort_ms: out.timings.ortMs },
         warnings,

@@ -22,6 +22,13 @@ export function openApiDocument(c: ServerConfig) {
       scheduler: { enum: ["euler-a", "euler", "ddim"] },
       output_format: { enum: ["png", "jpeg", "webp"], default: "png" },
       candidates: { type: "integer", minimum: 1, maximum: c.maxCandidates, default: 1, description: "best-of-N, chosen by the reward module" },
+      refine_rounds: {
+        type: "integer",
+        minimum: 1,
+        maximum: c.maxRefineRounds,
+        default: 1,
+        description: "refinement: score each result and edit again from the verdict (guidance, levels, seed) until the levels are met or the rounds run out; the best round is returned, every round is in the JSON response's refine.rounds. Not with candidates > 1",
+      },
       response_format: { enum: ["image", "json"], default: "image" },
       detail: { enum: ["keep", "off"], default: "keep", description: "keep: the result is composed at the input's full resolution, keeping the source's pixels where nothing changed and its fine detail through smooth changes; off: the working-size result resized" },
     },
@@ -60,6 +67,7 @@ export function openApiDocument(c: ServerConfig) {
             parameters: { type: "object" },
             scores: { type: "object" },
             candidates: { type: "array", items: { type: "object" } },
+            refine: { type: "object", description: "with refine_rounds > 1: scorer, stopped (met | rounds), chosen_round, rounds[] (settings, changes, scores, image)" },
             detail: {
               type: "object",
               properties: {

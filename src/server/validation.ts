@@ -50,6 +50,7 @@ export function editSchema(c: ServerConfig) {
     scheduler: z.enum(SCHEDULER_NAMES).optional(),
     output_format: z.enum(OUTPUT_FORMATS).default("png"),
     candidates: num(1, c.maxCandidates, true).default(1),
+    refine_rounds: num(1, c.maxRefineRounds, true).default(1),
     response_format: z.enum(["image", "json"]).default("image"),
     detail: z.enum(DETAIL_MODES).default("keep"),
   });

@@ -134,6 +134,7 @@ async function runEdit() {
   form.append("rewards", perspectives.map((p) => $(p).value).join(","));
   if ($("steps").value) form.append("steps", $("steps").value);
   if ($("seed").value) form.append("seed", $("seed").value);
+  if (Number($("refine").value) > 1) form.append("refine_rounds", $("refine").value);
   form.append("response_format", "json");
   form.append("detail", $("detail").checked ? "keep" : "off");
   try {
@@ -187,8 +188,30 @@ function show(r) {
     }
     tbody.append(tr);
   }
+  showRounds(r.refine, mime);
   $("result").hidden = false;
   sizeBefore();
+}
+
+// every round of a refined edit: its image, what it changed, and whether it met the levels
+function showRounds(refine, mime) {
+  const list = $("round-list");
+  list.replaceChildren();
+  $("rounds").hidden = !refine;
+  if (!refine) return;
+  for (const r of refine.rounds) {
+    const li = document.createElement("li");
+    if (r.round === refine.chosen_round) li.classList.add("chosen");
+    const img = document.createElement("img");
+    img.src = `data:${mime};base64,${r.image}`;
+    img.alt = `round ${r.round}`;
+    const text = document.createElement("span");
+    const verdict = r.met ? "met the levels" : "fell short";
+    const chosen = r.round === refine.chosen_round ? " (chosen)" : "";
+    text.textContent = `Round ${r.round}${chosen}: ${verdict}, merit ${r.merit.toFixed(2)}. ${r.changes.length ? `Changed: ${r.changes.join("; ")}.` : "As asked."}`;
+    li.append(img, text);
+    list.append(li);
+  }
 }
 function sizeBefore() {
   $("before-wrap").style.width = `${$("split").value}%`;

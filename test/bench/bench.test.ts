@@ -24,7 +24,25 @@ describe("benchmark runner", function () {
     const dir = tempDir();
     writeFileSync(path.join(dir, "suite.jsonl"), `{"id": "a", "image": "${sample.samples[0].image}", "instruction": "x", "category": "global"}\n`);
     expect((await loadSuite("jsonl", path.join(dir, "suite.jsonl"))).samples[0]).to.include({ id: "a", category: "global" });
-    expect((await loadSuite("synthetic")).samples.length).to.be.greaterThan(200);
+    expect((await loadSuite("synthetic")).samples.length).to.be.at.least(120);
+  });
+
+  it("--refine N: synthetic scenes are refined with their exact truth; rows record the rounds and what changed", async () => {
+    const out = path.join(tempDir(), "refined");
+    const r = await runCli(["bench", "--suite", "synthetic", "--model", TINY, "--steps", "2", "--limit", "2", "--refine", "2", "--out", out]);
+    expect(r.code, r.stderr).to.equal(0);
+    const rows = readRows(path.join(out, "results.jsonl"));
+    expect(rows).to.have.length(2);
+    for (const row of rows) {
+      // random weights wreck the scene: both rounds run, the second with a new seed and a guidance change
+      expect(row.refine).to.include({ rounds: 2, stopped: "rounds" });
+      expect(row.refine!.changes[0]).to.deep.equal([]);
+      expect(row.refine!.changes[1].join("; ")).to.match(/^seed \d+ -> \d+; (text|image) guidance/);
+      expect(row.truth).to.have.property("following");
+    }
+    const bad = await runCli(["bench", "--suite", "synthetic", "--model", TINY, "--refine", "9", "--out", path.join(tempDir(), "x")]);
+    expect(bad.code).to.equal(1);
+    expect(bad.stderr).to.match(/--refine/);
   });
 
   it("a run killed mid-way resumes with no duplicate and no lost row", async () => {

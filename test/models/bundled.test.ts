@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import path from "node:path";
 import { loadModel } from "../../editor/index.js";
-import { evaluateSynthetic } from "../../src/bench/evaluate-synthetic.js";
+import { type EvalResult, evaluateSynthetic } from "../../src/bench/evaluate-synthetic.js";
 import { loadSyntheticSuite } from "../../src/bench/synthetic-suite.js";
 import { BASELINE_MODEL, BUNDLED_MODEL } from "../../src/paths.js";
 import { ROOT } from "../helpers.js";
@@ -9,18 +9,24 @@ import { ROOT } from "../helpers.js";
 describe("bundled editors, evaluated on a held-out slice", function () {
   this.timeout(300_000);
 
-  it("the reward-conditioned default at 5,5,5 follows more and preserves better than the no-reward baseline", async () => {
-    const suite = await loadSyntheticSuite(path.join(ROOT, "models", "heldout"), 42);
+  it("the reward-conditioned default at 5,5,5 follows more and preserves better than the no-reward baseline (world v2: held-out shapes and colour/backdrop pairs)", async () => {
     const mrc = await loadModel(BUNDLED_MODEL);
     const base = await loadModel(BASELINE_MODEL);
     try {
-      const a = await evaluateSynthetic(mrc, suite, { rewards: [5, 5, 5], seed: 1000 });
-      const b = await evaluateSynthetic(base, suite, { seed: 1000 });
-      const show = (r: typeof a) => `follow ${(100 * r.overall.following).toFixed(1)} %, pres ${r.overall.preservationError!.toFixed(4)}, qual ${r.overall.qualityError.toFixed(4)}`;
-      console.log(`      default ${show(a)}\n      baseline ${show(b)}`);
-      expect(a.overall.following).to.be.at.least(b.overall.following);
-      expect(a.overall.preservationError!).to.be.below(b.overall.preservationError!);
-      expect(a.perKind.background.following).to.be.at.least(0.9);
+      const rows: Array<[string, EvalResult, EvalResult]> = [];
+      for (const name of ["shapes", "pairs"]) {
+        const suite = await loadSyntheticSuite(path.join(ROOT, "models", "heldout-v2", name), 24);
+        rows.push([name, await evaluateSynthetic(mrc, suite, { rewards: [5, 5, 5], seed: 1000 }), await evaluateSynthetic(base, suite, { seed: 1000 })]);
+      }
+      const total = (i: 1 | 2, f: (r: EvalResult) => number) => rows.reduce((a, r) => a + f(r[i]), 0) / rows.length;
+      const follow = (i: 1 | 2) => total(i, (r) => r.overall.following);
+      const pres = (i: 1 | 2) => total(i, (r) => r.overall.preservationError!);
+      for (const [name, a, b] of rows) {
+        console.log(`      ${name}: default follow ${(100 * a.overall.following).toFixed(1)} %, pres ${a.overall.preservationError!.toFixed(4)}; baseline ${(100 * b.overall.following).toFixed(1)} %, pres ${b.overall.preservationError!.toFixed(4)}`);
+      }
+      expect(follow(1)).to.be.at.least(follow(2));
+      expect(pres(1)).to.be.below(pres(2));
+      expect(follow(1)).to.be.at.least(0.85);
     } finally {
       await mrc.dispose();
       await base.dispose();
@@ -28,7 +34,7 @@ describe("bundled editors, evaluated on a held-out slice", function () {
   });
 
   it("the preservation slider: lower preservation levels change more outside the region", async () => {
-    const suite = await loadSyntheticSuite(path.join(ROOT, "models", "heldout"), 24);
+    const suite = await loadSyntheticSuite(path.join(ROOT, "models", "heldout-v2", "scenes"), 24);
     const mrc = await loadModel(BUNDLED_MODEL);
     try {
       const hi = await evaluateSynthetic(mrc, suite, { rewards: [5, 5, 5], seed: 1000 });

@@ -5,15 +5,23 @@ import { loadSyntheticSuite } from "../../src/bench/synthetic-suite.js";
 import { ROOT } from "../helpers.js";
 
 describe("exact scoring of synthetic scenes", () => {
-  it("the true target follows every instruction with zero error; the unchanged source follows none", async () => {
-    const suite = await loadSyntheticSuite(path.join(ROOT, "models", "heldout"));
-    expect(suite.cases.length).to.be.greaterThan(200);
+  for (const [name, dir, min, presTol] of [
+    ["v1 held-out scenes", "heldout", 200, 1e-3],
+    // v2 objects have soft (anti-aliased) edges, which a background edit tints a little
+    ["v2 held-out scenes", "heldout-v2/scenes", 120, 1e-2],
+    ["v2 held-out shapes", "heldout-v2/shapes", 120, 1e-2],
+    ["v2 held-out backdrops", "heldout-v2/backdrops", 120, 1e-2],
+    ["v2 held-out colour/backdrop pairs", "heldout-v2/pairs", 120, 1e-2],
+  ] as const)
+  it(`${name}: the true target follows every instruction with zero error; the unchanged source follows none`, async () => {
+    const suite = await loadSyntheticSuite(path.join(ROOT, "models", dir));
+    expect(suite.cases.length).to.be.at.least(min);
     const failures: string[] = [];
     for (const c of suite.cases) {
       const t = scoreSynthetic(c, c.target, suite.palette);
       if (!t.following) failures.push(`${c.record.id} ${c.record.instruction}`);
       expect(t.qualityError).to.equal(0);
-      if (t.preservationError !== null) expect(t.preservationError).to.be.below(1e-3); // shadow tails below the region threshold
+      if (t.preservationError !== null) expect(t.preservationError, c.record.id).to.be.below(presTol); // shadow tails below the region threshold
       const s = scoreSynthetic(c, c.source, suite.palette);
       expect(s.following, `${c.record.id} unchanged source should not follow "${c.record.instruction}"`).to.equal(false);
     }

@@ -48,8 +48,8 @@ describe("what the loaded model is for (bundled model: synthetic scenes only)", 
     expect(body.warnings[0]).to.match(/trained only on 64 px synthetic scenes/).and.match(/600x400/);
     const img = await fetch(url("/v1/edits"), { method: "POST", body: baseForm({ instruction: "make the mug red", seed: "1" }, { image: photo }) });
     expect(JSON.parse(img.headers.get("x-reward-edit-warning")!)[0]).to.match(/Use a real model/);
-    const scene = readFileSync(path.join(BUNDLED_MODEL, "examples", "white-mug.png"));
-    const ok = await (await fetch(url("/v1/edits"), { method: "POST", body: baseForm({ instruction: "make the mug yellow", response_format: "json" }, { image: scene }) })).json();
+    const scene = readFileSync(path.join(BUNDLED_MODEL, "examples", "box-on-tiles.png"));
+    const ok = await (await fetch(url("/v1/edits"), { method: "POST", body: baseForm({ instruction: "make the box yellow", response_format: "json" }, { image: scene }) })).json();
     expect(ok.warnings).to.deep.equal([]);
   });
 
@@ -63,8 +63,8 @@ describe("what the loaded model is for (bundled model: synthetic scenes only)", 
     expect(await page.textContent("#model-name")).to.match(/reward-edit-synthetic.*64 px/);
     expect(await page.textContent("#model-domain")).to.match(/never seen a photograph/);
     await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>("#examples img")].every((i) => i.complete && i.naturalWidth === 64));
-    await page.click("#examples button[data-example='examples/white-mug.png']");
-    expect(await page.inputValue("#instruction")).to.equal("make the mug yellow");
+    await page.click("#examples button[data-example='examples/box-on-tiles.png']");
+    expect(await page.inputValue("#instruction")).to.equal("make the box yellow");
     expect(await page.isHidden("#domain-warning")).to.equal(true);
     await page.click("#edit");
     await page.waitForSelector("#result:not([hidden])", { timeout: 60_000 });

@@ -22,7 +22,8 @@ export interface RecordedRequest {
   at: number;
 }
 
-export type Handler = (req: RecordedRequest, n: number) => Behaviour;
+/** A handler may look at the images it was sent (decoding takes a promise). */
+export type Handler = (req: RecordedRequest, n: number) => Behaviour | Promise<Behaviour>;
 
 export class FakeJudge {
   readonly requests: RecordedRequest[] = [];
@@ -47,6 +48,15 @@ export class FakeJudge {
     return typeof user.content === "string" ? user.content : user.content.filter((c) => c.type === "text").map((c) => c.text).join("\n");
   }
 
+  /** The image parts of the first user message, in order, as bytes. */
+  static images(r: RecordedRequest): Buffer[] {
+    const user = r.body.messages.find((m) => m.role === "user")!;
+    if (typeof user.content === "string") return [];
+    return user.content
+      .filter((c) => c.type === "image_url")
+      .map((c) => Buffer.from(c.image_url!.url.slice(c.image_url!.url.indexOf(",") + 1), "base64"));
+  }
+
   static perspective(r: RecordedRequest): "following" | "preserving" | "quality" {
     const p = FakeJudge.prompt(r);
     return /follow/i.test(p) ? "following" : /NOT concern|does not mention|untouched/i.test(p) ? "preserving" : "quality";
@@ -55,14 +65,14 @@ export class FakeJudge {
   private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
     let data = "";
     req.on("data", (d) => (data += d));
-    req.on("end", () => {
+    req.on("end", async () => {
       if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) {
         res.writeHead(404, { "content-type": "application/json" }).end('{"error":{"message":"not found"}}');
         return;
       }
       const rec: RecordedRequest = { headers: req.headers, body: JSON.parse(data), at: Date.now() };
       this.requests.push(rec);
-      const b = this.handler(rec, this.requests.length);
+      const b = await this.handler(rec, this.requests.length);
       if ("drop" in b) {
         req.socket.destroy();
         return;

@@ -63,4 +63,23 @@ describe("the slider page in headless Chromium", function () {
     await page.screenshot({ path: path.join(ARTIFACTS, "page.png"), fullPage: true });
     expect(problems).to.deep.equal([]);
   });
+
+  it("refine rounds: every round is listed with what it changed, the chosen one marked", async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await page.goto(s.url + "/");
+    await page.setInputFiles("#file", { name: "coffee.png", mimeType: "image/png", buffer: readFileSync(path.join(PHOTOS, "coffee.png")) });
+    await page.fill("#instruction", "make the mug red");
+    await page.click("details summary");
+    await page.fill("#steps", "2");
+    await page.fill("#refine", "2");
+    await page.click("#edit");
+    await page.waitForSelector("#rounds:not([hidden])", { timeout: 60_000 });
+    const items = await page.$$eval("#round-list li", (lis) => lis.map((li) => ({ text: li.textContent, chosen: li.classList.contains("chosen") })));
+    // the local scorer cannot judge following on a photo: the round is met or not on preservation and quality
+    expect(items.length).to.be.within(1, 2);
+    expect(items[0].text).to.match(/^Round 1/);
+    expect(items.filter((i) => i.chosen)).to.have.length(1);
+    if (items.length === 2) expect(items[1].text).to.match(/Changed: seed/);
+    await page.screenshot({ path: path.join(ARTIFACTS, "page-refine.png"), fullPage: true });
+  });
 });

@@ -6,6 +6,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { EditInputError, ImageInputError, edit, loadModel } from "../../../editor/index.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.js";
+import { refineJob } from "./refine-job.js";
 
 const init = workerData as WorkerInit;
 const cancelFlag = new Int32Array(init.cancel);
@@ -32,6 +33,11 @@ try {
     const stepMs: number[] = [];
     let last = performance.now();
     try {
+      if ((r.refineRounds ?? 1) > 1) {
+        const output = await refineJob(model, r, jobId, ctrl, cancelFlag, post);
+        post({ type: "done", jobId, output }, output.candidates.map((c) => c.image.buffer as ArrayBuffer));
+        return;
+      }
       const candidates = [];
       let first: Awaited<ReturnType<typeof edit>> | undefined;
       let totalMs = 0;

@@ -1,5 +1,6 @@
 /** Messages between the server and its inference workers. */
 import type { DetailMode, EditResult, Manifest, OutputFormat, Rewards, SchedulerName } from "../../../editor/index.js";
+import type { ScoreResult } from "../../../reward/index.js";
 
 export interface EditJobRequest {
   image: Uint8Array;
@@ -12,7 +13,24 @@ export interface EditJobRequest {
   scheduler?: SchedulerName;
   format: OutputFormat;
   candidates: number;
+  /** Refinement rounds (1 = none): the worker scores each round and edits again from the verdict. */
+  refineRounds?: number;
   detail: DetailMode;
+}
+
+/** One refinement round as the API reports it (the image is the candidate at the same index). */
+export interface RoundReport {
+  round: number;
+  seed: number;
+  rewards: Rewards;
+  textGuidance: number;
+  imageGuidance: number;
+  from: "source" | "last";
+  feedback: string | null;
+  changes: string[];
+  scores: ScoreResult;
+  merit: number;
+  met: boolean;
 }
 
 export interface Candidate {
@@ -26,6 +44,8 @@ export interface Candidate {
 
 export interface EditJobOutput {
   candidates: Candidate[];
+  /** Present when the job refined: one report per round, and the round the scorer chose. */
+  refine?: { rounds: RoundReport[]; best: number; stopped: "met" | "rounds"; scorer: string };
   width: number;
   height: number;
   parameters: EditResult["parameters"];
