@@ -148,7 +148,8 @@ def main() -> None:
            "temb": 256, "score_dim": 64}
     export_folder(a.out, text, ae, unet, ck["scaling_factor"], f"{a.work}/tokenizer",
                   {"name": a.name, "description": a.description, "licence": "Apache-2.0",
-                   "training": {"steps": ck["step"], "seconds": round(ck["elapsed"]), "batch": 32,
+                   "training": {"steps": ck.get("before", {}).get("steps", 0) + ck["step"],
+                                "seconds": round(ck.get("before", {}).get("seconds", 0) + ck["elapsed"]), "batch": 32,
                                 "triplets": 20000, "seed": 0},
                    "domain": scenes.domain(size)}, cfg)
     shutil.rmtree(f"{a.out}/examples", ignore_errors=True)

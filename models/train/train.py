@@ -38,7 +38,12 @@ def to_tensor(u8: np.ndarray) -> torch.Tensor:
 def prepare(args) -> None:
     setup(args.threads, args.seed)
     os.makedirs(args.work, exist_ok=True)
-    vocab, merges = bpe.learn(scenes.corpus())
+    if args.ae_from:
+        # continuing a shipped model: its vocabulary and autoencoder, not new ones
+        shipped = torch.load(args.ae_from)
+        vocab, merges = shipped["vocab"], [tuple(m) for m in shipped["merges"]]
+    else:
+        vocab, merges = bpe.learn(scenes.corpus())
     bpe.save(f"{args.work}/tokenizer", vocab, merges)
     t0 = time.time()
     if args.reuse and os.path.exists(f"{args.work}/triplets.npz"):
@@ -52,6 +57,9 @@ def prepare(args) -> None:
     images = np.concatenate([data["source"], data["target"]])
     down = 2 if args.size <= 64 else 4  # 32x32 latents either way
     ae = AutoEncoder(down=down)
+    if args.ae_from:
+        ae.load_state_dict(shipped["ae"])
+        args.ae_steps = 0
     opt = torch.optim.AdamW(ae.parameters(), lr=3e-3)
     for step in range(args.ae_steps):
         x = to_tensor(images[np.random.randint(0, len(images), 32)])
@@ -65,7 +73,7 @@ def prepare(args) -> None:
     with torch.no_grad():
         z = ae.encode(to_tensor(images[:2048]))
         # the latent diffusion convention: scale latents to unit variance
-        scaling = float(1.0 / z.std())
+        scaling = shipped["scaling_factor"] if args.ae_from else float(1.0 / z.std())
         err = F.mse_loss(ae.decode(z), to_tensor(images[:2048])).item()
     torch.save({"ae": ae.state_dict(), "scaling_factor": scaling, "recon_mse": err, "size": args.size, "down": down},
                f"{args.work}/ae.pt")
@@ -110,7 +118,18 @@ def train_editor(args) -> None:
     out = args.out
     os.makedirs(out, exist_ok=True)
     start, step = time.time(), 0
+    before = {"steps": 0, "seconds": 0}  # training the --init weights had already had
     ck = f"{out}/checkpoint.pt"
+    if args.init and not os.path.exists(ck):
+        # continue a shipped model: its (EMA) weights start both the parameters and the EMA; the
+        # optimiser starts afresh
+        shipped = torch.load(f"{args.init}/reference/weights.pt")
+        assert shipped["config"]["rewards"] == args.rewards, "--init model and --rewards disagree"
+        text.load_state_dict(shipped["text"])
+        unet.load_state_dict(shipped["unet"])
+        ema = [p.detach().clone() for p in params]
+        before = json.load(open(f"{args.init}/reward-edit.json"))["training"]
+        print(f"initialised from {args.init} ({before['steps']} steps)", flush=True)
     if os.path.exists(ck):
         state = torch.load(ck)
         text.load_state_dict(state["text"])
@@ -119,6 +138,7 @@ def train_editor(args) -> None:
         ema = state["ema"]
         step = state["step"]
         start -= state["elapsed"]
+        before = state.get("before", before)
         torch.set_rng_state(state["rng"])
         print(f"resumed at step {step}", flush=True)
     log = open(f"{out}/train.log", "a")
@@ -128,7 +148,7 @@ def train_editor(args) -> None:
         if step % 500 == 0 or done:
             torch.save({"text": text.state_dict(), "unet": unet.state_dict(), "opt": opt.state_dict(), "ema": ema,
                         "step": step, "elapsed": elapsed, "rng": torch.get_rng_state(), "rewards": args.rewards,
-                        "scaling_factor": sf}, ck)
+                        "scaling_factor": sf, "before": before}, ck)
         if done:
             break
         idx = torch.randint(0, n, (args.batch,))
@@ -183,6 +203,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reuse", action="store_true", help="keep an existing triplets.npz (only the autoencoder again)")
     p.add_argument("--size", type=int, default=64, choices=(64, 128), help="working size of the world")
+    p.add_argument("--ae-from", help="reference/weights.pt of a shipped model: reuse its vocabulary and autoencoder")
     e = sub.add_parser("editor")
     e.add_argument("--work", default=f"{HERE}/.work")
     e.add_argument("--out", required=True)
@@ -194,6 +215,7 @@ def main() -> None:
     e.add_argument("--ema", type=float, default=0.999)
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--init", help="a shipped model folder to continue training from (fresh optimiser)")
     h = sub.add_parser("heldout")
     h.add_argument("--out", default=f"{HERE}/../heldout-v2")
     h.add_argument("--size", type=int, default=64, choices=(64, 128))

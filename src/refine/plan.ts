@@ -30,7 +30,8 @@ export interface Strategy {
   feedback: boolean;
 }
 
-export const DEFAULT_STRATEGY: Strategy = { guidance: true, fromLast: false, feedback: false };
+// from-last is the only variant that beat best-of-N on following at equal compute (models/README.md)
+export const DEFAULT_STRATEGY: Strategy = { guidance: true, fromLast: true, feedback: false };
 
 const TEXT_MAX = 12;
 const IMAGE_MIN = 1;

@@ -34,6 +34,7 @@ describe("refinement: verdicts and the next round's settings", () => {
     expect(f.settings.textGuidance).to.equal(4.5);
     expect(f.settings.imageGuidance).to.be.below(1.5);
     expect(f.settings.seed).to.not.equal(first.seed);
+    expect(f.settings.from).to.equal("last"); // the default: carry a half-done edit further
     expect(f.changes.join(" ")).to.match(/text guidance 3 -> 4.5 \(following 1 < 3.5 \("because"\)\)/);
     const p = nextRound({ ...first, rewards: [5, 2, 5] }, verdictOf(score(5, 1, 5), [5, 2, 5]), 1, first);
     expect(p.settings.imageGuidance).to.equal(1.5); // level 2 asks for 0.5: a score of 1 meets it
@@ -41,6 +42,7 @@ describe("refinement: verdicts and the next round's settings", () => {
     const p2 = nextRound({ ...first, rewards: [5, 4, 5] }, verdictOf(score(5, 1, 5), [5, 4, 5]), 1, first);
     expect(p2.settings.imageGuidance).to.be.above(1.5);
     expect(p2.settings.rewards).to.deep.equal([5, 5, 5]);
+    expect(p2.settings.from).to.equal("source"); // a preservation failure starts again from the source
     const z = nextRound({ ...first, textGuidance: 0 }, verdictOf(score(0, 5, 5), [5, 5, 5]), 1, first);
     expect(z.settings.textGuidance).to.equal(1.5); // a scale of 0 still moves
   });
@@ -125,7 +127,7 @@ describe("refinement with a loopback judge that checks the background colour (bu
 
   it("where the bundled model's first round misses, a later round is really fixed: the judge passes it and the truth agrees", async () => {
     const cases = readFileSync(path.join(suite, "scenes.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l))
-      .filter((c) => c.kind === "background").slice(0, 30);
+      .filter((c) => c.kind === "background").slice(0, 60);
     let missed = 0;
     let fixed = 0;
     for (const [i, c] of cases.entries()) {
@@ -138,10 +140,13 @@ describe("refinement with a loopback judge that checks the background colour (bu
       }
       if (r.rounds[0].verdict.met) continue;
       missed++;
-      if (r.stopped === "met") fixed++;
+      if (r.stopped === "met") {
+        fixed++;
+        console.log(`      ${c.id} "${c.instruction}": missed in round 1, met in round ${r.rounds.length} (${missed} first-round misses searched)`);
+      }
       if (fixed >= 1) break;
     }
-    expect(missed, "no first round missed in 30 background edits: nothing to refine").to.be.greaterThan(0);
+    expect(missed, "no first round missed in 60 background edits: nothing to refine").to.be.greaterThan(0);
     expect(fixed).to.equal(1);
   });
 
