@@ -6,6 +6,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { EditInputError, ImageInputError, edit, loadModel } from "../../../editor/index.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.js";
+import { jobEdits } from "./job-edits.js";
 import { refineJob } from "./refine-job.js";
 
 const init = workerData as WorkerInit;
@@ -30,14 +31,13 @@ try {
     const { jobId, request: r } = msg;
     Atomics.store(cancelFlag, 0, 0);
     const ctrl = new AbortController();
-    const stepMs: number[] = [];
-    let last = performance.now();
     try {
       if ((r.refineRounds ?? 1) > 1) {
         const output = await refineJob(model, r, jobId, ctrl, cancelFlag, post);
         post({ type: "done", jobId, output }, output.candidates.map((c) => c.image.buffer as ArrayBuffer));
         return;
       }
+      const { stepMs, shared } = jobEdits(jobId, r, r.candidates, cancelFlag, ctrl, post);
       const candidates = [];
       let first: Awaited<ReturnType<typeof edit>> | undefined;
       let totalMs = 0;
@@ -47,22 +47,10 @@ try {
           image: Buffer.from(r.image),
           instruction: r.instruction,
           rewards: r.rewards,
-          steps: r.steps,
           textGuidance: r.textGuidance,
           imageGuidance: r.imageGuidance,
           seed: (r.seed + k) % 2 ** 32,
-          scheduler: r.scheduler,
-          format: r.format,
-          detail: r.detail,
-          mask: r.detail === "keep",
-          signal: ctrl.signal,
-          onStep: (p) => {
-            const now = performance.now();
-            stepMs.push(now - last);
-            last = now;
-            if (Atomics.load(cancelFlag, 0) === 1) ctrl.abort();
-            post({ type: "progress", jobId, step: k * p.steps + p.step, steps: r.candidates * p.steps });
-          },
+          ...shared(k),
         });
         first ??= res;
         totalMs += res.timings.totalMs;

@@ -6,6 +6,7 @@
 import { DEFAULT_REWARDS, type EditResult, type EditorModel, edit } from "../../../editor/index.js";
 import { JudgeScorer, LocalScorer, judgeConfigFrom } from "../../../reward/index.js";
 import { refine } from "../../refine/index.js";
+import { jobEdits } from "./job-edits.js";
 import type { Candidate, EditJobOutput, EditJobRequest, FromWorker } from "./protocol.js";
 
 export async function refineJob(
@@ -21,8 +22,7 @@ export async function refineJob(
   const d = model.manifest.defaults;
   const rounds = r.refineRounds!;
   const results: EditResult[] = [];
-  const stepMs: number[] = [];
-  let last = performance.now();
+  const { stepMs, shared } = jobEdits(jobId, r, rounds, cancelFlag, ctrl, post);
   const out = await refine(
     {
       source: Buffer.from(r.image),
@@ -41,22 +41,10 @@ export async function refineJob(
         instruction: s.instruction,
         rewards: s.rewards,
         feedback: s.feedback,
-        steps: r.steps,
         textGuidance: s.textGuidance,
         imageGuidance: s.imageGuidance,
         seed: s.seed,
-        scheduler: r.scheduler,
-        format: r.format,
-        detail: r.detail,
-        mask: r.detail === "keep",
-        signal: ctrl.signal,
-        onStep: (p) => {
-          const now = performance.now();
-          stepMs.push(now - last);
-          last = now;
-          if (Atomics.load(cancelFlag, 0) === 1) ctrl.abort();
-          post({ type: "progress", jobId, step: k * p.steps + p.step, steps: rounds * p.steps });
-        },
+        ...shared(k),
       });
       results.push(res);
       return res.image;

@@ -1,0 +1,37 @@
+/**
+ * What every edit of one job shares, whether the job is a plain edit, best-of-N or refinement:
+ * the request's pipeline settings, cancellation, and progress counted over all the job's edits.
+ * The shared cancel flag is checked between steps because a message would not arrive while ORT
+ * keeps the thread busy.
+ */
+import type { EditOptions, StepProgress } from "../../../editor/index.js";
+import type { EditJobRequest, FromWorker } from "./protocol.js";
+
+export function jobEdits(
+  jobId: string,
+  r: EditJobRequest,
+  edits: number,
+  cancelFlag: Int32Array,
+  ctrl: AbortController,
+  post: (m: FromWorker) => void,
+) {
+  const stepMs: number[] = [];
+  let last = performance.now();
+  /** The options of the job's k-th edit (0-based) that do not vary between its edits. */
+  const shared = (k: number): Partial<EditOptions> => ({
+    steps: r.steps,
+    scheduler: r.scheduler,
+    format: r.format,
+    detail: r.detail,
+    mask: r.detail === "keep",
+    signal: ctrl.signal,
+    onStep: (p: StepProgress) => {
+      const now = performance.now();
+      stepMs.push(now - last);
+      last = now;
+      if (Atomics.load(cancelFlag, 0) === 1) ctrl.abort();
+      post({ type: "progress", jobId, step: k * p.steps + p.step, steps: edits * p.steps });
+    },
+  });
+  return { stepMs, shared };
+}
