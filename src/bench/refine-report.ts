@@ -109,9 +109,9 @@ export async function compareRefinement(
     { name: "single pass", run: single },
     { name: `best-of-${opts.rounds}`, run: bestOf },
     { name: `refine ${opts.rounds} (seed only, stops when met)`, run: refined({ guidance: false }) },
-    { name: `refine ${opts.rounds} (guidance)`, run: refined({}) },
+    { name: `refine ${opts.rounds} (guidance)`, run: refined({ fromLast: false }) },
     { name: `refine ${opts.rounds} (guidance, from last result)`, run: refined({ fromLast: true }) },
-    { name: `refine ${opts.rounds} (guidance + feedback text)`, run: refined({ feedback: true }) },
+    { name: `refine ${opts.rounds} (guidance + feedback text)`, run: refined({ fromLast: false, feedback: true }) },
   ];
   const out: Record<string, Outcome[]> = {};
   for (const m of methods) {

@@ -7,10 +7,7 @@ describe("full-resolution benchmark (a slice: one scene per edit kind at 512 px)
     const r = await runDetailBench({ perKind: 1, sizes: [512] });
     const row = (kind: string, mode: string) => r.rows.find((x) => x.kind === kind && x.mode === mode)!;
     for (const kind of ["recolour", "remove", "add"]) {
-      // the margin is the model's as much as the composition's: keep returns the source only where
-      // the edit left the working image alone, and world v2's editor changes more outside v1's
-      // edit regions than v1's did (preservation error 0.037 vs 0.022 on v1's held-out scenes)
-      expect(row(kind, "keep").psnr_outside_db, kind).to.be.above(row(kind, "off").psnr_outside_db + 3);
+      expect(row(kind, "keep").psnr_outside_db, kind).to.be.above(row(kind, "off").psnr_outside_db + 5);
       expect(row(kind, "keep").kept_fraction, kind).to.be.above(0.5);
     }
     expect(row("recolour", "keep").texture_kept).to.be.above(3 * row("recolour", "off").texture_kept!);
