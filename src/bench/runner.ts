@@ -85,8 +85,8 @@ export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; 
   plan.onProgress?.(finished, tasks.length);
   try {
     for (const t of todo) {
-      let model = models.get(t.model.dir);
-      if (!model) models.set(t.model.dir, (model = await loadModel(t.model.dir)));
+      const model = models.get(t.model.dir) ?? (await loadModel(t.model.dir));
+      models.set(t.model.dir, model);
       const source = readFileSync(t.sample.image);
       const row: ResultRow = {
         key: t.key,
@@ -101,10 +101,9 @@ export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; 
         latency: { editMs: 0, scoreMs: 0 },
       };
       try {
-        const m = model;
-        const defaults = m.manifest.defaults;
+        const defaults = model.manifest.defaults;
         const runEdit = async (o: { rewards?: Rewards; textGuidance?: number; imageGuidance?: number; seed: number; feedback?: string }, image: Buffer) =>
-          edit(m, { image, instruction: t.sample.instruction, steps: plan.steps ?? t.preset.steps, ...o });
+          edit(model, { image, instruction: t.sample.instruction, steps: plan.steps ?? t.preset.steps, ...o });
         let edited: Buffer;
         let score: ScoreResult | undefined;
         if ((plan.refine ?? 1) > 1) {

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { defaultModelDir } from "../paths.js";
+import { MAX_ROUNDS } from "../refine/index.js";
 
 const csv = z.string().transform((s) => s.split(",").map((x) => x.trim()).filter(Boolean));
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -28,7 +29,7 @@ export const SERVER_SETTINGS = {
   maxInstructionLength: { env: "REWARD_EDIT_MAX_INSTRUCTION", doc: "longest instruction, in characters", schema: int(1, 10_000), default: "500" },
   maxSteps: { env: "REWARD_EDIT_MAX_STEPS", doc: "most denoising steps a request may ask for", schema: int(1, 1000), default: "100" },
   maxCandidates: { env: "REWARD_EDIT_MAX_CANDIDATES", doc: "most candidates for best-of-N", schema: int(1, 16), default: "4" },
-  maxRefineRounds: { env: "REWARD_EDIT_MAX_REFINE_ROUNDS", doc: "most refinement rounds per edit", schema: int(1, 8), default: "4" },
+  maxRefineRounds: { env: "REWARD_EDIT_MAX_REFINE_ROUNDS", doc: "most refinement rounds per edit", schema: int(1, MAX_ROUNDS), default: "4" },
   apiKeys: { env: "REWARD_EDIT_API_KEYS", doc: "comma-separated Bearer keys; empty = no authentication", schema: csv, default: "" },
   corsOrigins: { env: "REWARD_EDIT_CORS_ORIGINS", doc: "comma-separated allowed origins, or * ; empty = no CORS headers", schema: csv, default: "" },
   presetsFile: { env: "REWARD_EDIT_PRESETS", doc: "presets JSON (a ConfigMap mount); default: the bundled presets", schema: z.string(), default: "" },

@@ -39,7 +39,6 @@ const headerJson = (v: unknown) => JSON.stringify(v).replace(/[\u007f-\uffff]/g,
 type Handler = (req: Request, res: Response) => Promise<void>;
 const route = (h: Handler) => (req: Request, res: Response, next: NextFunction) => h(req, res).catch(next);
 
-/** Mean of the perspectives a scorer could judge: the best-of-N criterion. */
 /** Every round of a refined job, with its image, for the JSON response. */
 function refineView(out: EditJobOutput, best: number) {
   const r = out.refine!;
@@ -64,6 +63,7 @@ function refineView(out: EditJobOutput, best: number) {
   };
 }
 
+/** Mean of the perspectives a scorer could judge: the best-of-N criterion. */
 export function overall(s: ScoreResult): number | null {
   const v = PERSPECTIVES.map((p) => s.perspectives[p]).filter((x) => x.status === "scored" && x.score !== undefined);
   return v.length ? v.reduce((a, x) => a + x.score!, 0) / v.length : null;
