@@ -25,7 +25,17 @@ export interface SchedulerConfig {
   clip_sample: boolean;
   clip_sample_range: number;
   set_alpha_to_one: boolean;
+  /** Karras et al. sigma spacing (the multistep solvers). */
+  use_karras_sigmas: boolean;
+  /** The multistep solvers' last sigma: 0 (diffusers' default) or the schedule's smallest. */
+  final_sigmas_type: FinalSigmasType;
+  /** First-order final steps for short multistep schedules. */
+  lower_order_final: boolean;
+  euler_at_final: boolean;
 }
+
+export const FINAL_SIGMAS_TYPES = ["zero", "sigma_min"] as const;
+export type FinalSigmasType = (typeof FINAL_SIGMAS_TYPES)[number];
 
 export const DEFAULT_CONFIG: SchedulerConfig = {
   num_train_timesteps: 1000,
@@ -39,6 +49,10 @@ export const DEFAULT_CONFIG: SchedulerConfig = {
   clip_sample: false,
   clip_sample_range: 1.0,
   set_alpha_to_one: true,
+  use_karras_sigmas: false,
+  final_sigmas_type: "zero",
+  lower_order_final: true,
+  euler_at_final: false,
 };
 
 export interface Scheduler {
@@ -49,6 +63,8 @@ export interface Scheduler {
   setTimesteps(numInferenceSteps: number): void;
   /** Scales the UNet's noisy-latent input in place for step i. */
   scaleModelInput(sample: Float32Array, i: number): Float32Array;
+  /** The noise level of step i as a variance-exploding sigma (what guidance intervals are set in). */
+  noiseLevel(i: number): number;
   /** Advances `sample` in place from step i to i+1 given the model output. */
   step(modelOutput: Float32Array, i: number, sample: Float32Array, rng: Generator): void;
 }

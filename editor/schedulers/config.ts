@@ -6,16 +6,21 @@
 import {
   BETA_SCHEDULES,
   DEFAULT_CONFIG,
+  FINAL_SIGMAS_TYPES,
   PREDICTION_TYPES,
   type Scheduler,
   type SchedulerConfig,
   TIMESTEP_SPACINGS,
 } from "./base.js";
 import { DDIMScheduler } from "./ddim.js";
+import { DPMSolverMultistepScheduler } from "./dpm-solver.js";
 import { EulerAncestralScheduler } from "./euler-ancestral.js";
 import { EulerScheduler } from "./euler.js";
+import { UniPCMultistepScheduler } from "./unipc.js";
 
-export const SCHEDULER_NAMES = ["euler-a", "euler", "ddim"] as const;
+export const SCHEDULER_NAMES = ["euler-a", "euler", "ddim", "dpmpp-2m", "unipc"] as const;
+/** The deterministic multistep solvers (no fresh noise per step). */
+export const MULTISTEP_SCHEDULERS: readonly SchedulerName[] = ["dpmpp-2m", "unipc"];
 export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
 
 /** diffusers class names that map onto ours; any of them may appear in a model's config. */
@@ -23,12 +28,17 @@ const CLASS_TO_NAME: Record<string, SchedulerName> = {
   EulerAncestralDiscreteScheduler: "euler-a",
   EulerDiscreteScheduler: "euler",
   DDIMScheduler: "ddim",
+  DPMSolverMultistepScheduler: "dpmpp-2m",
+  UniPCMultistepScheduler: "unipc",
 };
 
 /** Keys of other diffusers schedulers that are harmless here (SD1.5's PNDM config carries them). */
-const IGNORED_KEYS = new Set(["skip_prk_steps", "interpolation_type", "use_karras_sigmas", "timestep_type",
+const IGNORED_KEYS = new Set(["skip_prk_steps", "interpolation_type", "timestep_type",
   "rescale_betas_zero_snr", "thresholding", "dynamic_thresholding_ratio", "sample_max_value",
-  "final_sigmas_type", "sigma_min", "sigma_max", "use_beta_sigmas", "use_exponential_sigmas"]);
+  "sigma_min", "sigma_max", "use_beta_sigmas", "use_exponential_sigmas",
+  // the multistep solvers' variants: the scheduler name fixes them (dpmsolver++ 2M midpoint, UniPC bh2 order 2)
+  "algorithm_type", "solver_order", "solver_type", "predict_x0", "disable_corrector", "solver_p",
+  "lambda_min_clipped", "variance_type", "use_lu_lambdas"]);
 
 function oneOf<T extends string>(key: string, value: unknown, valid: readonly T[]): T {
   if (!valid.includes(value as T)) {
@@ -50,6 +60,7 @@ export function parseSchedulerConfig(
   oneOf("beta_schedule", config.beta_schedule, BETA_SCHEDULES);
   oneOf("timestep_spacing", config.timestep_spacing, TIMESTEP_SPACINGS);
   oneOf("prediction_type", config.prediction_type, PREDICTION_TYPES);
+  oneOf("final_sigmas_type", config.final_sigmas_type, FINAL_SIGMAS_TYPES);
   if (!(config.num_train_timesteps > 0)) throw new Error("scheduler_config.json: num_train_timesteps must be > 0");
   return config;
 }
@@ -68,6 +79,10 @@ export function createScheduler(name: SchedulerName, config: SchedulerConfig): S
       return new EulerScheduler(config);
     case "ddim":
       return new DDIMScheduler(config);
+    case "dpmpp-2m":
+      return new DPMSolverMultistepScheduler(config);
+    case "unipc":
+      return new UniPCMultistepScheduler(config);
   }
 }
 

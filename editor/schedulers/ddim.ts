@@ -27,6 +27,11 @@ export class DDIMScheduler implements Scheduler {
     return sample;
   }
 
+  noiseLevel(i: number): number {
+    const a = this.alphasCumprod[this.timesteps[i]];
+    return Math.sqrt((1 - a) / a);
+  }
+
   step(modelOutput: Float32Array, i: number, sample: Float32Array, rng: Generator): void {
     const t = this.timesteps[i];
     // 1. previous timestep (formula (12) of the DDIM paper walks from t to t - ratio)

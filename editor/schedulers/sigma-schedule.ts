@@ -62,6 +62,9 @@ export abstract class SigmaScheduler implements Scheduler {
   scaleModelInput(sample: Float32Array, i: number): Float32Array {
     return this.schedule.scale(sample, i);
   }
+  noiseLevel(i: number): number {
+    return this.schedule.sigmas[i];
+  }
 
   abstract step(modelOutput: Float32Array, i: number, sample: Float32Array, rng: Generator): void;
 }

@@ -1,0 +1,124 @@
+/**
+ * What diffusers' multistep solvers (DPMSolverMultistepScheduler, UniPCMultistepScheduler, v0.29)
+ * share: their own integer timestep spacing (n + 1 points with the last dropped, unlike the Euler
+ * family), optional Karras sigmas, a final sigma of zero, the VP view (alpha_t, sigma_t,
+ * lambda_t = log alpha_t - log sigma_t) and the data prediction x0 they integrate.
+ */
+import type { Generator } from "../tensor/random.js";
+import {
+  type PredictionType,
+  type Scheduler,
+  type SchedulerConfig,
+  alphasCumprod,
+  betasFor,
+  sigmasFromAlphasCumprod,
+} from "./base.js";
+
+/** numpy's round(): halves go to the even neighbour. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** The timesteps both multistep solvers space (highest first, integers). */
+export function multistepTimesteps(config: SchedulerConfig, n: number): number[] {
+  const N = config.num_train_timesteps;
+  if (!Number.isInteger(n) || n < 1 || n > N) throw new RangeError(`steps must be an integer in 1..${N}, got ${n}`);
+  const out: number[] = [];
+  switch (config.timestep_spacing) {
+    case "linspace":
+      // np.linspace(0, N - 1, n + 1).round()[::-1][:-1]
+      for (let i = n; i >= 1; i--) out.push(roundHalfEven(((N - 1) * i) / n));
+      break;
+    case "leading": {
+      const ratio = Math.floor(N / (n + 1));
+      for (let i = n; i >= 1; i--) out.push(i * ratio + config.steps_offset);
+      break;
+    }
+    case "trailing": {
+      // np.arange(N, 0, -N / n).round() - 1
+      const ratio = N / n;
+      for (let v = N; v > 0; v -= ratio) out.push(roundHalfEven(v) - 1);
+      break;
+    }
+  }
+  return out;
+}
+
+/** Karras et al. (2022) sigmas, rho = 7, between the schedule's extremes. */
+export function karrasSigmas(sigmaMin: number, sigmaMax: number, n: number): number[] {
+  const rho = 7;
+  const lo = sigmaMin ** (1 / rho);
+  const hi = sigmaMax ** (1 / rho);
+  return Array.from({ length: n }, (_, i) => (hi + (n === 1 ? 0 : i / (n - 1)) * (lo - hi)) ** rho);
+}
+
+/** The (fractional) training timestep of a sigma, interpolated in log-sigma as diffusers' _sigma_to_t. */
+export function sigmaToT(sigma: number, logSigmas: Float64Array): number {
+  const ls = Math.log(Math.max(sigma, 1e-10));
+  let low = 0;
+  for (let i = 0; i < logSigmas.length; i++) if (ls - logSigmas[i] >= 0) low = i;
+  low = Math.min(low, logSigmas.length - 2);
+  const w = Math.min(1, Math.max(0, (logSigmas[low] - ls) / (logSigmas[low] - logSigmas[low + 1])));
+  return (1 - w) * low + w * (low + 1);
+}
+
+/** alpha_t, sigma_t and lambda_t of a VE sigma (sigma = 0 gives lambda = +inf, which the updates handle). */
+export function vp(sigma: number): { alpha: number; sigma: number; lambda: number } {
+  const alpha = 1 / Math.sqrt(sigma * sigma + 1);
+  const s = sigma * alpha;
+  return { alpha, sigma: s, lambda: Math.log(alpha) - Math.log(s) };
+}
+
+/** x0 = the data prediction of a model output at VE sigma, into `out`. */
+export function dataPrediction(type: PredictionType, modelOutput: Float32Array, sample: Float32Array, veSigma: number, out: Float64Array): void {
+  const { alpha, sigma } = vp(veSigma);
+  for (let k = 0; k < out.length; k++) {
+    const o = modelOutput[k];
+    const x = sample[k];
+    out[k] = type === "epsilon" ? (x - sigma * o) / alpha : type === "v_prediction" ? alpha * x - sigma * o : o;
+  }
+}
+
+export abstract class MultistepScheduler implements Scheduler {
+  readonly initNoiseSigma = 1;
+  timesteps: number[] = [];
+  /** VE sigma per timestep plus the final one (0), stored as float32 like diffusers. */
+  sigmas: number[] = [];
+  private readonly trainSigmas: Float64Array;
+
+  constructor(readonly config: SchedulerConfig) {
+    // diffusers keeps the training sigmas as a float32 tensor
+    this.trainSigmas = sigmasFromAlphasCumprod(alphasCumprod(betasFor(config))).map(Math.fround);
+  }
+
+  setTimesteps(n: number): void {
+    const train = this.trainSigmas;
+    let sigmas: number[];
+    if (this.config.use_karras_sigmas) {
+      sigmas = karrasSigmas(train[0], train[train.length - 1], n);
+      const logSigmas = train.map((s) => Math.log(s));
+      this.timesteps = sigmas.map((s) => roundHalfEven(sigmaToT(s, logSigmas)));
+    } else {
+      this.timesteps = multistepTimesteps(this.config, n);
+      sigmas = this.timesteps.map((t) => train[t]);
+    }
+    const last = this.config.final_sigmas_type === "sigma_min" ? train[0] : 0;
+    this.sigmas = [...sigmas, last].map(Math.fround);
+    this.reset();
+  }
+
+  /** The multistep solvers feed the UNet the VP sample itself. */
+  scaleModelInput(sample: Float32Array, _i: number): Float32Array {
+    return sample;
+  }
+
+  noiseLevel(i: number): number {
+    return this.sigmas[i];
+  }
+
+  /** Forgets the previous steps' model outputs (a new trajectory). */
+  protected abstract reset(): void;
+
+  abstract step(modelOutput: Float32Array, i: number, sample: Float32Array, rng: Generator): void;
+}
