@@ -10,13 +10,16 @@ import { type Manifest, parseManifest } from "./manifest.js";
 import { type InputInfo, type Session, type SessionOptions, createSession } from "./session.js";
 
 export const COMPONENTS = ["text_encoder", "vae_encoder", "unet", "vae_decoder"] as const;
-export type Component = (typeof COMPONENTS)[number];
+/** The graphs a folder may add: DeepCache's shallow UNet, when reward-edit.json declares deep_cache. */
+export type Component = (typeof COMPONENTS)[number] | "unet_shallow";
 
 interface InputSpec {
   types: string[];
   ranks: number[];
   /** Fixed sizes to check where the export has a concrete dim: [axis, size]. */
   dims?: Array<[number, number]>;
+  /** A graph may leave it out (the shallow UNet when its outer blocks never read the text). */
+  optional?: boolean;
 }
 
 function expectedInputs(m: Manifest): Record<Component, Record<string, InputSpec>> {
@@ -33,6 +36,9 @@ function expectedInputs(m: Manifest): Record<Component, Record<string, InputSpec
     text_encoder: { input_ids: { types: ["int32", "int64"], ranks: [2] } },
     vae_encoder: { sample: { types: ["float32"], ranks: [4], dims: [[1, 3]] } },
     unet,
+    unet_shallow: m.deep_cache
+      ? { ...unet, encoder_hidden_states: { ...unet.encoder_hidden_states, optional: true }, [m.deep_cache.features]: { types: ["float32"], ranks: [4] } }
+      : {},
     vae_decoder: { latent_sample: { types: ["float32"], ranks: [4], dims: [[1, m.latent_channels]] } },
   };
 }
@@ -44,6 +50,7 @@ export function checkSignature(component: Component, inputs: readonly InputInfo[
   const byName = new Map(inputs.map((i) => [i.name, i]));
   for (const [name, want] of Object.entries(spec)) {
     const got = byName.get(name);
+    if (!got && want.optional) continue;
     if (!got) {
       const declared = m.rewards && (name === m.rewards.scores_input || name === m.rewards.feedback_input);
       problems.push(
@@ -121,6 +128,22 @@ export async function inspectModelFolder(dir: string, options: SessionOptions = 
     }
     if (manifest) problems.push(...checkSignature(c, sessions[c]!.inputs, manifest));
   }
+  const cache = manifest?.deep_cache;
+  if (cache) {
+    if (sessions.unet && !sessions.unet.outputNames.includes(cache.features)) {
+      problems.push(`unet: deep_cache declares the output "${cache.features}", which unet/model.onnx does not have`);
+    }
+    const file = path.join(dir, cache.shallow);
+    if (!(await exists(file))) problems.push(`missing file ${cache.shallow} (declared by deep_cache in reward-edit.json)`);
+    else {
+      try {
+        sessions.unet_shallow = await createSession(file, options);
+        problems.push(...checkSignature("unet_shallow", sessions.unet_shallow.inputs, manifest!));
+      } catch (err) {
+        problems.push(`${cache.shallow} cannot be loaded: ${(err as Error).message.split("\n")[0]}`);
+      }
+    }
+  }
   return { dir, problems, manifest, sessions };
 }
 
@@ -132,6 +155,8 @@ export interface EditorModel {
   textEncoder: Session;
   vaeEncoder: Session;
   unet: Session;
+  /** DeepCache's shallow UNet (outer blocks only), when the folder has one. */
+  unetShallow?: Session;
   vaeDecoder: Session;
   /** True when the UNet takes reward conditioning (DESIGN.md 4). */
   takesRewards: boolean;
@@ -167,6 +192,7 @@ export async function loadModel(dir: string, options: SessionOptions = {}): Prom
     textEncoder: s.text_encoder,
     vaeEncoder: s.vae_encoder,
     unet: s.unet,
+    unetShallow: s.unet_shallow,
     vaeDecoder: s.vae_decoder,
     takesRewards: report.manifest!.rewards !== undefined,
     dispose: async () => {

@@ -3,6 +3,7 @@
  * one is still loadable: it gets Stable Diffusion 1.x's values and no reward inputs.
  */
 import { z } from "zod";
+import { SCHEDULER_NAMES } from "../schedulers/config.js";
 
 export const RewardInputsSchema = z.strictObject({
   scores_input: z.string().min(1),
@@ -14,6 +15,19 @@ export const RewardInputsSchema = z.strictObject({
   ]),
   range: z.tuple([z.number(), z.number()]).default([0, 5]),
   default_feedback: z.string().default("None; None; None"),
+});
+
+/**
+ * DeepCache (Ma et al. 2023): the whole UNet also outputs its deep features (the input of the last
+ * up block); `shallow` is a graph of the outer blocks alone that takes them back, so steps between
+ * full ones skip the deep blocks.
+ */
+export const DeepCacheSchema = z.strictObject({
+  shallow: z.string().regex(/^[\w-]+\/[\w.-]+\.onnx$/),
+  /** The UNet's extra output and the shallow graph's extra input. */
+  features: z.string().min(1),
+  /** Where the UNet is split, in words. */
+  split: z.string().default(""),
 });
 
 /**
@@ -52,10 +66,11 @@ export const ManifestSchema = z.object({
       steps: z.number().int().positive().default(30),
       text_guidance: z.number().default(7.5),
       image_guidance: z.number().default(1.5),
-      scheduler: z.enum(["euler-a", "euler", "ddim"]).default("euler-a"),
+      scheduler: z.enum(SCHEDULER_NAMES).default("euler-a"),
     })
     .prefault({}),
   rewards: RewardInputsSchema.optional(),
+  deep_cache: DeepCacheSchema.optional(),
   domain: DomainSchema.optional(),
   training: z.record(z.string(), z.unknown()).optional(),
 });
@@ -63,6 +78,7 @@ export const ManifestSchema = z.object({
 export type Manifest = z.infer<typeof ManifestSchema>;
 export type RewardInputs = z.infer<typeof RewardInputsSchema>;
 export type Domain = z.infer<typeof DomainSchema>;
+export type DeepCache = z.infer<typeof DeepCacheSchema>;
 
 export function parseManifest(raw: unknown): Manifest {
   const r = ManifestSchema.safeParse(raw ?? {});

@@ -4,10 +4,10 @@
  */
 import type { EditorModel } from "../model/folder.js";
 import type { HostTensor, Session } from "../model/session.js";
-import { type SchedulerName, schedulerFromConfig } from "../schedulers/index.js";
+import { MULTISTEP_SCHEDULERS, type SchedulerName, createScheduler, parseSchedulerConfig } from "../schedulers/index.js";
 import { Generator } from "../tensor/random.js";
 import { DETAIL_MODES, type DetailMode, composeFullResolution, maskPng, regionRaster } from "./detail.js";
-import { InstructPix2PixDenoiser, guidanceEnabled } from "./guidance.js";
+import { InstructPix2PixDenoiser } from "./guidance.js";
 import { type OutputFormat, decodeSource, encodeImage, openImage, toRgb8 } from "./image.js";
 
 export type Rewards = [following: number, preserving: number, quality: number];
@@ -24,6 +24,21 @@ export interface EditOptions {
   imageGuidance?: number;
   seed?: number;
   scheduler?: SchedulerName;
+  /** Karras sigma spacing for the multistep samplers; default the scheduler config's use_karras_sigmas. */
+  karrasSigmas?: boolean;
+  /**
+   * Run the guidance branches only while the noise level (sigma) is in (lo, hi]; outside, the
+   * fully conditioned branch alone (Kynkaanniemi et al. 2024). Default: every step.
+   */
+  guidanceInterval?: [number, number] | null;
+  /** Stop the guidance branches once cos(eps_full, eps_img) reaches this (Castillo et al.). Default: never. */
+  adaptiveGuidance?: number | null;
+  /**
+   * DeepCache: run the whole UNet every N-th step and only its outer blocks, on the deep features
+   * cached at the last whole step, in between. 1 (default) = every step whole. Needs a folder with
+   * a shallow graph (reward-edit.json deep_cache).
+   */
+  cacheInterval?: number;
   format?: OutputFormat;
   /** Return the image at the model's working size instead of the input's size. */
   workingSize?: boolean;
@@ -62,6 +77,10 @@ export interface EditResult {
     imageGuidance: number;
     seed: number;
     scheduler: SchedulerName;
+    karrasSigmas: boolean;
+    guidanceInterval: [number, number] | null;
+    adaptiveGuidance: number | null;
+    cacheInterval: number;
     model: string;
     workingWidth: number;
     workingHeight: number;
@@ -71,7 +90,20 @@ export interface EditResult {
   keptFraction: number | null;
   /** The "keep" blend mask, white = edited (when asked for). */
   mask?: Buffer;
-  timings: { totalMs: number; ortMs: number; unetCalls: number; unetBatch: number; composeMs: number };
+  /**
+   * unetCalls: UNet runs; unetBatch: the branches of a fully guided step; unetEvaluations: batch
+   * entries over all runs (what the guidance shortcuts save).
+   */
+  timings: {
+    totalMs: number;
+    ortMs: number;
+    unetCalls: number;
+    unetBatch: number;
+    unetEvaluations: number;
+    /** Shallow-graph evaluations on cached deep features (cacheInterval > 1). */
+    shallowEvaluations: number;
+    composeMs: number;
+  };
   decoded?: { data: Float32Array; dims: number[] };
 }
 
@@ -103,7 +135,7 @@ function idsTensor(ids: number[], length: number, session: Session): HostTensor 
 
 export async function edit(model: EditorModel, o: EditOptions): Promise<EditResult> {
   const t0 = performance.now();
-  const sessions = [model.textEncoder, model.vaeEncoder, model.unet, model.vaeDecoder];
+  const sessions = [model.textEncoder, model.vaeEncoder, model.unet, model.vaeDecoder, ...(model.unetShallow ? [model.unetShallow] : [])];
   const ort0 = sessions.reduce((a, s) => a + s.runMs, 0);
   const m = model.manifest;
 
@@ -126,8 +158,28 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const detail = o.detail ?? "keep";
   if (!DETAIL_MODES.includes(detail)) throw new EditInputError("detail", `detail must be one of ${DETAIL_MODES.join(", ")}`);
   const compose = detail === "keep" && !o.workingSize;
-  const guided = guidanceEnabled({ text: textGuidance, image: imageGuidance });
-  const scheduler = schedulerFromConfig(model.schedulerConfig, schedulerName);
+  const guidanceInterval = o.guidanceInterval ?? null;
+  if (guidanceInterval && !(guidanceInterval.length === 2 && guidanceInterval.every((x) => Number.isFinite(x) && x >= 0) && guidanceInterval[0] < guidanceInterval[1])) {
+    throw new EditInputError("guidance_interval", "guidance_interval must be two sigmas lo < hi, both >= 0");
+  }
+  const adaptiveGuidance = o.adaptiveGuidance ?? null;
+  if (adaptiveGuidance !== null && !(Number.isFinite(adaptiveGuidance) && adaptiveGuidance > 0 && adaptiveGuidance <= 1)) {
+    throw new EditInputError("adaptive_guidance", "adaptive_guidance must be a cosine threshold in (0, 1]");
+  }
+  const cacheInterval = o.cacheInterval ?? 1;
+  if (!Number.isInteger(cacheInterval) || cacheInterval < 1 || cacheInterval > 50) throw new EditInputError("cache_interval", "cache_interval must be an integer in 1..50");
+  if (cacheInterval > 1 && !model.unetShallow) {
+    throw new EditInputError("cache_interval", `cache_interval needs a model folder with a shallow UNet graph (deep_cache in reward-edit.json); ${m.name} has none: convert it again`);
+  }
+  const schedulerConfig = parseSchedulerConfig(model.schedulerConfig);
+  if (o.karrasSigmas !== undefined) {
+    if (o.karrasSigmas && !MULTISTEP_SCHEDULERS.includes(schedulerName)) {
+      throw new EditInputError("karras_sigmas", `karras_sigmas needs a multistep scheduler (${MULTISTEP_SCHEDULERS.join(", ")})`);
+    }
+    schedulerConfig.use_karras_sigmas = o.karrasSigmas;
+  }
+  const karrasSigmas = MULTISTEP_SCHEDULERS.includes(schedulerName) && schedulerConfig.use_karras_sigmas;
+  const scheduler = createScheduler(schedulerName, schedulerConfig);
   const check = () => {
     if (o.signal?.aborted) throw abortError();
   };
@@ -199,6 +251,8 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
     emptyEmbedding,
     embeddingDims: [len, dim],
     scales: { text: textGuidance, image: imageGuidance },
+    schedule: { interval: guidanceInterval, adaptiveThreshold: adaptiveGuidance },
+    deepCache: cacheInterval > 1 ? { shallow: model.unetShallow!, features: m.deep_cache!.features, interval: cacheInterval } : undefined,
     rewards: m.rewards
       ? { scoresInput: m.rewards.scores_input, scores: rewards, feedbackInput: m.rewards.feedback_input, feedback: feedbackEmbedding }
       : undefined,
@@ -209,7 +263,7 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
     const t = scheduler.timesteps[i];
     scaled.set(latents);
     scheduler.scaleModelInput(scaled, i);
-    const eps = await denoiser.predict(scaled, t);
+    const eps = await denoiser.predict(scaled, t, scheduler.noiseLevel(i));
     scheduler.step(eps, i, latents, rng);
     o.onStep?.({ step: i + 1, steps, timestep: t });
   }
@@ -254,6 +308,10 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
       imageGuidance,
       seed,
       scheduler: schedulerName,
+      karrasSigmas,
+      guidanceInterval,
+      adaptiveGuidance,
+      cacheInterval,
       model: m.name,
       workingWidth: W,
       workingHeight: H,
@@ -261,7 +319,7 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
     },
     keptFraction: composite ? composite.keptFraction : null,
     mask,
-    timings: { totalMs: performance.now() - t0, ortMs, unetCalls: steps, unetBatch: guided ? 3 : 1, composeMs },
+    timings: { totalMs: performance.now() - t0, ortMs, unetCalls: denoiser.calls, unetBatch: denoiser.maxBatch, unetEvaluations: denoiser.evaluations, shallowEvaluations: denoiser.shallowEvaluations, composeMs },
     decoded: o.keepDecoded ? { data: out.data, dims: out.dims } : undefined,
   };
 }

@@ -29,6 +29,62 @@ def scheduler_config() -> dict:
             "steps_offset": 1, "trained_betas": None}
 
 
+# DeepCache (issue 20): the whole UNet also outputs the deep features; the shallow graph takes them
+DEEP_CACHE = {"shallow": "unet_shallow/model.onnx", "features": "deep_features",
+              "split": "input of the last up block (u0): conv_in, reward injection, d0, u0 and out run on every step"}
+
+
+class _Cached(torch.nn.Module):
+    def __init__(self, eps: EpsUNet):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, *args):
+        return self.eps.forward_cached(*args)
+
+
+class _Shallow(_Cached):
+    def forward(self, *args):
+        *inputs, deep = args
+        inputs += [None] * (5 - len(inputs))
+        return self.eps.forward_shallow(*inputs, deep_features=deep)
+
+
+def export_unet(eps: EpsUNet, out: str, rewards: bool, dim: int) -> None:
+    """unet/model.onnx (out_sample + deep_features) and unet_shallow/model.onnx, which holds only the
+    outer blocks' weights; both with a dynamic batch axis (the pipeline drops guidance branches)."""
+    spatial = {0: "batch", 2: "height", 3: "width"}
+    args = [torch.zeros(3, 8, 32, 32), torch.full((3,), 500.0), torch.zeros(3, 77, dim)]
+    names = ["sample", "timestep", "encoder_hidden_states"]
+    axes = {"sample": spatial, "timestep": {0: "batch"}, "encoder_hidden_states": {0: "batch"}, "out_sample": spatial,
+            "deep_features": spatial}
+    if rewards:
+        args += [torch.full((3, 3), 5.0), torch.zeros(3, dim)]
+        names += ["reward_scores", "feedback_embeds"]
+        axes.update({"reward_scores": {0: "batch"}, "feedback_embeds": {0: "batch"}})
+    os.makedirs(f"{out}/unet", exist_ok=True)
+    os.makedirs(f"{out}/unet_shallow", exist_ok=True)
+    torch.onnx.export(_Cached(eps), tuple(args), f"{out}/unet/model.onnx", opset_version=OPSET,
+                      input_names=names, output_names=["out_sample", "deep_features"], dynamic_axes=axes)
+    _, deep = eps.forward_cached(*args)
+    torch.onnx.export(_Shallow(eps), tuple(args + [deep]), f"{out}/unet_shallow/model.onnx", opset_version=OPSET,
+                      input_names=names + ["deep_features"], output_names=["out_sample"], dynamic_axes=axes)
+
+
+def reexport_unet(folder: str) -> None:
+    """Rewrites a shipped folder's UNet graphs from its reference weights (same weights, new graphs)."""
+    ck = torch.load(f"{folder}/reference/weights.pt")
+    cfg = ck["config"]
+    unet = UNet(text_dim=cfg["text_dim"], chs=tuple(cfg["chs"]), temb=cfg["temb"], rewards=cfg["rewards"],
+                score_dim=cfg["score_dim"]).eval()
+    unet.load_state_dict(ck["unet"])
+    export_unet(EpsUNet(unet, ck["scaling_factor"]).eval(), folder, cfg["rewards"], cfg["text_dim"])
+    path = f"{folder}/reward-edit.json"
+    manifest = json.load(open(path))
+    manifest["deep_cache"] = DEEP_CACHE
+    json.dump(manifest, open(path, "w"), indent=2)
+
+
 def export_folder(out: str, text: TextEncoder, ae: AutoEncoder, unet: UNet, sf: float, tokenizer_dir: str,
                   manifest: dict, cfg: dict) -> None:
     os.makedirs(out, exist_ok=True)
@@ -72,16 +128,7 @@ def export_folder(out: str, text: TextEncoder, ae: AutoEncoder, unet: UNet, sf: 
     torch.onnx.export(Dec(), (torch.zeros(1, 4, 32, 32),), f"{out}/vae_decoder/model.onnx", opset_version=OPSET,
                       input_names=["latent_sample"], output_names=["sample"],
                       dynamic_axes={"latent_sample": spatial, "sample": spatial})
-    eps = EpsUNet(unet, sf).eval()
-    args = [torch.zeros(3, 8, 32, 32), torch.full((3,), 500.0), torch.zeros(3, 77, dim)]
-    names = ["sample", "timestep", "encoder_hidden_states"]
-    axes = {"sample": spatial, "timestep": {0: "batch"}, "encoder_hidden_states": {0: "batch"}, "out_sample": spatial}
-    if rewards:
-        args += [torch.full((3, 3), 5.0), torch.zeros(3, dim)]
-        names += ["reward_scores", "feedback_embeds"]
-        axes.update({"reward_scores": {0: "batch"}, "feedback_embeds": {0: "batch"}})
-    torch.onnx.export(eps, tuple(args), f"{out}/unet/model.onnx", opset_version=OPSET,
-                      input_names=names, output_names=["out_sample"], dynamic_axes=axes)
+    export_unet(EpsUNet(unet, sf).eval(), out, rewards, dim)
     manifest = dict(manifest)
     manifest.update({
         "format": "reward-edit/1",
@@ -92,6 +139,7 @@ def export_folder(out: str, text: TextEncoder, ae: AutoEncoder, unet: UNet, sf: 
         "scaling_factor": sf,
         "defaults": {"steps": 20, "text_guidance": 3.0, "image_guidance": 1.5, "scheduler": "euler-a"},
     })
+    manifest["deep_cache"] = DEEP_CACHE
     if rewards:
         manifest["rewards"] = {"scores_input": "reward_scores", "feedback_input": "feedback_embeds",
                                "perspectives": ["following", "preserving", "quality"], "range": [0, 5],
@@ -113,9 +161,14 @@ def main() -> None:
     ap.add_argument("--no-rewards", action="store_true")
     ap.add_argument("--name", default="reward-edit-synthetic")
     ap.add_argument("--description", default="")
+    ap.add_argument("--unet-only", action="store_true",
+                    help="rewrite the UNet graphs of the folder --out from its reference weights")
     a = ap.parse_args()
     torch.manual_seed(0)
     torch.set_grad_enabled(False)
+    if a.unet_only:
+        reexport_unet(a.out)
+        return
     if a.random:
         vocab, merges = bpe.learn(scenes.corpus())
         tok_dir = f"{a.out}.tokenizer-tmp"

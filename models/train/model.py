@@ -157,6 +157,26 @@ class UNet(nn.Module):
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, text: torch.Tensor,
                 scores: torch.Tensor | None = None, feedback: torch.Tensor | None = None) -> torch.Tensor:
         """Returns the predicted *change* of the clean latent relative to the image latent."""
+        return self.forward_cached(sample, timestep, text, scores, feedback)[0]
+
+    def forward_cached(self, sample, timestep, text, scores=None, feedback=None):
+        """The whole UNet, also returning the deep features (the last up block's upsampled input) for DeepCache."""
+        h, t = self._head(sample, timestep, scores, feedback)
+        h0 = self.d0(h, t)  # no text attention at full latent resolution: it doubled the step time
+        h1 = self.a1(self.d1(self.down1(h0), t), text)
+        h2 = self.a2(self.d2(self.down2(h1), t), text)
+        h2 = self.mid(h2, t)
+        u = F.interpolate(h2, scale_factor=2.0, mode="nearest")
+        u = self.ua1(self.u1(torch.cat([u, h1], 1), t), text)
+        deep = F.interpolate(u, scale_factor=2.0, mode="nearest")
+        return self._tail(deep, h0, t), deep
+
+    def forward_shallow(self, sample, timestep, text, scores=None, feedback=None, deep=None):
+        """DeepCache's cheap step (Ma et al. 2023): the outermost blocks only, the deep features reused."""
+        h, t = self._head(sample, timestep, scores, feedback)
+        return self._tail(deep, self.d0(h, t), t)
+
+    def _head(self, sample, timestep, scores, feedback):
         c0 = self.conv_in.out_channels
         t = self.temb(sinusoidal(timestep, c0))
         h = self.conv_in(sample)
@@ -165,15 +185,10 @@ class UNet(nn.Module):
             t = t + self.score_to_temb(s) + self.fb_to_temb(feedback)
             tokens = torch.stack([self.score_to_feat(s), self.fb_to_feat(feedback)], dim=1)
             h = self.inject(h, tokens)
-        h0 = self.d0(h, t)  # no text attention at full latent resolution: it doubled the step time
-        h1 = self.a1(self.d1(self.down1(h0), t), text)
-        h2 = self.a2(self.d2(self.down2(h1), t), text)
-        h2 = self.mid(h2, t)
-        u = F.interpolate(h2, scale_factor=2.0, mode="nearest")
-        u = self.ua1(self.u1(torch.cat([u, h1], 1), t), text)
-        u = F.interpolate(u, scale_factor=2.0, mode="nearest")
-        u = self.u0(torch.cat([u, h0], 1), t)
-        return self.out(u)
+        return h, t
+
+    def _tail(self, deep, h0, t):
+        return self.out(self.u0(torch.cat([deep, h0], 1), t))
 
 
 def sd_sigmas(n: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012) -> torch.Tensor:
@@ -206,7 +221,20 @@ class EpsUNet(nn.Module):
         return self.scaling_factor * sample[:, 4:] + self.unet(sample, timestep, text, scores, feedback)
 
     def forward(self, sample, timestep, encoder_hidden_states, reward_scores=None, feedback_embeds=None):
+        return self.forward_cached(sample, timestep, encoder_hidden_states, reward_scores, feedback_embeds)[0]
+
+    def forward_cached(self, sample, timestep, encoder_hidden_states, reward_scores=None, feedback_embeds=None):
+        change, deep = self.unet.forward_cached(sample, timestep, encoder_hidden_states, reward_scores, feedback_embeds)
+        return self._eps(sample, timestep, change), deep
+
+    def forward_shallow(self, sample, timestep, encoder_hidden_states, reward_scores=None, feedback_embeds=None,
+                        deep_features=None):
+        change = self.unet.forward_shallow(sample, timestep, encoder_hidden_states, reward_scores, feedback_embeds,
+                                           deep_features)
+        return self._eps(sample, timestep, change)
+
+    def _eps(self, sample, timestep, change):
         sigma = self.sigma_at(timestep)[:, None, None, None]
         x = sample[:, :4] * (sigma ** 2 + 1).sqrt()
-        x0 = self.x0(sample, timestep, encoder_hidden_states, reward_scores, feedback_embeds)
+        x0 = self.scaling_factor * sample[:, 4:] + change
         return (x - x0) / sigma

@@ -3,7 +3,7 @@
  * kind, following accuracy, preservation error outside the region, quality error inside it.
  */
 import { readFileSync } from "node:fs";
-import { type EditorModel, type Rewards, edit } from "../../editor/index.js";
+import { type EditOptions, type EditorModel, type Rewards, edit } from "../../editor/index.js";
 import { decodeRaster } from "../../reward/local/raster.js";
 import { type SyntheticScore, scoreSynthetic } from "../../reward/local/synthetic.js";
 import { type SyntheticSuite, sourceFile } from "./synthetic-suite.js";
@@ -14,6 +14,10 @@ export interface EvalSettings {
   steps?: number;
   textGuidance?: number;
   imageGuidance?: number;
+  /** Sampler and guidance-schedule options (the fast path), passed to edit() as they are. */
+  sampling?: Pick<EditOptions, "scheduler" | "karrasSigmas" | "guidanceInterval" | "adaptiveGuidance" | "cacheInterval">;
+  /** Keep each result's working-size pixels (for fidelity against a reference run). */
+  keepPixels?: boolean;
 }
 
 export interface KindMetrics {
@@ -27,7 +31,11 @@ export interface EvalResult {
   settings: EvalSettings;
   perKind: Record<string, KindMetrics>;
   overall: KindMetrics;
-  samples: Array<{ id: string; kind: string } & SyntheticScore>;
+  samples: Array<{ id: string; kind: string; unetEvaluations: number; editMs: number; pixels?: Float32Array } & SyntheticScore>;
+  /** Mean UNet evaluations (batch entries) per edit. */
+  unetEvaluations: number;
+  /** Mean wall time per edit. */
+  editMs: number;
 }
 
 function aggregate(rows: SyntheticScore[]): KindMetrics {
@@ -57,10 +65,18 @@ export async function evaluateSynthetic(
       steps: settings.steps,
       textGuidance: settings.textGuidance,
       imageGuidance: settings.imageGuidance,
+      ...settings.sampling,
       workingSize: true,
     });
     const edited = await decodeRaster(r.image, { width: c.source.width, height: c.source.height });
-    samples.push({ id: c.record.id, kind: c.record.kind, ...scoreSynthetic(c, edited, suite.palette) });
+    samples.push({
+      id: c.record.id,
+      kind: c.record.kind,
+      unetEvaluations: r.timings.unetEvaluations,
+      editMs: r.timings.totalMs,
+      pixels: settings.keepPixels ? edited.data : undefined,
+      ...scoreSynthetic(c, edited, suite.palette),
+    });
     onSample?.(i + 1, suite.cases.length);
   }
   const kinds = [...new Set(samples.map((s) => s.kind))].sort();
@@ -69,5 +85,7 @@ export async function evaluateSynthetic(
     perKind: Object.fromEntries(kinds.map((k) => [k, aggregate(samples.filter((s) => s.kind === k))])),
     overall: aggregate(samples),
     samples,
+    unetEvaluations: samples.reduce((a, x) => a + x.unetEvaluations, 0) / samples.length,
+    editMs: samples.reduce((a, x) => a + x.editMs, 0) / samples.length,
   };
 }
