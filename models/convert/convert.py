@@ -27,6 +27,7 @@ import checkpoint  # noqa: E402
 from vae import VaeDecoderGraph, VaeEncoderGraph  # noqa: E402
 
 OPSET = 14
+GRAPHS = ("text_encoder", "vae_encoder", "unet", "unet_shallow", "vae_decoder")
 # protobuf cannot hold a graph over 2 GB; leave room for the graph itself
 EXTERNAL_DATA_BYTES = 1_800_000_000
 
@@ -69,18 +70,49 @@ def export_vae(vae, out_dir: str) -> None:
         dynamic_axes={"latent_sample": spatial, "sample": spatial}))
 
 
-def export_unet(unet, cfg: dict, rewards: bool, out: str, text_dim: int) -> None:
+# DeepCache (issue 20): the whole UNet also outputs the last up block's input; unet_shallow takes it back
+DEEP_CACHE = {"shallow": "unet_shallow/model.onnx", "features": "deep_features",
+              "split": "input of up_blocks[-1]: conv_in, the reward injection, down_blocks[0] (without its "
+                       "downsampler), up_blocks[-1] and conv_out run on every step"}
+
+
+class _Cached(torch.nn.Module):
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, *args):
+        return self.unet.forward_cached(*args)
+
+
+class _Shallow(_Cached):
+    def forward(self, *args):
+        *inputs, deep = args
+        inputs += [None] * (5 - len(inputs))
+        return self.unet.forward_shallow(*inputs, deep_features=deep)
+
+
+def export_unet(unet, cfg: dict, rewards: bool, out_dir: str, text_dim: int) -> None:
+    """unet/model.onnx (out_sample and deep_features) and unet_shallow/model.onnx, which holds only the
+    outer blocks' weights, so no deep block is stored twice."""
     b, c = 3, cfg.get("in_channels", 8)
     args = [torch.zeros(b, c, 8, 8), torch.full((b,), 500.0), torch.zeros(b, 77, cfg.get("cross_attention_dim", text_dim))]
     names = ["sample", "timestep", "encoder_hidden_states"]
     spatial = {0: "batch", 2: "height", 3: "width"}
-    axes = {"sample": spatial, "timestep": {0: "batch"}, "encoder_hidden_states": {0: "batch"}, "out_sample": spatial}
+    axes = {"sample": spatial, "timestep": {0: "batch"}, "encoder_hidden_states": {0: "batch"}, "out_sample": spatial,
+            "deep_features": spatial}
     if rewards:
         args += [torch.full((b, 3), 5.0), torch.zeros(b, 768)]
         names += ["reward_scores", "feedback_embeds"]
         axes.update({"reward_scores": {0: "batch"}, "feedback_embeds": {0: "batch"}})
-    save_onnx(out, lambda p: torch.onnx.export(unet, tuple(args), p, opset_version=OPSET, input_names=names,
-                                               output_names=["out_sample"], dynamic_axes=axes))
+    os.makedirs(f"{out_dir}/unet_shallow", exist_ok=True)
+    save_onnx(f"{out_dir}/unet/model.onnx", lambda p: torch.onnx.export(
+        _Cached(unet), tuple(args), p, opset_version=OPSET, input_names=names,
+        output_names=["out_sample", "deep_features"], dynamic_axes=axes))
+    _, deep = unet.forward_cached(*args)
+    save_onnx(f"{out_dir}/unet_shallow/model.onnx", lambda p: torch.onnx.export(
+        _Shallow(unet), tuple(args + [deep]), p, opset_version=OPSET, input_names=names + ["deep_features"],
+        output_names=["out_sample"], dynamic_axes=axes))
 
 
 def manifest(ck: checkpoint.Checkpoint, name: str, dtype: str) -> dict:
@@ -109,6 +141,7 @@ def manifest(ck: checkpoint.Checkpoint, name: str, dtype: str) -> dict:
             "instructions": [],
             "examples": [],
         },
+        "deep_cache": DEEP_CACHE,
         "source": {"kind": ck.kind, "dtype": dtype, "files": {c: [os.path.basename(p) for p in ps] for c, ps in ck.files.items()}},
     }
     if ck.kind == "multi-reward":
@@ -121,7 +154,7 @@ def manifest(ck: checkpoint.Checkpoint, name: str, dtype: str) -> dict:
 def to_float16(out: str) -> None:
     """float16 weights and arithmetic inside, float32 inputs and outputs (models/train/fp16.py)."""
     import fp16
-    for c in ("text_encoder", "vae_encoder", "unet", "vae_decoder"):
+    for c in GRAPHS:
         path = f"{out}/{c}/model.onnx"
         tmp = f"{out}/{c}/model.f16.onnx"
         fp16.convert(path, tmp, set())
@@ -161,8 +194,7 @@ def convert(src: str, out: str, dtype: str = "float32", name: str | None = None)
         ck.states.pop("vae")
         unet = checkpoint.instantiate(ck, "unet")
         ck.states.pop("unet")
-        export_unet(unet, ck.configs["unet"], ck.kind == "multi-reward", f"{out}/unet/model.onnx",
-                    ck.configs["text_encoder"]["hidden_size"])
+        export_unet(unet, ck.configs["unet"], ck.kind == "multi-reward", out, ck.configs["text_encoder"]["hidden_size"])
         del unet
     if dtype == "float16":
         to_float16(out)
@@ -172,8 +204,7 @@ def convert(src: str, out: str, dtype: str = "float32", name: str | None = None)
     shutil.copyfile(os.path.join(src, "model_index.json"), os.path.join(out, "model_index.json"))
     m = manifest(ck, name or os.path.basename(os.path.normpath(out)), dtype)
     json.dump(m, open(os.path.join(out, "reward-edit.json"), "w"), indent=2)
-    sizes = {c: sum(os.path.getsize(os.path.join(out, c, f)) for f in os.listdir(os.path.join(out, c)))
-             for c in ("text_encoder", "vae_encoder", "unet", "vae_decoder")}
+    sizes = {c: sum(os.path.getsize(os.path.join(out, c, f)) for f in os.listdir(os.path.join(out, c))) for c in GRAPHS}
     return {"kind": ck.kind, "dtype": dtype, "out": out, "seconds": round(time.time() - t0, 1), "bytes": sizes,
             "total_bytes": sum(sizes.values())}
 

@@ -186,14 +186,14 @@ class DownBlock(nn.Module):
         if downsample:
             self.downsamplers = nn.ModuleList([Downsample2D(cout)])
 
-    def forward(self, x, temb, ctx):
+    def forward(self, x, temb, ctx, downsample: bool = True):
         skips = []
         for i, r in enumerate(self.resnets):
             x = r(x, temb)
             if hasattr(self, "attentions"):
                 x = self.attentions[i](x, ctx)
             skips.append(x)
-        if hasattr(self, "downsamplers"):
+        if downsample and hasattr(self, "downsamplers"):
             x = self.downsamplers[0](x)
             skips.append(x)
         return x, skips
@@ -334,6 +334,37 @@ class UNet2DConditionModel(nn.Module):
         self.conv_out = nn.Conv2d(chs[0], cfg.get("out_channels", 4), 3, padding=1)
 
     def forward(self, sample, timestep, encoder_hidden_states, reward_scores=None, feedback_embeds=None):
+        return self.forward_cached(sample, timestep, encoder_hidden_states, reward_scores, feedback_embeds)[0]
+
+    def forward_cached(self, sample, timestep, encoder_hidden_states, reward_scores=None, feedback_embeds=None):
+        """The whole UNet, also returning DeepCache's deep features: the input of the last up block."""
+        x, emb = self._head(sample, timestep, reward_scores, feedback_embeds)
+        # 4. down, middle, up
+        skips = [x]
+        for blk in self.down_blocks:
+            x, s = blk(x, emb, encoder_hidden_states)
+            skips += s
+        if self.has_mid:
+            x = self.mid_block(x, emb, encoder_hidden_states)
+        for blk in self.up_blocks[:-1]:
+            n = len(blk.resnets)
+            x = blk(x, skips[-n:], emb, encoder_hidden_states)
+            skips = skips[:-n]
+        deep = x
+        x = self.up_blocks[-1](deep, skips[-len(self.up_blocks[-1].resnets):], emb, encoder_hidden_states)
+        return self._tail(x, encoder_hidden_states), deep
+
+    def forward_shallow(self, sample, timestep, encoder_hidden_states, reward_scores=None, feedback_embeds=None,
+                        deep_features=None):
+        """DeepCache's cheap step (Ma et al. 2023): conv_in, the first down block without its downsampler,
+        the last up block on the cached deep features, conv_out; nothing of the deep blocks runs."""
+        x, emb = self._head(sample, timestep, reward_scores, feedback_embeds)
+        _, s = self.down_blocks[0](x, emb, encoder_hidden_states, downsample=False)
+        skips = [x] + s
+        x = self.up_blocks[-1](deep_features, skips[-len(self.up_blocks[-1].resnets):], emb, encoder_hidden_states)
+        return self._tail(x, encoder_hidden_states)
+
+    def _head(self, sample, timestep, reward_scores, feedback_embeds):
         b = sample.shape[0]
         # 1. time: one timestep for the batch, or one each
         t = timestep.reshape(-1).float().expand(b)
@@ -351,17 +382,9 @@ class UNet2DConditionModel(nn.Module):
             q = pd.proj_in(pd.norm(x)).permute(0, 2, 3, 1).reshape(b, h * w, c)
             q = self.ca(q, tokens).reshape(b, h, w, c).permute(0, 3, 1, 2)
             x = pd.proj_out(q) + x
-        # 4. down, middle, up
-        skips = [x]
-        for blk in self.down_blocks:
-            x, s = blk(x, emb, encoder_hidden_states)
-            skips += s
-        if self.has_mid:
-            x = self.mid_block(x, emb, encoder_hidden_states)
-        for blk in self.up_blocks:
-            n = len(blk.resnets)
-            x = blk(x, skips[-n:], emb, encoder_hidden_states)
-            skips = skips[:-n]
+        return x, emb
+
+    def _tail(self, x, encoder_hidden_states):
         out = self.conv_out(F.silu(self.conv_norm_out(x)))
         if not any(hasattr(b, "attentions") for b in [*self.down_blocks, *self.up_blocks]) and not self.has_mid:
             # a UNet without cross-attention (small test configs only) never reads the text; the

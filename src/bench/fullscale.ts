@@ -36,7 +36,8 @@ export function ensureFullScaleModel(): void {
   if (!existsSync(path.join(FULLSCALE_CHECKPOINT, "unet", "diffusion_pytorch_model.safetensors"))) {
     python(path.join(convert, "random_checkpoint.py"), ["--layout", layout, "--out", FULLSCALE_CHECKPOINT, "--rewards"]);
   }
-  if (!existsSync(path.join(FULLSCALE_CACHE, "reward-edit.json"))) {
+  // a folder converted before DeepCache (issue 20) lacks the shallow UNet graph: convert again
+  if (!existsSync(path.join(FULLSCALE_CACHE, "reward-edit.json")) || !existsSync(path.join(FULLSCALE_CACHE, "unet_shallow", "model.onnx"))) {
     const line = python(CONVERTER, [FULLSCALE_CHECKPOINT, FULLSCALE_CACHE], true).trim().split("\n").pop()!;
     writeFileSync(path.join(FULLSCALE_CACHE, "conversion.json"), line);
   }

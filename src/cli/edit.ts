@@ -9,7 +9,7 @@ import { refineToFiles } from "./refine.js";
 import { sessionOptionsFromEnv } from "../config/session.js";
 import { defaultModelDir } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
-import { CliError, parseNumber, parseRewards } from "./errors.js";
+import { CliError, parseInterval, parseNumber, parseRewards } from "./errors.js";
 
 const FORMAT_BY_EXT: Record<string, OutputFormat> = { ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp" };
 
@@ -21,12 +21,16 @@ export function registerEdit(program: Command): void {
     .requiredOption("--instruction <text>", 'what to change, e.g. "make the mug red"')
     .option("--model <dir>", "model folder (default: the bundled editor)")
     .option("--rewards <F,P,Q>", "desired following, preserving, quality levels, each 0..5")
-    .option("--preset <name>", "named reward preset (best, faithful, bold, draft)")
+    .option("--preset <name>", "named preset: best, faithful, bold, draft, fast (GET /v1/presets describes them)")
     .option("--steps <n>", "denoising steps")
     .option("--text-guidance <x>", "text guidance scale")
     .option("--image-guidance <y>", "image guidance scale")
     .option("--seed <s>", "random seed (same seed + inputs = same image)")
     .option("--scheduler <name>", `one of ${SCHEDULER_NAMES.join(", ")}`)
+    .option("--karras", "Karras sigma spacing (dpmpp-2m, unipc)")
+    .option("--guidance-interval <lo,hi>", "run the guidance branches only for noise levels sigma in (lo, hi]; the conditioned branch alone outside")
+    .option("--adaptive-guidance <cos>", "stop the guidance branches once the full and image-only predictions agree to this cosine (0..1)")
+    .option("--cache-interval <n>", "DeepCache: the whole UNet every n-th step, its outer blocks on cached deep features in between")
     .option("--feedback <text>", "reward feedback text (default: the model's, \"None; None; None\")")
     .option("--working-size", "return the image at the model's working size")
     .option("--detail <mode>", "keep: compose at full resolution, keeping the source's pixels and fine detail; off: resize the whole result", "keep")
@@ -52,6 +56,11 @@ export function registerEdit(program: Command): void {
             steps: o.steps === undefined ? undefined : parseNumber("--steps", o.steps, { integer: true, min: 1, max: 1000 }),
             textGuidance: o.textGuidance === undefined ? undefined : parseNumber("--text-guidance", o.textGuidance, { min: 0, max: 30 }),
             imageGuidance: o.imageGuidance === undefined ? undefined : parseNumber("--image-guidance", o.imageGuidance, { min: 0, max: 30 }),
+            scheduler: o.scheduler as SchedulerName | undefined,
+            karrasSigmas: o.karras ? true : undefined,
+            guidanceInterval: o.guidanceInterval === undefined ? undefined : parseInterval("--guidance-interval", o.guidanceInterval),
+            adaptiveGuidance: o.adaptiveGuidance === undefined ? undefined : parseNumber("--adaptive-guidance", o.adaptiveGuidance, { min: 0, max: 1 }),
+            cacheInterval: o.cacheInterval === undefined ? undefined : parseNumber("--cache-interval", o.cacheInterval, { integer: true, min: 1, max: 50 }),
           },
           loadPresets(),
         );
@@ -72,12 +81,13 @@ export function registerEdit(program: Command): void {
           await refineToFiles(model, { image, instruction: o.instruction, params, seed, rounds, out: o.out, roundsDir: o.roundsDir, format });
           return;
         }
+        const { preset: _, sampling, ...numbers } = params;
         const result = await edit(model, {
           image,
           instruction: o.instruction,
-          ...params,
+          ...numbers,
+          ...sampling,
           seed,
-          scheduler: o.scheduler as SchedulerName | undefined,
           feedback: o.feedback,
           format,
           workingSize: Boolean(o.workingSize),
@@ -92,8 +102,10 @@ export function registerEdit(program: Command): void {
         await writeFile(o.out, result.image);
         if (o.mask && result.mask) await writeFile(o.mask, result.mask);
         const r = result.parameters;
+        const t = result.timings;
         process.stderr.write(
-          `wrote ${o.out} (${result.width}x${result.height}, seed ${r.seed}, ${r.steps} steps, ` +
+          `wrote ${o.out} (${result.width}x${result.height}, seed ${r.seed}, ${r.steps} steps of ${r.scheduler}, ` +
+            `${t.unetEvaluations} UNet evaluations${t.shallowEvaluations ? ` + ${t.shallowEvaluations} shallow` : ""}, ` +
             `rewards ${r.rewardsApplied ? r.rewards!.join(",") : "not applied (model takes none)"}, ` +
             `${result.keptFraction === null ? "detail off" : `${(100 * result.keptFraction).toFixed(1)} % of pixels kept from the source`}, ${result.timings.totalMs.toFixed(0)} ms)\n`,
         );

@@ -1,14 +1,15 @@
 /** `edit --refine N`: the refinement loop from the command line, one line per round on stderr. */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { DEFAULT_REWARDS, type EditorModel, type OutputFormat, type Rewards, edit } from "../../editor/index.js";
+import { DEFAULT_REWARDS, type EditorModel, type OutputFormat, edit } from "../../editor/index.js";
 import { JudgeScorer, LocalScorer, type Scorer, judgeConfigFrom } from "../../reward/index.js";
+import type { ResolvedParams } from "../edit-params.js";
 import { refine } from "../refine/index.js";
 
 interface RefineArgs {
   image: Buffer;
   instruction: string;
-  params: { rewards?: Rewards; steps?: number; textGuidance?: number; imageGuidance?: number };
+  params: ResolvedParams;
   seed?: number;
   rounds: number;
   out: string;
@@ -49,6 +50,7 @@ export async function refineToFiles(model: EditorModel, a: RefineArgs): Promise<
           textGuidance: s.textGuidance,
           imageGuidance: s.imageGuidance,
           steps: a.params.steps,
+          ...a.params.sampling,
           seed: s.seed,
           feedback: s.feedback,
           format: a.format,

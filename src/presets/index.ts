@@ -1,6 +1,7 @@
 /** Named reward presets: one data file (presets.json) shared by the CLI, the server and the page. */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { SCHEDULER_NAMES } from "../../editor/index.js";
 
 const Reward = z.number().min(0).max(5);
 export const PresetSchema = z.strictObject({
@@ -9,6 +10,12 @@ export const PresetSchema = z.strictObject({
   steps: z.number().int().positive().optional(),
   text_guidance: z.number().positive().optional(),
   image_guidance: z.number().positive().optional(),
+  scheduler: z.enum(SCHEDULER_NAMES).optional(),
+  karras_sigmas: z.boolean().optional(),
+  /** Sigma interval (lo, hi] in which the guidance branches run. */
+  guidance_interval: z.tuple([z.number().min(0), z.number().positive()]).refine(([lo, hi]) => lo < hi, "lo must be below hi").optional(),
+  adaptive_guidance: z.number().gt(0).max(1).optional(),
+  cache_interval: z.number().int().min(1).max(50).optional(),
 });
 export type Preset = z.infer<typeof PresetSchema> & { name: string };
 

@@ -146,7 +146,18 @@ export function createApp(d: AppDeps): express.Express {
     let params;
     try {
       params = resolveParams(
-        { rewards: form.rewards, preset: form.preset, steps: form.steps, textGuidance: form.text_guidance, imageGuidance: form.image_guidance },
+        {
+          rewards: form.rewards,
+          preset: form.preset,
+          steps: form.steps,
+          textGuidance: form.text_guidance,
+          imageGuidance: form.image_guidance,
+          scheduler: form.scheduler,
+          karrasSigmas: form.karras_sigmas,
+          guidanceInterval: form.guidance_interval,
+          adaptiveGuidance: form.adaptive_guidance,
+          cacheInterval: form.cache_interval,
+        },
         d.presets,
       );
     } catch (err) {
@@ -162,7 +173,7 @@ export function createApp(d: AppDeps): express.Express {
         textGuidance: params.textGuidance,
         imageGuidance: params.imageGuidance,
         seed: form.seed ?? Math.floor(Math.random() * 2 ** 32),
-        scheduler: form.scheduler,
+        sampling: params.sampling,
         format: form.output_format,
         candidates: form.candidates,
         refineRounds: form.refine_rounds,

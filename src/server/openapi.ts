@@ -1,4 +1,5 @@
 /** OpenAPI 3.1 description of the whole HTTP API. */
+import { SCHEDULER_NAMES } from "../../editor/index.js";
 import type { ServerConfig } from "../config/server.js";
 
 const error = { $ref: "#/components/schemas/Error" };
@@ -19,7 +20,11 @@ export function openApiDocument(c: ServerConfig) {
       text_guidance: { type: "number", minimum: 0, maximum: 30 },
       image_guidance: { type: "number", minimum: 0, maximum: 30 },
       seed: { type: "integer", minimum: 0, maximum: 4294967295 },
-      scheduler: { enum: ["euler-a", "euler", "ddim"] },
+      scheduler: { enum: [...SCHEDULER_NAMES], description: "sampler; dpmpp-2m and unipc are deterministic multistep solvers (diffusers v0.29), good at 10-20 steps" },
+      karras_sigmas: { enum: ["true", "false"], description: "Karras sigma spacing (dpmpp-2m, unipc only)" },
+      guidance_interval: { type: "string", example: "1,15", description: "lo,hi: the guidance branches run only while the noise level sigma is in (lo, hi]; outside, the conditioned branch alone (fewer UNet evaluations)" },
+      adaptive_guidance: { type: "number", exclusiveMinimum: 0, maximum: 1, description: "stop the guidance branches once the full and image-only predictions agree to this cosine" },
+      cache_interval: { type: "integer", minimum: 1, maximum: 50, description: "DeepCache: the whole UNet every n-th step, its outer blocks on cached deep features in between (models with a shallow UNet graph)" },
       output_format: { enum: ["png", "jpeg", "webp"], default: "png" },
       candidates: { type: "integer", minimum: 1, maximum: c.maxCandidates, default: 1, description: "best-of-N, chosen by the reward module" },
       refine_rounds: {

@@ -38,6 +38,18 @@ const num = (min: number, max: number, int = false) =>
     .transform(Number)
     .pipe(int ? z.number().int().min(min).max(max) : z.number().min(min).max(max));
 
+const intervalField = z.string().transform((s, ctx) => {
+  const parts = s.split(",").map((p) => p.trim());
+  const nums = parts.map(Number);
+  if (parts.length !== 2 || parts.some((p) => p === "") || nums.some((n) => !Number.isFinite(n) || n < 0) || !(nums[0] < nums[1])) {
+    ctx.addIssue({ code: "custom", message: "guidance_interval must be two sigmas lo,hi with 0 <= lo < hi" });
+    return z.NEVER;
+  }
+  return nums as [number, number];
+});
+
+const booleanField = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+
 export function editSchema(c: ServerConfig) {
   return z.strictObject({
     instruction: z.string().trim().min(1, "instruction is required").max(c.maxInstructionLength, `at most ${c.maxInstructionLength} characters`),
@@ -48,6 +60,10 @@ export function editSchema(c: ServerConfig) {
     image_guidance: num(0, 30).optional(),
     seed: num(0, MAX_SEED, true).optional(),
     scheduler: z.enum(SCHEDULER_NAMES).optional(),
+    karras_sigmas: booleanField.optional(),
+    guidance_interval: intervalField.optional(),
+    adaptive_guidance: num(0, 1).optional(),
+    cache_interval: num(1, 50, true).optional(),
     output_format: z.enum(OUTPUT_FORMATS).default("png"),
     candidates: num(1, c.maxCandidates, true).default(1),
     refine_rounds: num(1, c.maxRefineRounds, true).default(1),

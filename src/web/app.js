@@ -24,6 +24,13 @@ for (const p of perspectives) {
   });
 }
 
+/**
+ * What the chosen preset sets besides the levels (guidance scales and the fast path's settings),
+ * sent with each edit until another preset is chosen; the page's own fields (steps, sampler) win.
+ */
+let presetFields = {};
+const PRESET_FIELDS = ["text_guidance", "image_guidance", "karras_sigmas", "guidance_interval", "adaptive_guidance", "cache_interval"];
+
 async function loadPresets() {
   const res = await fetch("v1/presets", { headers: headers() });
   if (!res.ok) return;
@@ -40,6 +47,8 @@ async function loadPresets() {
       $("preset-description").textContent = p.description;
       if (p.steps) $("steps").value = String(p.steps);
       else $("steps").value = "";
+      $("scheduler").value = p.scheduler ?? "";
+      presetFields = Object.fromEntries(PRESET_FIELDS.filter((k) => p[k] !== undefined).map((k) => [k, Array.isArray(p[k]) ? p[k].join(",") : String(p[k])]));
     });
     $("presets").append(b);
   }
@@ -133,6 +142,8 @@ async function runEdit() {
   form.append("instruction", $("instruction").value.trim());
   form.append("rewards", perspectives.map((p) => $(p).value).join(","));
   if ($("steps").value) form.append("steps", $("steps").value);
+  if ($("scheduler").value) form.append("scheduler", $("scheduler").value);
+  for (const [k, v] of Object.entries(presetFields)) form.append(k, v);
   if ($("seed").value) form.append("seed", $("seed").value);
   if (Number($("refine").value) > 1) form.append("refine_rounds", $("refine").value);
   form.append("response_format", "json");

@@ -24,7 +24,7 @@ function python(code: string): void {
 
 const folderBytes = (dir: string) =>
   readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile() && /^(text_encoder|vae_encoder|unet|vae_decoder)$/.test(path.basename(e.parentPath)))
+    .filter((e) => e.isFile() && /^(text_encoder|vae_encoder|unet|unet_shallow|vae_decoder)$/.test(path.basename(e.parentPath)))
     .reduce((a, e) => a + statSync(path.join(e.parentPath, e.name)).size, 0);
 
 const f32 = (t: { data: Float32Array | BigInt64Array; dims: number[] }): HostTensor => ({ type: "float32", data: t.data as Float32Array, dims: t.dims });
@@ -63,8 +63,14 @@ describe("checkpoint converter (models/convert): golden checkpoints of the real 
           feeds.reward_scores = f32(g["unet.reward_scores"]);
           feeds.feedback_embeds = f32(g["unet.negative_embeds"]);
         }
-        e.unet = relativeError((await unet.run(feeds)).out_sample.data, g["unet.out_sample"].data as Float32Array);
-        for (const s of [text, enc, dec, unet]) await s.dispose();
+        const full = await unet.run(feeds);
+        e.unet = relativeError(full.out_sample.data, g["unet.out_sample"].data as Float32Array);
+        // DeepCache: the outer graph on the deep features the whole UNet just produced is the whole UNet
+        expect(manifest.deep_cache).to.include({ shallow: "unet_shallow/model.onnx", features: "deep_features" });
+        const shallow = await createSession(path.join(dir, "unet_shallow", "model.onnx"));
+        const cached = (await shallow.run({ ...feeds, deep_features: f32(full.deep_features) })).out_sample.data;
+        e.unet_shallow = relativeError(cached, g["unet.out_sample"].data as Float32Array);
+        for (const s of [text, enc, dec, unet, shallow]) await s.dispose();
         errors[`${name} ${dtype}`] = e;
         for (const [k, v] of Object.entries(e)) expect(v, `${name} ${dtype} ${k}`).to.be.at.most(LIMIT[dtype]);
       });

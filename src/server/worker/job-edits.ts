@@ -20,7 +20,7 @@ export function jobEdits(
   /** The options of the job's k-th edit (0-based) that do not vary between its edits. */
   const shared = (k: number): Partial<EditOptions> => ({
     steps: r.steps,
-    scheduler: r.scheduler,
+    ...r.sampling,
     format: r.format,
     detail: r.detail,
     mask: r.detail === "keep",

@@ -1,6 +1,7 @@
 /** Messages between the server and its inference workers. */
-import type { DetailMode, EditResult, Manifest, OutputFormat, Rewards, SchedulerName } from "../../../editor/index.js";
+import type { DetailMode, EditResult, Manifest, OutputFormat, Rewards } from "../../../editor/index.js";
 import type { ScoreResult } from "../../../reward/index.js";
+import type { SamplingOptions } from "../../edit-params.js";
 
 export interface EditJobRequest {
   image: Uint8Array;
@@ -10,7 +11,8 @@ export interface EditJobRequest {
   textGuidance?: number;
   imageGuidance?: number;
   seed: number;
-  scheduler?: SchedulerName;
+  /** Scheduler and the fast-path options (guidance interval, adaptive guidance, DeepCache). */
+  sampling?: SamplingOptions;
   format: OutputFormat;
   candidates: number;
   /** Refinement rounds (1 = none): the worker scores each round and edits again from the verdict. */
