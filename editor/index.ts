@@ -13,4 +13,6 @@ export { ImageInputError, OUTPUT_FORMATS, prepareImage, workingSize } from "./pi
 export type { OutputFormat } from "./pipeline/image.js";
 export { DETAIL_MODES, composeFullResolution, structureAgreement } from "./pipeline/detail.js";
 export type { DetailMode } from "./pipeline/detail.js";
+export { InstructPix2PixDenoiser, guidanceEnabled } from "./pipeline/guidance.js";
+export type { GuidanceSchedule, StepCost } from "./pipeline/guidance.js";
 export { Generator } from "./tensor/random.js";

@@ -31,9 +31,10 @@ export interface EvalResult {
   settings: EvalSettings;
   perKind: Record<string, KindMetrics>;
   overall: KindMetrics;
-  samples: Array<{ id: string; kind: string; unetEvaluations: number; editMs: number; pixels?: Float32Array } & SyntheticScore>;
-  /** Mean UNet evaluations (batch entries) per edit. */
+  samples: Array<{ id: string; kind: string; unetEvaluations: number; shallowEvaluations: number; editMs: number; pixels?: Float32Array } & SyntheticScore>;
+  /** Mean whole-UNet evaluations (batch entries) per edit, and shallow ones (DeepCache). */
   unetEvaluations: number;
+  shallowEvaluations: number;
   /** Mean wall time per edit. */
   editMs: number;
 }
@@ -73,6 +74,7 @@ export async function evaluateSynthetic(
       id: c.record.id,
       kind: c.record.kind,
       unetEvaluations: r.timings.unetEvaluations,
+      shallowEvaluations: r.timings.shallowEvaluations,
       editMs: r.timings.totalMs,
       pixels: settings.keepPixels ? edited.data : undefined,
       ...scoreSynthetic(c, edited, suite.palette),
@@ -86,6 +88,7 @@ export async function evaluateSynthetic(
     overall: aggregate(samples),
     samples,
     unetEvaluations: samples.reduce((a, x) => a + x.unetEvaluations, 0) / samples.length,
+    shallowEvaluations: samples.reduce((a, x) => a + x.shallowEvaluations, 0) / samples.length,
     editMs: samples.reduce((a, x) => a + x.editMs, 0) / samples.length,
   };
 }
