@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 
 import checkpoint  # noqa: E402
+import unet as unet_mod  # noqa: E402
 from vae import VaeDecoderGraph, VaeEncoderGraph  # noqa: E402
 
 OPSET = 14
@@ -106,13 +107,14 @@ def export_unet(unet, cfg: dict, rewards: bool, out_dir: str, text_dim: int) -> 
         names += ["reward_scores", "feedback_embeds"]
         axes.update({"reward_scores": {0: "batch"}, "feedback_embeds": {0: "batch"}})
     os.makedirs(f"{out_dir}/unet_shallow", exist_ok=True)
+    ms = unet_mod.MS_OPSET if unet_mod.FUSED_ATTENTION else None
     save_onnx(f"{out_dir}/unet/model.onnx", lambda p: torch.onnx.export(
         _Cached(unet), tuple(args), p, opset_version=OPSET, input_names=names,
-        output_names=["out_sample", "deep_features"], dynamic_axes=axes))
+        output_names=["out_sample", "deep_features"], dynamic_axes=axes, custom_opsets=ms))
     _, deep = unet.forward_cached(*args)
     save_onnx(f"{out_dir}/unet_shallow/model.onnx", lambda p: torch.onnx.export(
         _Shallow(unet), tuple(args + [deep]), p, opset_version=OPSET, input_names=names + ["deep_features"],
-        output_names=["out_sample"], dynamic_axes=axes))
+        output_names=["out_sample"], dynamic_axes=axes, custom_opsets=ms))
 
 
 def manifest(ck: checkpoint.Checkpoint, name: str, dtype: str) -> dict:
@@ -157,7 +159,8 @@ def to_float16(out: str) -> None:
     for c in GRAPHS:
         path = f"{out}/{c}/model.onnx"
         tmp = f"{out}/{c}/model.f16.onnx"
-        fp16.convert(path, tmp, set())
+        # no float16 CPU kernel for the fused attention: it stays float32 between casts
+        fp16.convert(path, tmp, {"MultiHeadAttention"})
         for f in os.listdir(f"{out}/{c}"):
             if f in ("model.onnx", "model.onnx_data"):
                 os.remove(f"{out}/{c}/{f}")
@@ -216,7 +219,10 @@ def main() -> int:
     ap.add_argument("--dtype", choices=["float32", "float16"], default="float32")
     ap.add_argument("--name")
     ap.add_argument("--check", action="store_true", help="only check names and shapes; write nothing")
+    ap.add_argument("--unfused-attention", action="store_true",
+                    help="export attention as MatMul/Softmax/MatMul instead of ONNX Runtime's MultiHeadAttention")
     a = ap.parse_args()
+    unet_mod.FUSED_ATTENTION = not a.unfused_attention
     # torch.onnx's tracer warns about constant folding and shape inference on every graph: noise here
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)

@@ -81,6 +81,16 @@ class ResnetBlock2D(nn.Module):
 
 
 def attention(q, k, v, heads: int):
+    """Scaled dot-product attention of [B, N, C] queries over [B, M, C] keys and values. Exported,
+    it is ONNX Runtime's fused MultiHeadAttention (FUSED_ATTENTION): on CPU a flash-attention kernel
+    that never holds the N x M weights of a head, which at 512 px (N = M = 4096, 8 heads) were
+    gigabytes per call and most of the time of the outermost blocks (issue 20)."""
+    if FUSED_ATTENTION and torch.onnx.is_in_onnx_export():
+        return _FusedAttention.apply(q, k, v, heads)
+    return plain_attention(q, k, v, heads)
+
+
+def plain_attention(q, k, v, heads: int):
     b, n, c = q.shape
     m = k.shape[1]
     d = c // heads
@@ -89,6 +99,24 @@ def attention(q, k, v, heads: int):
     v = v.reshape(b, m, heads, d).transpose(1, 2)
     w = (q @ k.transpose(-1, -2)) * (d ** -0.5)
     return (w.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c)
+
+
+# the converter exports attention as com.microsoft MultiHeadAttention unless --unfused-attention
+FUSED_ATTENTION = True
+MS_OPSET = {"com.microsoft": 1}
+
+
+class _FusedAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, heads: int):  # noqa: ARG004 (traced only for its shape)
+        return plain_attention(q, k, v, heads)
+
+    @staticmethod
+    def symbolic(g, q, k, v, heads: int):
+        # scale defaults to 1 / sqrt(head size), as above; no mask, bias or past: the flash path
+        out = g.op("com.microsoft::MultiHeadAttention", q, k, v, num_heads_i=heads)
+        out.setType(q.type())
+        return out
 
 
 class Attention(nn.Module):

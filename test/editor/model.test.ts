@@ -73,7 +73,7 @@ describe("model folders", () => {
     expect(err).to.be.instanceOf(ModelFolderError);
   });
 
-  it("reports reward inputs declared in the manifest but absent from the UNet", async () => {
+  it("reports reward inputs declared in the manifest but absent from the UNet (and from its DeepCache outer graph)", async () => {
     const dir = copyFolder(TINY_NO_REWARDS);
     const manifest = JSON.parse(readFileSync(path.join(TINY, "reward-edit.json"), "utf8"));
     writeFileSync(path.join(dir, "reward-edit.json"), JSON.stringify(manifest));
@@ -82,6 +82,8 @@ describe("model folders", () => {
     expect(report.problems).to.deep.equal([
       'unet: reward input "reward_scores" is declared in reward-edit.json but absent from the model',
       'unet: reward input "feedback_embeds" is declared in reward-edit.json but absent from the model',
+      'unet_shallow: reward input "reward_scores" is declared in reward-edit.json but absent from the model',
+      'unet_shallow: reward input "feedback_embeds" is declared in reward-edit.json but absent from the model',
     ]);
   });
 
