@@ -226,6 +226,8 @@ def main() -> int:
     # torch.onnx's tracer warns about constant folding and shape inference on every graph: noise here
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    # torch 1.13 calls its own custom-op helper deprecated, for the fused attention's g.op
+    warnings.filterwarnings("ignore", category=FutureWarning, message=".*_graph_op.*")
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     try:
         if a.check:

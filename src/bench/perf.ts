@@ -8,7 +8,8 @@
  *   e. what to optimise: session options, a float16 UNet, workers vs intra-op threads
  *   f. full-resolution results, detail keep vs off (detail.ts)
  *   g. the shared job store: sync edits through the in-memory queue and through Redis
- * Writes bench-results/perf.json and bench-results/perf.md.
+ *   h. fast edits (issue 20): samplers, guidance shortcuts and DeepCache, quality beside cost (fast.ts)
+ * Writes bench-results/perf.json and bench-results/perf.md (h: bench-results/fast.md).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -19,6 +20,7 @@ import { Generator, type SessionOptions, edit, loadModel } from "../../editor/in
 import { BUNDLED_MODEL, CLI_PATH, ROOT, TEST_MODEL } from "../paths.js";
 import { compareFloat16 } from "./float16.js";
 import { runDetailBench } from "./detail.js";
+import { runFastBench, writeFastReport } from "./fast.js";
 import { FULLSCALE_CACHE, measureFullScale } from "./fullscale.js";
 import { percentile } from "./metrics.js";
 import { type PerfReport, renderPerf } from "./perf-report.js";
@@ -265,6 +267,7 @@ async function main(): Promise<void> {
     layouts: { name: "e. workers x intra-op threads at 8 clients", estimateS: 90 },
     stores: { name: "g. job store: in-memory queue vs Redis (sync edits, alternating)", estimateS: 40 },
     // the first run also writes the full-size checkpoint and converts it (~10 GB, see models/README.md)
+    fast: { name: "h. fast edits: quality, fidelity and cost of the fast path (bench-results/fast.md)", estimateS: withFullScale ? 1500 : 600 },
     fullScale: { name: "c. full scale: UNet steps and a 20-step 512x512 edit of a converted Multi-Reward folder", estimateS: existsSync(FULLSCALE_CACHE) ? 900 : 1500 },
   };
   const progress = new PhaseProgress([
@@ -275,6 +278,7 @@ async function main(): Promise<void> {
     phase.detail,
     ...(withServer ? [phase.server, phase.layouts, phase.stores] : []),
     ...(withFullScale ? [phase.fullScale] : []),
+    phase.fast,
   ]);
   progress.start(phase.overhead);
   const overhead = [
@@ -312,6 +316,8 @@ async function main(): Promise<void> {
     progress.start(phase.fullScale);
     fullScale = await measureFullScale(THREADS);
   }
+  progress.start(phase.fast);
+  writeFastReport(await runFastBench({ fullScale: withFullScale }));
   progress.done();
   const report: PerfReport = {
     date: new Date().toISOString(),
