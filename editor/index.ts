@@ -1,7 +1,7 @@
 /** The diffusion editor as a library: no HTTP, no CLI. */
 export { CLIPTokenizer } from "./tokenizer/clip.js";
 export * from "./schedulers/index.js";
-export { loadModel, inspectModelFolder, ModelFolderError, COMPONENTS } from "./model/folder.js";
+export { loadModel, inspectModelFolder, declaresDeepCache, ModelFolderError, COMPONENTS } from "./model/folder.js";
 export type { EditorModel, FolderReport } from "./model/folder.js";
 export { parseManifest } from "./model/manifest.js";
 export type { Manifest } from "./model/manifest.js";

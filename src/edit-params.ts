@@ -22,8 +22,18 @@ export type ResolvedParams = Pick<EditOptions, "rewards" | "steps" | "textGuidan
   sampling: SamplingOptions;
 };
 
-/** Explicit values win over the preset's; rewards and preset together are ambiguous and refused. */
-export function resolveParams(req: RequestedParams, presets: Record<string, Preset>): ResolvedParams {
+/** What the serving model can do that a preset may ask for. */
+export interface ModelAbilities {
+  /** The folder has DeepCache's outer UNet graph (reward-edit.json deep_cache). */
+  deepCache: boolean;
+}
+
+/**
+ * Explicit values win over the preset's; rewards and preset together are ambiguous and refused.
+ * A preset's cache_interval applies only to a model that can reuse deep features, so one preset
+ * serves every model; an explicit cache_interval on such a model is refused by the pipeline.
+ */
+export function resolveParams(req: RequestedParams, presets: Record<string, Preset>, model: ModelAbilities = { deepCache: true }): ResolvedParams {
   if (req.rewards && req.preset) throw new ParamConflictError("give either rewards or preset, not both");
   const p = req.preset ? getPreset(presets, req.preset) : undefined;
   const sampling: SamplingOptions = {
@@ -31,7 +41,7 @@ export function resolveParams(req: RequestedParams, presets: Record<string, Pres
     karrasSigmas: req.karrasSigmas ?? p?.karras_sigmas,
     guidanceInterval: req.guidanceInterval ?? p?.guidance_interval,
     adaptiveGuidance: req.adaptiveGuidance ?? p?.adaptive_guidance,
-    cacheInterval: req.cacheInterval ?? p?.cache_interval,
+    cacheInterval: req.cacheInterval ?? (model.deepCache ? p?.cache_interval : undefined),
   };
   return {
     preset: p?.name ?? null,

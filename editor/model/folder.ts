@@ -89,6 +89,17 @@ async function readJson(file: string): Promise<unknown> {
   return JSON.parse(await readFile(file, "utf8"));
 }
 
+/** Whether a folder's manifest declares DeepCache's outer UNet graph, without opening any session. */
+export async function declaresDeepCache(dir: string): Promise<boolean> {
+  const file = path.join(dir, "reward-edit.json");
+  if (!(await exists(file))) return false;
+  try {
+    return parseManifest(await readJson(file)).deep_cache !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 export interface FolderReport {
   dir: string;
   problems: string[];

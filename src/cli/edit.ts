@@ -2,7 +2,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
-import { DETAIL_MODES, type DetailMode, type OutputFormat, SCHEDULER_NAMES, type SchedulerName, edit, loadModel } from "../../editor/index.js";
+import { DETAIL_MODES, type DetailMode, type OutputFormat, SCHEDULER_NAMES, type SchedulerName, declaresDeepCache, edit, loadModel } from "../../editor/index.js";
 import { resolveParams } from "../edit-params.js";
 import { MAX_ROUNDS } from "../refine/index.js";
 import { refineToFiles } from "./refine.js";
@@ -47,6 +47,8 @@ export function registerEdit(program: Command): void {
       if (o.scheduler && !SCHEDULER_NAMES.includes(o.scheduler)) {
         throw new CliError(`--scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got "${o.scheduler}"`);
       }
+      const modelDir = o.model ?? defaultModelDir();
+      const deepCache = await declaresDeepCache(modelDir);
       let params;
       try {
         params = resolveParams(
@@ -63,6 +65,7 @@ export function registerEdit(program: Command): void {
             cacheInterval: o.cacheInterval === undefined ? undefined : parseNumber("--cache-interval", o.cacheInterval, { integer: true, min: 1, max: 50 }),
           },
           loadPresets(),
+          { deepCache },
         );
       } catch (err) {
         throw new CliError((err as Error).message);
@@ -74,7 +77,7 @@ export function registerEdit(program: Command): void {
       } catch (err) {
         throw new CliError(`cannot read --image ${o.image}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
-      const model = await loadModel(o.model ?? defaultModelDir(), sessionOptionsFromEnv());
+      const model = await loadModel(modelDir, sessionOptionsFromEnv());
       const bar = process.stderr.isTTY ? new SingleBar({ format: "editing [{bar}] {value}/{total} steps | ETA {eta}s", stream: process.stderr }) : null;
       try {
         if (rounds > 1) {

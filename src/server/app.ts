@@ -159,6 +159,7 @@ export function createApp(d: AppDeps): express.Express {
           cacheInterval: form.cache_interval,
         },
         d.presets,
+        { deepCache: queue.model?.manifest.deep_cache !== undefined },
       );
     } catch (err) {
       if (err instanceof ParamConflictError || err instanceof UnknownPresetError) throw new AppError(400, "invalid_field", (err as Error).message, "preset");
