@@ -107,10 +107,11 @@ export function registerEdit(program: Command): void {
         const r = result.parameters;
         const t = result.timings;
         process.stderr.write(
-          `wrote ${o.out} (${result.width}x${result.height}, seed ${r.seed}, ${r.steps} steps of ${r.scheduler}, ` +
-            `${t.unetEvaluations} UNet evaluations${t.shallowEvaluations ? ` + ${t.shallowEvaluations} shallow` : ""}, ` +
+          `wrote ${o.out} (${result.width}x${result.height}, seed ${r.seed}, ${r.steps} steps, ` +
             `rewards ${r.rewardsApplied ? r.rewards!.join(",") : "not applied (model takes none)"}, ` +
-            `${result.keptFraction === null ? "detail off" : `${(100 * result.keptFraction).toFixed(1)} % of pixels kept from the source`}, ${result.timings.totalMs.toFixed(0)} ms)\n`,
+            `${result.keptFraction === null ? "detail off" : `${(100 * result.keptFraction).toFixed(1)} % of pixels kept from the source`}, ` +
+            `${r.scheduler}: ${t.unetEvaluations} UNet evaluations${t.shallowEvaluations ? ` + ${t.shallowEvaluations} on cached deep features` : ""}, ` +
+            `${t.totalMs.toFixed(0)} ms)\n`,
         );
       } finally {
         bar?.stop();

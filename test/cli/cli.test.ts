@@ -33,6 +33,27 @@ describe("reward-edit CLI", function () {
     expect(r.stderr).to.contain("seed 3, 8 steps, rewards 5,5,5");
   });
 
+  it("edit --preset fast runs the fast path and says what it spent; bad fast-path flags are one-line errors", async () => {
+    const out = path.join(tempDir(), "fast.png");
+    const fast = loadPresets().fast;
+    const r = await runCli(["edit", "--image", photo, "--instruction", "make the mug red", "--model", TINY, "--preset", "fast", "--seed", "3", "--out", out]);
+    expect(r.code, r.stderr).to.equal(0);
+    // the tiny model's leading spacing keeps sigma inside (1, 15] for the first steps only; DeepCache every 2nd step
+    expect(r.stderr).to.match(new RegExp(`${fast.steps} steps, .*${fast.scheduler}: \\d+ UNet evaluations \\+ \\d+ on cached deep features`));
+    for (const [flags, message] of [
+      [["--guidance-interval", "5,1"], /--guidance-interval must be two sigmas LO,HI/],
+      [["--adaptive-guidance", "2"], /--adaptive-guidance must be in 0..1/],
+      [["--cache-interval", "0"], /--cache-interval must be in 1..50/],
+      [["--scheduler", "dpmpp-3m"], /--scheduler must be one of .*dpmpp-2m, unipc/],
+      [["--scheduler", "euler", "--karras"], /karras_sigmas needs a multistep scheduler/],
+    ] as const) {
+      const bad = await runCli(["edit", "--image", photo, "--instruction", "x", "--model", TINY, "--out", out, ...flags]);
+      expect(bad.code, flags.join(" ")).to.equal(1);
+      expect(bad.stderr.trim().split("\n"), flags.join(" ")).to.have.length(1);
+      expect(bad.stderr).to.match(message);
+    }
+  });
+
   it("edit --mask writes the full-resolution blend mask and reports the share of pixels kept; --detail off has none", async () => {
     const dir = tempDir();
     const r = await runCli(["edit", "--image", photo, "--instruction", "make the mug red", "--seed", "3", "--out", path.join(dir, "o.png"), "--mask", path.join(dir, "m.png")]);

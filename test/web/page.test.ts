@@ -82,4 +82,33 @@ describe("the slider page in headless Chromium", function () {
     if (items.length === 2) expect(items[1].text).to.match(/Changed: seed/);
     await page.screenshot({ path: path.join(ARTIFACTS, "page-refine.png"), fullPage: true });
   });
+  it("the fast preset sets the sampler and sends its fast-path fields with the edit; the result reports them", async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const sent: string[] = [];
+    page.on("request", (r) => {
+      if (r.method() === "POST" && r.url().endsWith("/v1/jobs")) sent.push(r.postData() ?? "");
+    });
+    await page.goto(s.url + "/");
+    await page.waitForSelector(".presets button[data-preset=fast]");
+    await page.click(".presets button[data-preset=fast]");
+    expect(await page.inputValue("#scheduler")).to.equal("dpmpp-2m");
+    expect(await page.inputValue("#steps")).to.equal("8");
+    await page.setInputFiles("#file", { name: "coffee.png", mimeType: "image/png", buffer: readFileSync(path.join(PHOTOS, "coffee.png")) });
+    await page.fill("#instruction", "make the mug red");
+    await page.click("#edit");
+    await page.waitForSelector("#result:not([hidden])", { timeout: 60_000 });
+    expect(sent).to.have.length(1);
+    const field = (name: string) => sent[0].match(new RegExp(`name="${name}"\\r\\n\\r\\n([^\\r]*)`))?.[1];
+    expect(field("scheduler")).to.equal("dpmpp-2m");
+    expect(field("guidance_interval")).to.equal("1,15");
+    expect(field("cache_interval")).to.equal("2");
+    expect(field("image_guidance")).to.equal("1");
+    // choosing another sampler by hand wins over the preset's
+    await page.selectOption("#scheduler", "unipc");
+    await page.$eval("#status", (e) => (e.textContent = ""));
+    await page.click("#edit");
+    await page.waitForFunction(() => document.querySelector("#status")?.textContent?.startsWith("Done"), undefined, { timeout: 60_000 });
+    expect(sent).to.have.length(2);
+    expect(sent[1].match(/name="scheduler"\r\n\r\n([^\r]*)/)?.[1]).to.equal("unipc");
+  });
 });
