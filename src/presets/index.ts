@@ -34,7 +34,8 @@ export class UnknownPresetError extends Error {
 }
 
 export function getPreset(presets: Record<string, Preset>, name: string): Preset {
-  const p = presets[name];
+  // own entries only: "constructor" or "__proto__" must not find Object's properties
+  const p = Object.hasOwn(presets, name) ? presets[name] : undefined;
   if (!p) throw new UnknownPresetError(name, Object.keys(presets));
   return p;
 }

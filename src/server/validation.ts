@@ -18,7 +18,10 @@ const rewardsField = z
     } catch {
       parts = [];
     }
-    const nums = Array.isArray(parts) ? parts.map((p) => (typeof p === "string" && p.trim() === "" ? Number.NaN : Number(p))) : [];
+    // a JSON array takes numbers only: true, null or [5] are not levels
+    const nums = Array.isArray(parts)
+      ? parts.map((p) => (typeof p === "number" ? p : typeof p === "string" && p.trim() !== "" ? Number(p) : Number.NaN))
+      : [];
     if (nums.length !== 3 || nums.some((n) => !Number.isFinite(n))) {
       ctx.addIssue({ code: "custom", message: "rewards must be three numbers: following,preserving,quality" });
       return z.NEVER;
