@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 
 import checkpoint  # noqa: E402
+import deepcache  # noqa: E402
 import unet as unet_mod  # noqa: E402
 from vae import VaeDecoderGraph, VaeEncoderGraph  # noqa: E402
 
@@ -71,26 +72,9 @@ def export_vae(vae, out_dir: str) -> None:
         dynamic_axes={"latent_sample": spatial, "sample": spatial}))
 
 
-# DeepCache (issue 20): the whole UNet also outputs the last up block's input; unet_shallow takes it back
-DEEP_CACHE = {"shallow": "unet_shallow/model.onnx", "features": "deep_features",
-              "split": "input of up_blocks[-1]: conv_in, the reward injection, down_blocks[0] (without its "
-                       "downsampler), up_blocks[-1] and conv_out run on every step"}
-
-
-class _Cached(torch.nn.Module):
-    def __init__(self, unet):
-        super().__init__()
-        self.unet = unet
-
-    def forward(self, *args):
-        return self.unet.forward_cached(*args)
-
-
-class _Shallow(_Cached):
-    def forward(self, *args):
-        *inputs, deep = args
-        inputs += [None] * (5 - len(inputs))
-        return self.unet.forward_shallow(*inputs, deep_features=deep)
+# DeepCache (issue 20): the whole UNet also outputs its deep features; unet_shallow takes them back
+DEEP_CACHE = deepcache.manifest_entry("input of up_blocks[-1]: conv_in, the reward injection, down_blocks[0] "
+                                      "(without its downsampler), up_blocks[-1] and conv_out run on every step")
 
 
 def export_unet(unet, cfg: dict, rewards: bool, out_dir: str, text_dim: int) -> None:
@@ -109,11 +93,11 @@ def export_unet(unet, cfg: dict, rewards: bool, out_dir: str, text_dim: int) -> 
     os.makedirs(f"{out_dir}/unet_shallow", exist_ok=True)
     ms = unet_mod.MS_OPSET if unet_mod.FUSED_ATTENTION else None
     save_onnx(f"{out_dir}/unet/model.onnx", lambda p: torch.onnx.export(
-        _Cached(unet), tuple(args), p, opset_version=OPSET, input_names=names,
+        deepcache.CachedGraph(unet), tuple(args), p, opset_version=OPSET, input_names=names,
         output_names=["out_sample", "deep_features"], dynamic_axes=axes, custom_opsets=ms))
     _, deep = unet.forward_cached(*args)
     save_onnx(f"{out_dir}/unet_shallow/model.onnx", lambda p: torch.onnx.export(
-        _Shallow(unet), tuple(args + [deep]), p, opset_version=OPSET, input_names=names + ["deep_features"],
+        deepcache.ShallowGraph(unet), tuple(args + [deep]), p, opset_version=OPSET, input_names=names + ["deep_features"],
         output_names=["out_sample"], dynamic_axes=axes, custom_opsets=ms))
 
 

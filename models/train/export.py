@@ -13,6 +13,7 @@ import shutil
 import torch
 
 import bpe
+import deepcache
 import reference
 import scenes
 from model import AutoEncoder, EpsUNet, TextEncoder, UNet
@@ -29,25 +30,9 @@ def scheduler_config() -> dict:
             "steps_offset": 1, "trained_betas": None}
 
 
-# DeepCache (issue 20): the whole UNet also outputs the deep features; the shallow graph takes them
-DEEP_CACHE = {"shallow": "unet_shallow/model.onnx", "features": "deep_features",
-              "split": "input of the last up block (u0): conv_in, reward injection, d0, u0 and out run on every step"}
-
-
-class _Cached(torch.nn.Module):
-    def __init__(self, eps: EpsUNet):
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, *args):
-        return self.eps.forward_cached(*args)
-
-
-class _Shallow(_Cached):
-    def forward(self, *args):
-        *inputs, deep = args
-        inputs += [None] * (5 - len(inputs))
-        return self.eps.forward_shallow(*inputs, deep_features=deep)
+# DeepCache (issue 20): the whole UNet also outputs its deep features; unet_shallow takes them back
+DEEP_CACHE = deepcache.manifest_entry(
+    "input of the last up block (u0): conv_in, reward injection, d0, u0 and out run on every step")
 
 
 def export_unet(eps: EpsUNet, out: str, rewards: bool, dim: int) -> None:
@@ -64,10 +49,10 @@ def export_unet(eps: EpsUNet, out: str, rewards: bool, dim: int) -> None:
         axes.update({"reward_scores": {0: "batch"}, "feedback_embeds": {0: "batch"}})
     os.makedirs(f"{out}/unet", exist_ok=True)
     os.makedirs(f"{out}/unet_shallow", exist_ok=True)
-    torch.onnx.export(_Cached(eps), tuple(args), f"{out}/unet/model.onnx", opset_version=OPSET,
+    torch.onnx.export(deepcache.CachedGraph(eps), tuple(args), f"{out}/unet/model.onnx", opset_version=OPSET,
                       input_names=names, output_names=["out_sample", "deep_features"], dynamic_axes=axes)
     _, deep = eps.forward_cached(*args)
-    torch.onnx.export(_Shallow(eps), tuple(args + [deep]), f"{out}/unet_shallow/model.onnx", opset_version=OPSET,
+    torch.onnx.export(deepcache.ShallowGraph(eps), tuple(args + [deep]), f"{out}/unet_shallow/model.onnx", opset_version=OPSET,
                       input_names=names + ["deep_features"], output_names=["out_sample"], dynamic_axes=axes)
 
 
