@@ -4,7 +4,7 @@
  */
 import path from "node:path";
 import cors from "cors";
-import express, { type Request, type Response, type NextFunction } from "express";
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import multer from "multer";
 import type { Logger } from "pino";
 import { JudgeScorer, LocalScorer, PERSPECTIVES, type ScoreResult, type Scorer, judgeConfigFrom } from "../../reward/index.js";
@@ -81,17 +81,51 @@ export function domainWarnings(m: ModelInfo | undefined, width: number, height: 
   ];
 }
 
+/** Every route and its methods (GET routes answer HEAD too), for the 405 answers. */
+const ALLOWED_METHODS: Array<[string, string[]]> = [
+  ["/healthz", ["GET", "HEAD"]],
+  ["/readyz", ["GET", "HEAD"]],
+  ["/metrics", ["GET", "HEAD"]],
+  ["/openapi.json", ["GET", "HEAD"]],
+  ["/v1/presets", ["GET", "HEAD"]],
+  ["/v1/models", ["GET", "HEAD"]],
+  ["/v1/models/examples/:file", ["GET", "HEAD"]],
+  ["/v1/edits", ["POST"]],
+  ["/v1/jobs", ["POST"]],
+  ["/v1/jobs/:id", ["GET", "HEAD", "DELETE"]],
+  ["/v1/jobs/:id/result", ["GET", "HEAD"]],
+  ["/v1/scores", ["POST"]],
+];
+
 export function createApp(d: AppDeps): express.Express {
   const { config, queue, metrics, logger } = d;
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", false);
-  if (config.corsOrigins.length) app.use(cors({ origin: config.corsOrigins.includes("*") ? "*" : config.corsOrigins }));
+  if (config.corsOrigins.length) {
+    const allow = cors({ origin: config.corsOrigins.includes("*") ? "*" : config.corsOrigins });
+    // the metrics are for the scraper, never for a browser page of another origin
+    app.use((req, res, next) => (req.path === "/metrics" ? next() : allow(req, res, next)));
+  }
   const scorer: Scorer = d.judge ?? new LocalScorer();
-  const upload = (fields: string[]) =>
-    multer({ storage: multer.memoryStorage(), limits: { fileSize: config.maxUploadBytes, files: fields.length + 1, fields: 16, fieldSize: 8192, parts: 32 } }).fields(
+  const upload = (fields: string[]): RequestHandler => {
+    const parse = multer({ storage: multer.memoryStorage(), limits: { fileSize: config.maxUploadBytes, files: fields.length + 1, fields: 16, fieldSize: 8192, parts: 32 } }).fields(
       fields.map((name) => ({ name, maxCount: 1 })),
     );
+    return (req, res, next) => {
+      // multer passes anything else through untouched; the fields would then look merely missing
+      if (!req.is("multipart/form-data")) {
+        return next(new AppError(415, "unsupported_media_type", `send multipart/form-data (got ${req.get("content-type") ?? "no content type"})`, "body"));
+      }
+      parse(req, res, (err?: unknown) => {
+        // busboy's own parse errors (no boundary, a cut-off body, a bad part header) are the client's
+        if (err && !(err instanceof multer.MulterError) && !(err instanceof AppError)) {
+          return next(new AppError(400, "malformed_multipart", `the multipart body cannot be read: ${(err as Error).message}`, "body"));
+        }
+        next(err);
+      });
+    };
+  };
   const files = (req: Request) => (req.files ?? {}) as Record<string, Express.Multer.File[]>;
   const auth = bearerAuth(config.apiKeys);
 
@@ -340,6 +374,10 @@ export function createApp(d: AppDeps): express.Express {
     res.json(await s.score({ source, edited, instruction: form.instruction }));
   }));
 
+  // a known path asked with another method: 405 naming the methods it takes
+  for (const [p, methods] of ALLOWED_METHODS) {
+    app.all(p, (_req, _res, next) => next(new AppError(405, "method_not_allowed", `this endpoint takes ${methods.join(", ")}`, undefined, { allow: methods.join(", ") })));
+  }
   app.use("/v1", (_req, _res, next) => next(new AppError(404, "not_found", "no such endpoint")));
   app.use(
     errorHandler((e, cause) => {

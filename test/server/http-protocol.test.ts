@@ -1,0 +1,94 @@
+import { expect } from "chai";
+import { request as httpRequest } from "node:http";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { pino } from "pino";
+import { type RunningServer, startServer } from "../../src/server/server.js";
+import { PHOTOS, TINY } from "../helpers.js";
+
+/** A raw request, so the body and its headers can be as broken as a careless client makes them. */
+function raw(url: string, method: string, headers: Record<string, string>, body: Buffer | string) {
+  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }>((resolve, reject) => {
+    const req = httpRequest(url, { method, headers: { ...headers, "content-length": String(Buffer.byteLength(body)) } }, (res) => {
+      let data = "";
+      res.on("data", (c) => (data += c));
+      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: data }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+describe("HTTP protocol errors are the client's: 4xx JSON, never 500 (issue 23, part)", function () {
+  this.timeout(60_000);
+  let s: RunningServer;
+  const photo = readFileSync(path.join(PHOTOS, "coffee.png"));
+  before(async () => {
+    s = await startServer(pino({ level: "silent" }), { port: 0, host: "127.0.0.1", modelDir: TINY, workers: 1, corsOrigins: ["*"] }, {});
+  });
+  after(() => s.stop());
+
+  it("a malformed multipart body is a 400 naming the body", async () => {
+    const part = (b: string) => `--${b}\r\nContent-Disposition: form-data; name="instruction"\r\n\r\nmake it red\r\n`;
+    const cases: Array<[string, Record<string, string>, string]> = [
+      ["no boundary", { "content-type": "multipart/form-data" }, part("x")],
+      ["cut-off body", { "content-type": "multipart/form-data; boundary=x" }, part("x") + "--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n\x89PNG"],
+      ["part header without a colon", { "content-type": "multipart/form-data; boundary=x" }, "--x\r\nthis is not a header\r\n\r\nvalue\r\n--x--\r\n"],
+      ["boundary mismatch", { "content-type": "multipart/form-data; boundary=y" }, part("x") + "--x--\r\n"],
+      ["empty body", { "content-type": "multipart/form-data; boundary=x" }, ""],
+    ];
+    for (const [label, headers, body] of cases) {
+      const r = await raw(`${s.url}/v1/edits`, "POST", headers, body);
+      expect(r.status, label).to.be.within(400, 499);
+      const e = JSON.parse(r.body).error;
+      expect(e.field, label).to.be.oneOf(["body", "image", "instruction"]);
+    }
+    // and the process keeps serving
+    const f = new FormData();
+    f.append("image", new Blob([new Uint8Array(photo)]), "p.png");
+    f.append("instruction", "make the mug red");
+    f.append("steps", "2");
+    expect((await fetch(`${s.url}/v1/edits`, { method: "POST", body: f })).status).to.equal(200);
+  });
+
+  it("JSON, urlencoded and multipart/mixed bodies are 415: the endpoints take multipart/form-data", async () => {
+    const cases: Array<[string, string]> = [
+      ["application/json", JSON.stringify({ instruction: "make it red" })],
+      ["application/x-www-form-urlencoded", "instruction=make+it+red"],
+      ["multipart/mixed; boundary=x", "--x\r\n\r\nhello\r\n--x--\r\n"],
+    ];
+    for (const path of ["/v1/edits", "/v1/jobs", "/v1/scores"]) {
+      for (const [type, body] of cases) {
+        const r = await raw(`${s.url}${path}`, "POST", { "content-type": type }, body);
+        expect(r.status, `${path} ${type}`).to.equal(415);
+        const e = JSON.parse(r.body).error;
+        expect(e).to.include({ code: "unsupported_media_type", field: "body" });
+        expect(e.message).to.contain("multipart/form-data");
+      }
+    }
+  });
+
+  it("a known path asked with another method is a 405 with Allow; an unknown path stays 404", async () => {
+    const cases: Array<[string, string, string]> = [
+      ["GET", "/v1/edits", "POST"],
+      ["PUT", "/v1/jobs", "POST"],
+      ["POST", "/v1/jobs/abc", "GET, HEAD, DELETE"],
+      ["DELETE", "/v1/presets", "GET, HEAD"],
+      ["POST", "/healthz", "GET, HEAD"],
+      ["PATCH", "/v1/jobs/abc/result", "GET, HEAD"],
+    ];
+    for (const [method, p, allow] of cases) {
+      const r = await fetch(`${s.url}${p}`, { method });
+      expect(r.status, `${method} ${p}`).to.equal(405);
+      expect(r.headers.get("allow"), `${method} ${p}`).to.equal(allow);
+      expect((await r.json()).error.code).to.equal("method_not_allowed");
+    }
+    expect((await fetch(`${s.url}/v1/nothing`)).status).to.equal(404);
+  });
+
+  it("with CORS open to any origin, /metrics still sends no CORS header; the API does", async () => {
+    const headers = { origin: "https://elsewhere.example" };
+    expect((await fetch(`${s.url}/metrics`, { headers })).headers.get("access-control-allow-origin")).to.equal(null);
+    expect((await fetch(`${s.url}/v1/presets`, { headers })).headers.get("access-control-allow-origin")).to.equal("*");
+  });
+});
