@@ -4,6 +4,7 @@
  */
 import path from "node:path";
 import cors from "cors";
+import helmet from "helmet";
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import multer from "multer";
 import type { Logger } from "pino";
@@ -102,6 +103,26 @@ export function createApp(d: AppDeps): express.Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", false);
+  // the page loads only its own script, style and the API; images may be data: or blob: URLs
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'self'"],
+          imgSrc: ["'self'", "data:", "blob:"],
+          objectSrc: ["'none'"],
+          baseUri: ["'none'"],
+          formAction: ["'none'"],
+          frameAncestors: ["'none'"],
+        },
+      },
+      // the page may be served on plain http on a private network: no HSTS from the app itself
+      strictTransportSecurity: false,
+      crossOriginResourcePolicy: false,
+      frameguard: { action: "deny" },
+    }),
+  );
   if (config.corsOrigins.length) {
     const allow = cors({ origin: config.corsOrigins.includes("*") ? "*" : config.corsOrigins });
     // the metrics are for the scraper, never for a browser page of another origin

@@ -91,4 +91,15 @@ describe("HTTP protocol errors are the client's: 4xx JSON, never 500 (issue 23, 
     expect((await fetch(`${s.url}/metrics`, { headers })).headers.get("access-control-allow-origin")).to.equal(null);
     expect((await fetch(`${s.url}/v1/presets`, { headers })).headers.get("access-control-allow-origin")).to.equal("*");
   });
+
+  it("the page and the API send security headers: a content security policy, nosniff, no framing", async () => {
+    for (const p of ["/", "/v1/presets"]) {
+      const h = (await fetch(`${s.url}${p}`)).headers;
+      expect(h.get("x-content-type-options"), p).to.equal("nosniff");
+      expect(h.get("x-frame-options"), p).to.equal("DENY");
+      const csp = h.get("content-security-policy")!;
+      expect(csp, p).to.contain("default-src 'self'");
+      expect(csp, p).to.contain("frame-ancestors 'none'");
+    }
+  });
 });
