@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { readRows } from "../../src/bench/results.js";
 import { loadSuite, parseRealEditEntry } from "../../src/bench/suites.js";
-import { launchChromium } from "../web/page.test.js";
+import { launchChromium } from "../support/browser.js";
 import { FakeJudge } from "../support/fake-judge.js";
 import { CLI, TINY, runCli, tempDir } from "../helpers.js";
 

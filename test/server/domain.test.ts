@@ -6,8 +6,8 @@ import { pino } from "pino";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import { BUNDLED_MODEL } from "../../src/paths.js";
 import { PHOTOS } from "../helpers.js";
-import { ARTIFACTS, launchChromium } from "../web/page.test.js";
-import { baseForm } from "./server.test.js";
+import { ARTIFACTS, launchChromium } from "../support/browser.js";
+import { baseForm } from "../support/forms.js";
 
 const photo = readFileSync(path.join(PHOTOS, "coffee.png"));
 

@@ -4,7 +4,7 @@ import { pino } from "pino";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import * as images from "../fixtures/images.js";
 import { CLI, TINY } from "../helpers.js";
-import { baseForm as form } from "./server.test.js";
+import { baseForm as form } from "../support/forms.js";
 
 const quiet = pino({ level: "silent" });
 

@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import { FakeJudge } from "../support/fake-judge.js";
 import { ROOT, TINY } from "../helpers.js";
-import { baseForm } from "./server.test.js";
+import { baseForm } from "../support/forms.js";
 
 const quiet = pino({ level: "silent" });
 const scene = readFileSync(path.join(ROOT, "models", "heldout", "syn-0007-source.png"));

@@ -6,16 +6,10 @@ import { pino } from "pino";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import * as images from "../fixtures/images.js";
 import { PHOTOS, TINY, TINY_NO_REWARDS } from "../helpers.js";
+import { baseForm } from "../support/forms.js";
 
 const quiet = pino({ level: "silent" });
 const photo = readFileSync(path.join(PHOTOS, "coffee.png"));
-
-export function baseForm(fields: Record<string, string>, files: Record<string, Buffer | undefined> = { image: photo }): FormData {
-  const f = new FormData();
-  for (const [k, v] of Object.entries(files)) if (v) f.append(k, new Blob([new Uint8Array(v)]), `${k}.bin`);
-  for (const [k, v] of Object.entries(fields)) f.append(k, v);
-  return f;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,20 +1,13 @@
 import { expect } from "chai";
 import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { pino } from "pino";
 import { type RunningServer, startServer } from "../../src/server/server.js";
-import { PHOTOS, ROOT, TINY } from "../helpers.js";
+import { PHOTOS, TINY } from "../helpers.js";
+import { ARTIFACTS, launchChromium } from "../support/browser.js";
 
-/** Debian's Chromium; the flags keep it off the (closed) network. */
-export async function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-}
 
-export const ARTIFACTS = path.join(ROOT, "test-artifacts");
 
 describe("the slider page in headless Chromium", function () {
   this.timeout(90_000);
