@@ -62,7 +62,7 @@ export function qualityConfigs(): FastConfig[] {
     { name: "interval (0.28, 5.42]", what: "the interval an SD port uses", settings: { sampling: { guidanceInterval: [0.28, 5.42] } } },
     { name: "adaptive 0.999", what: "guidance branches stop once cos(eps_full, eps_img) >= 0.999", settings: { sampling: { adaptiveGuidance: 0.999 } } },
     { name: "adaptive 0.9999", what: "the same at 0.9999", settings: { sampling: { adaptiveGuidance: 0.9999 } } },
-    { name: `deepcache ${cache}`, what: `whole UNet every ${cache}-th step, outer blocks in between`, settings: { sampling: { cacheInterval: cache } } },
+    { name: `deepcache ${cache}`, what: `whole UNet once every ${cache} steps, outer blocks in between`, settings: { sampling: { cacheInterval: cache } } },
     { name: "fast", what: "the fast preset", settings: fast },
   ];
 }
