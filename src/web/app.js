@@ -55,6 +55,8 @@ async function loadPresets() {
 }
 
 let domain = null;
+/** Whether the model folder has DeepCache's outer UNet graph; a preset's cache_interval is only sent then. */
+let deepCache = false;
 
 async function loadModel() {
   const res = await fetch("v1/models", { headers: headers() });
@@ -62,6 +64,7 @@ async function loadModel() {
   const { models } = await res.json();
   const m = models[0];
   if (!m) return;
+  deepCache = Boolean(m.manifest?.deep_cache);
   if (!m.takes_rewards) $("model-note").textContent = `The model ${m.name} takes no reward inputs: sliders will not change the edit.`;
   domain = m.domain;
   if (!domain) return;
@@ -143,7 +146,7 @@ async function runEdit() {
   form.append("rewards", perspectives.map((p) => $(p).value).join(","));
   if ($("steps").value) form.append("steps", $("steps").value);
   if ($("scheduler").value) form.append("scheduler", $("scheduler").value);
-  for (const [k, v] of Object.entries(presetFields)) form.append(k, v);
+  for (const [k, v] of Object.entries(presetFields)) if (k !== "cache_interval" || deepCache) form.append(k, v);
   if ($("seed").value) form.append("seed", $("seed").value);
   if (Number($("refine").value) > 1) form.append("refine_rounds", $("refine").value);
   form.append("response_format", "json");
