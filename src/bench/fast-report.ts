@@ -1,5 +1,5 @@
 /** bench-results/fast.md: issue 20's quality, fidelity and cost tables. */
-import type { FastReport } from "./fast.js";
+import type { FastReport } from "./fast-types.js";
 
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
 const evals = (full: number, shallow: number) => (shallow > 0 ? `${full.toFixed(1)} + ${shallow.toFixed(1)} shallow` : full.toFixed(1));

@@ -26,18 +26,11 @@ import { FULLSCALE_CACHE, ensureFullScaleModel } from "./fullscale.js";
 import { type SyntheticSuite, loadSyntheticSuite } from "./synthetic-suite.js";
 import { WORLD_SUITES } from "./world-eval.js";
 import { renderFast } from "./fast-report.js";
-import { type Stat, stat } from "./stats.js";
+import type { CostRow, FastConfig, FastReport, FidelityRow, QualityRow } from "./fast-types.js";
+import { stat } from "./stats.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const SUITES = ["shapes", "backdrops", "pairs"];
-
-/** A named way of running an edit: the numbers and the sampling options. */
-export interface FastConfig {
-  name: string;
-  /** What it changes against the reference row, in words. */
-  what: string;
-  settings: Omit<EvalSettings, "seed" | "rewards" | "keepPixels">;
-}
 
 /** The `fast` preset as edit settings (steps, guidance and sampling), straight from presets.json. */
 export function fastPresetSettings(): FastConfig["settings"] {
@@ -91,19 +84,6 @@ export function fidelityConfigs(scheduler: "dpmpp-2m" | "unipc"): { reference: F
   };
 }
 
-export interface QualityRow {
-  name: string;
-  what: string;
-  following: number;
-  preservationError: number | null;
-  qualityError: number;
-  unetEvaluations: number;
-  shallowEvaluations: number;
-  editMs: number;
-  perKind: Record<string, number>;
-  perSuite: Record<string, number>;
-}
-
 function pooled(results: Array<[string, EvalResult]>, c: FastConfig, shallow: number): QualityRow {
   const all = results.flatMap(([, r]) => r.samples);
   const pres = all.map((s) => s.preservationError).filter((v): v is number => v !== null);
@@ -143,14 +123,6 @@ function psnr(a: Float32Array, b: Float32Array): number {
   return mse === 0 ? Infinity : 10 * Math.log10(1 / mse);
 }
 
-export interface FidelityRow {
-  scheduler: string;
-  name: string;
-  psnr: Stat & { mean: number };
-  unetEvaluations: number;
-  shallowEvaluations: number;
-}
-
 async function fidelity(model: EditorModel, suites: Array<[string, SyntheticSuite]>, log: (s: string) => void): Promise<FidelityRow[]> {
   const rows: FidelityRow[] = [];
   for (const scheduler of ["dpmpp-2m", "unipc"] as const) {
@@ -174,19 +146,6 @@ async function fidelity(model: EditorModel, suites: Array<[string, SyntheticSuit
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-
-/** What one edit cost, measured in a child process (so its peak RSS is that configuration's alone). */
-export interface CostRow {
-  model: string;
-  config: string;
-  settings: string;
-  size: string;
-  unetEvaluations: number;
-  shallowEvaluations: number;
-  wallS: Stat;
-  componentS: Record<string, number>;
-  peakRssGb: number;
-}
 
 interface CostRequest {
   model: string;
@@ -251,17 +210,6 @@ const asOptions = (s: FastConfig["settings"]): Partial<EditOptions> => ({
   imageGuidance: s.imageGuidance,
   ...s.sampling,
 });
-
-export interface FastReport {
-  date: string;
-  threads: number;
-  suites: Record<string, number>;
-  fast: FastConfig["settings"];
-  quality: QualityRow[];
-  fidelityScenes: number;
-  fidelity: FidelityRow[];
-  cost: CostRow[];
-}
 
 export async function runFastBench(opts: { limit?: number; fidelityScenes?: number; fullScale?: boolean; skipDefaults?: boolean; log?: (s: string) => void } = {}): Promise<FastReport> {
   const log = opts.log ?? (() => {});

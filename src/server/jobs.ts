@@ -6,9 +6,8 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
 import type { EditJobOutput, EditJobRequest, FromWorker, WorkerError, WorkerInit } from "./worker/protocol.js";
-import type { Manifest } from "../../editor/index.js";
 
-import type { JobState } from "./queue/types.js";
+import type { JobState, ModelInfo } from "./queue/types.js";
 
 export type { JobState };
 
@@ -54,13 +53,6 @@ export interface PoolOptions {
   ortThreads: number;
 }
 
-export interface ModelInfo {
-  name: string;
-  takesRewards: boolean;
-  dir: string;
-  provider: string;
-  manifest: Manifest;
-}
 
 const FINAL: JobState[] = ["succeeded", "failed", "cancelled"];
 

@@ -3,8 +3,17 @@
  * every replica shares (REDIS_URL). Both run edits on this process's inference workers (JobPool);
  * they differ in where jobs wait, where state and results live, and who may take a job.
  */
-import type { ModelInfo } from "../jobs.js";
+import type { Manifest } from "../../../editor/index.js";
 import type { EditJobOutput, EditJobRequest, WorkerError } from "../worker/protocol.js";
+
+/** The model the inference workers serve, as they report it when ready. */
+export interface ModelInfo {
+  name: string;
+  takesRewards: boolean;
+  dir: string;
+  provider: string;
+  manifest: Manifest;
+}
 
 export type JobState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 export const FINAL_STATES: readonly JobState[] = ["succeeded", "failed", "cancelled"];
