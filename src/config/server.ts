@@ -23,6 +23,7 @@ export const SERVER_SETTINGS = {
   providers: { env: "REWARD_EDIT_PROVIDERS", doc: "execution providers in order, CPU is the fallback", schema: csv, default: "cpu" },
   queueSize: { env: "REWARD_EDIT_QUEUE_SIZE", doc: "jobs waiting beyond those running; more are answered 429", schema: int(0, 10_000), default: "16" },
   requestTimeoutMs: { env: "REWARD_EDIT_REQUEST_TIMEOUT_MS", doc: "a synchronous edit taking longer is cancelled (504)", schema: int(1_000, 3_600_000), default: "120000" },
+  uploadTimeoutMs: { env: "REWARD_EDIT_UPLOAD_TIMEOUT_MS", doc: "a request whose headers and body have not all arrived by then is answered 408 (slow or stalled uploads)", schema: int(1_000, 600_000), default: "60000" },
   jobTtlMs: { env: "REWARD_EDIT_JOB_TTL_MS", doc: "how long a finished job's result stays retrievable", schema: int(1_000, 86_400_000), default: "600000" },
   maxUploadBytes: { env: "REWARD_EDIT_MAX_UPLOAD_BYTES", doc: "largest accepted image file", schema: int(1_024, 200_000_000), default: "15000000" },
   maxPixels: { env: "REWARD_EDIT_MAX_PIXELS", doc: "largest accepted image area (decompression-bomb guard)", schema: int(1_024, 500_000_000), default: "40000000" },

@@ -1,5 +1,5 @@
 /** startServer / stopServer: boot (config validated, workers ready) and graceful drain. */
-import type { Server } from "node:http";
+import { type Server, createServer as createHttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { type ServerConfig, serverConfigFrom } from "../config/server.js";
@@ -54,7 +54,12 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
     }
   } else queue = new MemoryQueue(pool);
   const app = createApp({ config, queue, presets, metrics, logger, judge: judgeFromEnv(metrics) });
-  const http = app.listen(config.port, config.host);
+  // Node's own defaults hold a trickled upload open for 300 s and check only every 30 s
+  const http = createHttpServer(
+    { requestTimeout: config.uploadTimeoutMs, headersTimeout: config.uploadTimeoutMs, connectionsCheckingInterval: Math.min(1_000, config.uploadTimeoutMs) },
+    app,
+  );
+  http.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     http.once("listening", resolve);
     http.once("error", reject);

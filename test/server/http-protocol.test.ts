@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { request as httpRequest } from "node:http";
+import { connect } from "node:net";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { pino } from "pino";
@@ -100,6 +101,35 @@ describe("HTTP protocol errors are the client's: 4xx JSON, never 500 (issue 23, 
       const csp = h.get("content-security-policy")!;
       expect(csp, p).to.contain("default-src 'self'");
       expect(csp, p).to.contain("frame-ancestors 'none'");
+    }
+  });
+
+  it("a body trickled in slower than the upload timeout is answered 408 within it, and the server keeps serving", async () => {
+    const slow = await startServer(pino({ level: "silent" }), { port: 0, host: "127.0.0.1", modelDir: TINY, workers: 1, uploadTimeoutMs: 1_500 }, {});
+    try {
+      const t0 = Date.now();
+      const answer = await new Promise<string>((resolve, reject) => {
+        const sock = connect(slow.port, "127.0.0.1", () => {
+          sock.write("POST /v1/edits HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n");
+          const drip = setInterval(() => sock.write("a"), 200);
+          let got = "";
+          sock.on("data", (d) => (got += d));
+          sock.on("close", () => {
+            clearInterval(drip);
+            resolve(got);
+          });
+          sock.on("error", (e) => {
+            clearInterval(drip);
+            if (got) resolve(got);
+            else reject(e);
+          });
+        });
+      });
+      expect(answer).to.match(/^HTTP\/1\.1 408/);
+      expect(Date.now() - t0).to.be.below(6_000);
+      expect((await fetch(`${slow.url}/healthz`)).status).to.equal(200);
+    } finally {
+      await slow.stop();
     }
   });
 });
