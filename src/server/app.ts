@@ -2,9 +2,12 @@
  * The express application: routes validate, call the job pool or the reward module, and map
  * results to statuses; one error middleware turns every failure into JSON naming its field.
  */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
 import cors from "cors";
 import helmet from "helmet";
+import { pinoHttp } from "pino-http";
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import multer from "multer";
 import type { Logger } from "pino";
@@ -82,6 +85,35 @@ export function domainWarnings(m: ModelInfo | undefined, width: number, height: 
   ];
 }
 
+const PROBES = new Set(["/healthz", "/readyz", "/metrics"]);
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/**
+ * One info line per request (probes and scrapes excepted), with a request id: the caller's
+ * x-request-id when it is a plain token, else the trace id of a W3C traceparent, else a new UUID;
+ * it is returned as x-request-id. Client errors are info lines like any other answer; server
+ * errors are also logged, with their cause, by the error handler.
+ */
+function accessLog(logger: Logger) {
+  return pinoHttp({
+    logger,
+    genReqId: (req: IncomingMessage, res: ServerResponse) => {
+      const given = req.headers["x-request-id"];
+      const trace = TRACEPARENT.exec(String(req.headers.traceparent ?? ""))?.[1];
+      const id = typeof given === "string" && /^[\w.:-]{1,128}$/.test(given) ? given : (trace ?? randomUUID());
+      res.setHeader("x-request-id", id);
+      return id;
+    },
+    autoLogging: { ignore: (req) => PROBES.has((req.url ?? "").split("?")[0]) },
+    customLogLevel: () => "info",
+    // method, path and status only: no headers (API keys) and no bodies (photos)
+    serializers: {
+      req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url }),
+      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+    },
+  });
+}
+
 /** Every route and its methods (GET routes answer HEAD too), for the 405 answers. */
 const ALLOWED_METHODS: Array<[string, string[]]> = [
   ["/healthz", ["GET", "HEAD"]],
@@ -103,6 +135,7 @@ export function createApp(d: AppDeps): express.Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("trust proxy", false);
+  app.use(accessLog(logger));
   // the page loads only its own script, style and the API; images may be data: or blob: URLs
   app.use(
     helmet({
