@@ -22,9 +22,10 @@ export function registerModels(program: Command): void {
     .argument("<out>", "model folder to write")
     .option("--dtype <dtype>", "float32 or float16 (half the size; float32 inputs and outputs)", "float32")
     .option("--check", "only check tensor names and shapes against the configs; write nothing")
-    .action(async (src: string, out: string, o: { dtype: string; check?: boolean }) => {
+    .option("--unfused-attention", "export attention as MatMul/Softmax/MatMul instead of ONNX Runtime's fused MultiHeadAttention")
+    .action(async (src: string, out: string, o: { dtype: string; check?: boolean; unfusedAttention?: boolean }) => {
       if (o.dtype !== "float32" && o.dtype !== "float16") throw new CliError(`--dtype must be float32 or float16, got "${o.dtype}"`);
-      const code = await runConverter([src, out, "--dtype", o.dtype, ...(o.check ? ["--check"] : [])]);
+      const code = await runConverter([src, out, "--dtype", o.dtype, ...(o.check ? ["--check"] : []), ...(o.unfusedAttention ? ["--unfused-attention"] : [])]);
       if (code !== 0) {
         process.exitCode = code;
         return;

@@ -115,6 +115,27 @@ describe("checkpoint converter (models/convert): golden checkpoints of the real 
   });
 });
 
+describe("checkpoint converter: --unfused-attention", function () {
+  this.timeout(180_000);
+  it("writes plain MatMul/Softmax attention with the same golden UNet output", async () => {
+    const dir = path.join(tempDir("convert-unfused-"), "mrc-small");
+    const r = await runCli(["models", "convert", path.join(GOLDEN, "mrc-small"), dir, "--unfused-attention"]);
+    expect(r.code, r.stderr).to.equal(0);
+    for (const g of ["unet", "unet_shallow"]) expect(readFileSync(path.join(dir, g, "model.onnx")).includes("MultiHeadAttention"), g).to.equal(false);
+    const g = readSafetensors(path.join(GOLDEN, "mrc-small", "golden.safetensors"));
+    const unet = await createSession(path.join(dir, "unet", "model.onnx"));
+    const out = await unet.run({
+      sample: f32(g["unet.sample"]),
+      timestep: f32(g["unet.timestep"]),
+      encoder_hidden_states: f32(g["unet.encoder_hidden_states"]),
+      reward_scores: f32(g["unet.reward_scores"]),
+      feedback_embeds: f32(g["unet.negative_embeds"]),
+    });
+    await unet.dispose();
+    expect(relativeError(out.out_sample.data, g["unet.out_sample"].data as Float32Array)).to.be.at.most(LIMIT.float32);
+  });
+});
+
 describe("checkpoint converter: module definitions against the real code's name -> shape lists", function () {
   this.timeout(60_000);
   const keys = (args: string[]) => {
