@@ -13,6 +13,14 @@ export interface RequestedParams extends SamplingOptions {
   imageGuidance?: number;
 }
 
+/** "lo,hi" as the CLI and the API take a guidance interval: two sigmas, 0 <= lo < hi; null when it is not one. */
+export function parseSigmaInterval(text: string): [number, number] | null {
+  const parts = text.split(",").map((p) => p.trim());
+  const nums = parts.map(Number);
+  if (parts.length !== 2 || parts.some((p) => p === "") || nums.some((n) => !Number.isFinite(n) || n < 0) || !(nums[0] < nums[1])) return null;
+  return [nums[0], nums[1]];
+}
+
 export class ParamConflictError extends Error {
   readonly field = "preset";
 }

@@ -1,3 +1,5 @@
+import { parseSigmaInterval } from "../edit-params.js";
+
 /** A failure the CLI reports as one line on stderr with exit code 1 (no stack trace). */
 export class CliError extends Error {}
 
@@ -24,10 +26,7 @@ export function parseNumber(name: string, text: string, opts: { integer?: boolea
 
 /** "lo,hi": a sigma interval with lo < hi. */
 export function parseInterval(name: string, text: string): [number, number] {
-  const parts = text.split(",").map((s) => s.trim());
-  const nums = parts.map(Number);
-  if (parts.length !== 2 || parts.some((p) => p === "") || nums.some((n) => !Number.isFinite(n) || n < 0) || !(nums[0] < nums[1])) {
-    throw new CliError(`${name} must be two sigmas LO,HI with 0 <= LO < HI, got "${text}"`);
-  }
-  return nums as [number, number];
+  const interval = parseSigmaInterval(text);
+  if (!interval) throw new CliError(`${name} must be two sigmas LO,HI with 0 <= LO < HI, got "${text}"`);
+  return interval;
 }

@@ -6,6 +6,7 @@ import sharp, { type Metadata } from "sharp";
 import { z } from "zod";
 import { DETAIL_MODES, MAX_SEED, OUTPUT_FORMATS, SCHEDULER_NAMES } from "../../editor/index.js";
 import type { ServerConfig } from "../config/server.js";
+import { parseSigmaInterval } from "../edit-params.js";
 import { AppError } from "./errors.js";
 
 const rewardsField = z
@@ -42,13 +43,12 @@ const num = (min: number, max: number, int = false) =>
     .pipe(int ? z.number().int().min(min).max(max) : z.number().min(min).max(max));
 
 const intervalField = z.string().transform((s, ctx) => {
-  const parts = s.split(",").map((p) => p.trim());
-  const nums = parts.map(Number);
-  if (parts.length !== 2 || parts.some((p) => p === "") || nums.some((n) => !Number.isFinite(n) || n < 0) || !(nums[0] < nums[1])) {
+  const interval = parseSigmaInterval(s);
+  if (!interval) {
     ctx.addIssue({ code: "custom", message: "guidance_interval must be two sigmas lo,hi with 0 <= lo < hi" });
     return z.NEVER;
   }
-  return nums as [number, number];
+  return interval;
 });
 
 const booleanField = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
