@@ -13,6 +13,8 @@ export { ImageInputError, OUTPUT_FORMATS, prepareImage, workingSize } from "./pi
 export type { OutputFormat } from "./pipeline/image.js";
 export { DETAIL_MODES, composeFullResolution, structureAgreement } from "./pipeline/detail.js";
 export type { DetailMode } from "./pipeline/detail.js";
+export { MASK_MODES, LatentBlender, featheredMask, latentMask } from "./pipeline/mask.js";
+export type { MaskMode } from "./pipeline/mask.js";
 export { InstructPix2PixDenoiser, guidanceEnabled } from "./pipeline/guidance.js";
 export type { GuidanceSchedule, StepCost } from "./pipeline/guidance.js";
 export { Generator } from "./tensor/random.js";

@@ -6,6 +6,8 @@ export interface EditToScore {
   source: Buffer;
   edited: Buffer;
   instruction: string;
+  /** Where the edit was allowed (white = may change, any size): preservation is judged outside it. */
+  mask?: Buffer;
 }
 
 /** One reply of one pass. `score` is absent unless the judge really gave one. */

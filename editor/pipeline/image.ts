@@ -139,6 +139,16 @@ export function toRgb8(chw: Float32Array, width: number, height: number): Buffer
   return out;
 }
 
+/** The working-size result cut to the photo and scaled to a size, as raw 8-bit RGB (for composing before encoding). */
+export async function resizeRgb(rgb: Buffer, width: number, height: number, crop: Region, to: { width: number; height: number }): Promise<Buffer> {
+  let img = sharp(rgb, { raw: { width, height, channels: 3 } });
+  if (crop.width !== width || crop.height !== height) {
+    img = sharp(await img.extract(crop).raw().toBuffer(), { raw: { width: crop.width, height: crop.height, channels: 3 } });
+  }
+  if (to.width !== crop.width || to.height !== crop.height) img = img.resize(to.width, to.height, { fit: "fill" });
+  return img.raw().toBuffer();
+}
+
 export async function encodeImage(
   rgb: Buffer,
   width: number,

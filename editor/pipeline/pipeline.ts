@@ -8,7 +8,9 @@ import { MULTISTEP_SCHEDULERS, type SchedulerName, createScheduler, parseSchedul
 import { Generator } from "../tensor/random.js";
 import { DETAIL_MODES, type DetailMode, composeFullResolution, maskPng, regionRaster } from "./detail.js";
 import { InstructPix2PixDenoiser } from "./guidance.js";
-import { type OutputFormat, decodeSource, encodeImage, openImage, toRgb8 } from "./image.js";
+import { type OutputFormat, decodeSource, encodeImage, openImage, resizeRgb, toRgb8 } from "./image.js";
+import { LatentBlender, MASK_MODES, type MaskMode, featheredMask, latentMask, pasteInside } from "./mask.js";
+import { type EditMask, MaskInputError, decodeMask } from "../../raster/mask.js";
 
 export type Rewards = [following: number, preserving: number, quality: number];
 
@@ -50,6 +52,16 @@ export interface EditOptions {
   detail?: DetailMode;
   /** Also return the blend mask of a "keep" composition as a PNG. */
   mask?: boolean;
+  /**
+   * Where the edit may happen: an image (white = may change, black = must not, grey = partly;
+   * any size, scaled to the photo) or a decoded mask. Outside it the result is the source, exactly.
+   */
+  editMask?: Buffer | EditMask;
+  /**
+   * "blend" (default): the edit is confined during sampling too (blended latent diffusion) and
+   * pasted with a feather; "paste": sampled as without a mask, then pasted.
+   */
+  maskMode?: MaskMode;
   onStep?: (p: StepProgress) => void;
   signal?: AbortSignal;
   /** Also return the VAE decoder's float output (for parity checks against the PyTorch reference). */
@@ -85,6 +97,8 @@ export interface EditResult {
     workingWidth: number;
     workingHeight: number;
     detail: DetailMode;
+    /** Null without a mask (or with one that lets everything change). */
+    maskMode: MaskMode | null;
   };
   /** Share of the input's pixels returned exactly as they were (null when detail is off). */
   keptFraction: number | null;
@@ -158,6 +172,18 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const detail = o.detail ?? "keep";
   if (!DETAIL_MODES.includes(detail)) throw new EditInputError("detail", `detail must be one of ${DETAIL_MODES.join(", ")}`);
   const compose = detail === "keep" && !o.workingSize;
+  const maskMode = o.maskMode ?? "blend";
+  if (!MASK_MODES.includes(maskMode)) throw new EditInputError("mask_mode", `mask_mode must be one of ${MASK_MODES.join(", ")}`);
+  let editMask: EditMask | null = null;
+  if (o.editMask) {
+    try {
+      editMask = Buffer.isBuffer(o.editMask) ? await decodeMask(o.editMask) : o.editMask;
+    } catch (err) {
+      if (err instanceof MaskInputError) throw new EditInputError("mask", err.message);
+      throw err;
+    }
+    if (editMask.full) editMask = null; // everything may change: the same as no mask
+  }
   const guidanceInterval = o.guidanceInterval ?? null;
   if (guidanceInterval && !(guidanceInterval.length === 2 && guidanceInterval.every((x) => Number.isFinite(x) && x >= 0) && guidanceInterval[0] < guidanceInterval[1])) {
     throw new EditInputError("guidance_interval", "guidance_interval must be two sigmas lo < hi, both >= 0");
@@ -196,7 +222,7 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const imageReady = opened.decode();
   imageReady.catch(() => {});
   // the full-size source for the composition, decoded on sharp's threads while the model runs
-  const sourceReady = compose ? decodeSource(o.image, opened) : null;
+  const sourceReady = compose || (editMask && !o.workingSize) ? decodeSource(o.image, opened) : null;
   sourceReady?.catch(() => {});
 
   // 3. encode the prompt, the empty prompt and (for MRC models) the feedback text in one batch
@@ -236,6 +262,16 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const initSigma = scheduler.initNoiseSigma;
   for (let k = 0; k < plane; k++) latents[k] *= initSigma;
 
+  // 7b. a mask confines the edit during sampling: outside it the source latent, re-noised each step
+  let blender: LatentBlender | null = null;
+  if (editMask && maskMode === "blend") {
+    const sourceLatent = imageLatent.map((v) => v * m.scaling_factor);
+    const noise = new Generator((seed + 1) % (MAX_SEED + 1)).randn(new Float32Array(plane));
+    // (the first sample is noise everywhere, as in diffusers' inpainting at strength 1: at
+    // sigma_max the source is all but invisible anyway)
+    blender = new LatentBlender(await latentMask(editMask, img, w, h), sourceLatent, noise, scheduler);
+  }
+
   // 8. channel check: noisy latent + image latent must fill the UNet's input channels
   const unetChannels = model.unet.inputs.find((i) => i.name === "sample")?.shape[1];
   if (typeof unetChannels === "number" && unetChannels !== 2 * C) {
@@ -265,6 +301,7 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
     scheduler.scaleModelInput(scaled, i);
     const eps = await denoiser.predict(scaled, t, scheduler.noiseLevel(i));
     scheduler.step(eps, i, latents, rng);
+    blender?.apply(latents, i);
     o.onStep?.({ step: i + 1, steps, timestep: t });
   }
   check();
@@ -276,7 +313,7 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const out = Object.values(dec)[0];
   const [, , H, W] = out.dims;
   const format = o.format ?? "png";
-  let image: Buffer;
+  let rgb: Buffer;
   let size: { width: number; height: number };
   let composite: Awaited<ReturnType<typeof composeFullResolution>> | null = null;
   const tc = performance.now();
@@ -284,13 +321,25 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
     // 11. full-resolution composition (detail.ts): the source where unchanged, its detail through smooth changes
     composite = composeFullResolution(await sourceReady!, regionRaster(img.pixels, img.width, img.height, img.content), regionRaster(out.data, W, H, img.content));
     size = { width: composite.width, height: composite.height };
-    image = await encodeImage(composite.rgb, size.width, size.height, { format });
+    rgb = composite.rgb;
   } else {
     // the padding comes off; the photo goes back to its own size (or stays at the working scale)
     size = o.workingSize ? { width: img.content.width, height: img.content.height } : { width: img.sourceWidth, height: img.sourceHeight };
-    image = await encodeImage(toRgb8(out.data, W, H), W, H, { format, resizeTo: size, crop: img.content });
+    rgb = await resizeRgb(toRgb8(out.data, W, H), W, H, img.content, size);
   }
-  const composeMs = compose ? performance.now() - tc : 0;
+  let keptFraction = composite ? composite.keptFraction : null;
+  if (editMask) {
+    // 12. outside the mask the source itself; a feather inside the mask hides the seam
+    const source = sourceReady ? (await sourceReady).rgb : await resizeRgb(toRgb8(img.pixels, W, H), W, H, img.content, size);
+    const weight = await featheredMask(editMask, size.width, size.height);
+    rgb = pasteInside(rgb, source, weight).rgb;
+    let kept = 0;
+    for (let i = 0; i < weight.length; i++) if (rgb[3 * i] === source[3 * i] && rgb[3 * i + 1] === source[3 * i + 1] && rgb[3 * i + 2] === source[3 * i + 2]) kept++;
+    keptFraction = kept / weight.length;
+    if (composite) for (let i = 0; i < weight.length; i++) composite.mask[i] = Math.round(composite.mask[i] * weight[i]);
+  }
+  const image = await encodeImage(rgb, size.width, size.height, { format });
+  const composeMs = compose || editMask ? performance.now() - tc : 0;
   const mask = composite && o.mask ? await maskPng(composite) : undefined;
   const ortMs = sessions.reduce((a, s) => a + s.runMs, 0) - ort0;
   return {
@@ -316,8 +365,9 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
       workingWidth: W,
       workingHeight: H,
       detail,
+      maskMode: editMask ? maskMode : null,
     },
-    keptFraction: composite ? composite.keptFraction : null,
+    keptFraction,
     mask,
     timings: { totalMs: performance.now() - t0, ortMs, unetCalls: denoiser.calls, unetBatch: denoiser.maxBatch, unetEvaluations: denoiser.evaluations, shallowEvaluations: denoiser.shallowEvaluations, composeMs },
     decoded: o.keepDecoded ? { data: out.data, dims: out.dims } : undefined,

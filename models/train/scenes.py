@@ -369,12 +369,15 @@ def scorer_mask(region: np.ndarray) -> np.ndarray:
     return m
 
 
-def random_edit(rng: random.Random, s: Scene, split: Split = Split()) -> Edit | None:
+EDIT_WEIGHTS = {"recolour": 3, "background": 3, "remove": 2, "add": 2, "grayscale": 1, "brighter": 1}
+
+
+def random_edit(rng: random.Random, s: Scene, split: Split = Split(), weights: dict | None = None) -> Edit | None:
     """An edit of the scene, or None when the split leaves no valid one (the caller draws again)."""
     options = ["recolour", "background", "remove", "grayscale", "brighter"]
     if len(s.objects) == 1:
         options.append("add")
-    weights = {"recolour": 3, "background": 3, "remove": 2, "add": 2, "grayscale": 1, "brighter": 1}
+    weights = weights or EDIT_WEIGHTS
     if split.pairs == "held":
         options = [o for o in options if o in ("recolour", "background", "add")]
     kind = rng.choices(options, [weights[o] for o in options])[0]
@@ -463,13 +466,13 @@ def scorable(src: np.ndarray, tgt: np.ndarray, region: np.ndarray, e: Edit) -> b
     return lum(tgt) > lum(src) + 0.05
 
 
-def draw(rng: random.Random, split: Split = Split()) -> tuple[Scene, Edit]:
+def draw(rng: random.Random, split: Split = Split(), weights: dict | None = None) -> tuple[Scene, Edit]:
     """A scene and an edit that respect the split (training never sees a held-out pair, shape or backdrop)."""
     while True:
         s = random_scene(rng, split)
         if split.pairs == "train" and s.pairs() & HELD_PAIRS:
             continue
-        e = random_edit(rng, s, split)
+        e = random_edit(rng, s, split, weights)
         if e is None:
             continue
         if split.pairs == "train" and e.target is not None and e.target.pairs() & HELD_PAIRS:
@@ -558,14 +561,14 @@ def downsample(a: np.ndarray, size: int) -> np.ndarray:
     return m >= 0.5 if a.dtype == bool else m
 
 
-def make_triplets(n: int, seed: int, size: int = RENDER, noisy: bool = True) -> dict:
+def make_triplets(n: int, seed: int, size: int = RENDER, noisy: bool = True, weights: dict | None = None) -> dict:
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
     src = np.zeros((n, size, size, 3), np.uint8)
     tgt = np.zeros_like(src)
     instructions, feedback, scores = [], [], np.zeros((n, 3), np.float32)
     for i in range(n):
-        s, e = draw(rng)
+        s, e = draw(rng, weights=weights)
         a, b = render(s), edit_target(s, e)
         sc, notes = [5.0, 5.0, 5.0], ["None"] * 3
         if noisy:

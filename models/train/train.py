@@ -50,6 +50,15 @@ def prepare(args) -> None:
         data = dict(np.load(f"{args.work}/triplets.npz"))
     else:
         data = scenes.make_triplets(args.triplets, args.seed, size=args.size)
+    if args.extra_triplets:
+        # more triplets from another seed, drawn with other edit-kind weights, appended to the set:
+        # how a continued model gets more of the kinds it still fails without losing the rest
+        weights = dict(scenes.EDIT_WEIGHTS, **{k: float(v) for k, v in
+                                               (kv.split("=") for kv in args.kind_weights.split(",") if kv)})
+        more = scenes.make_triplets(args.extra_triplets, args.extra_seed, size=args.size, weights=weights)
+        data = {k: np.concatenate([np.asarray(data[k]), np.asarray(more[k])]) for k in data}
+        print(f"appended {args.extra_triplets} triplets (seed {args.extra_seed}, weights {weights})", flush=True)
+    if not (args.reuse and not args.extra_triplets and os.path.exists(f"{args.work}/triplets.npz")):
         np.savez_compressed(f"{args.work}/triplets.npz", source=data["source"], target=data["target"],
                             scores=data["scores"], instruction=np.array(data["instruction"]),
                             feedback=np.array(data["feedback"]))
@@ -204,6 +213,9 @@ def main() -> None:
     p.add_argument("--reuse", action="store_true", help="keep an existing triplets.npz (only the autoencoder again)")
     p.add_argument("--size", type=int, default=64, choices=(64, 128), help="working size of the world")
     p.add_argument("--ae-from", help="reference/weights.pt of a shipped model: reuse its vocabulary and autoencoder")
+    p.add_argument("--extra-triplets", type=int, default=0, help="append this many triplets from --extra-seed")
+    p.add_argument("--extra-seed", type=int, default=1)
+    p.add_argument("--kind-weights", default="", help="edit-kind weights of the extra triplets, e.g. recolour=5,add=4")
     e = sub.add_parser("editor")
     e.add_argument("--work", default=f"{HERE}/.work")
     e.add_argument("--out", required=True)

@@ -12,7 +12,7 @@ import { type EditToScore, PERSPECTIVES, type PassResult, type Perspective, type
 import { DiskCache, cacheKey } from "./cache.js";
 import type { JudgeConfig } from "./config.js";
 import { type ParseOutcome, parseReply } from "./parse.js";
-import { type ImageRole, fill, promptSet } from "./prompts.js";
+import { type ImageRole, MASK_NOTE, fill, promptSet } from "./prompts.js";
 
 export interface RankResult {
   protocol: "pairwise";
@@ -102,17 +102,21 @@ export class JudgeScorer implements Scorer {
   async score(input: EditToScore): Promise<ScoreResult> {
     const t0 = performance.now();
     const set = promptSet(this.config.protocol);
-    const key = cacheKey([set.protocol, set.version, this.config.model, String(this.config.passes), input.instruction, input.source, input.edited]);
+    const key = cacheKey([set.protocol, set.version, this.config.model, String(this.config.passes), input.instruction, input.source, input.edited, ...(input.mask ? [input.mask] : [])]);
     const hit = await this.cache?.get(key);
     if (hit) return { ...hit, cached: true };
     const urls = { source: await imageDataUrl(input.source, this.config.imageSide), edited: await imageDataUrl(input.edited, this.config.imageSide) };
+    // with a mask, preservation is asked about outside it: the mask travels as a third image
+    const maskUrl = input.mask ? await imageDataUrl(input.mask, this.config.imageSide) : null;
     const perspectives = {} as ScoreResult["perspectives"];
     await Promise.all(
       PERSPECTIVES.map(async (p) => {
         const spec = set.perspectives[p];
+        const content = this.content(fill(spec.prompt, input.instruction), spec.images, urls);
+        if (maskUrl && p === "preserving") content.push({ type: "text", text: MASK_NOTE }, { type: "image_url", image_url: { url: maskUrl } });
         const build = (): ChatCompletionMessageParam[] => [
           { role: "system", content: set.system },
-          { role: "user", content: this.content(fill(spec.prompt, input.instruction), spec.images, urls) },
+          { role: "user", content },
         ];
         const passes = await Promise.all(Array.from({ length: this.config.passes }, () => this.pass(build, "score", spec.followup)));
         perspectives[p] = summarise(
@@ -124,7 +128,7 @@ export class JudgeScorer implements Scorer {
     const result: ScoreResult = {
       backend: "judge",
       protocol: set.protocol,
-      promptVersion: set.version,
+      promptVersion: maskUrl ? `${set.version}+mask` : set.version,
       model: this.config.model,
       passes: this.config.passes,
       perspectives,

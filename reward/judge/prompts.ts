@@ -23,6 +23,10 @@ export function promptSet(protocol: "mrc" | "multi-round" | "pairwise"): PromptS
   return p;
 }
 
+/** Appended to the preservation question when the edit came with a mask (issue 21). */
+export const MASK_NOTE =
+  "The next image is the edit mask: the edit was allowed only where it is white. Judge preservation outside the white area only; changes inside it are the requested edit.";
+
 export function fill(template: string, instruction: string): string {
   return template.replaceAll("{instruction}", instruction.replaceAll('"', "'"));
 }

@@ -6,6 +6,7 @@
  */
 import type { EditToScore, PerspectiveResult, ScoreResult, Scorer } from "../types.js";
 import { type ChangeMap, changeMap, heatMapPng } from "../../raster/change-map.js";
+import { decodeMask, resizeMask } from "../../raster/mask.js";
 import { qualityFigure, qualityMeasures } from "./quality.js";
 import { decodeRaster } from "./raster.js";
 import { type Palette, type SyntheticCase, type SyntheticScore, scoreSynthetic } from "./synthetic.js";
@@ -26,6 +27,19 @@ export interface LocalScoreExtras {
   heatMap: () => Promise<Buffer>;
 }
 
+/** Pixels the mask keeps (under half white), at the source's size. */
+async function outsideMask(mask: Buffer, width: number, height: number): Promise<Uint8Array> {
+  const m = await resizeMask(await decodeMask(mask), width, height);
+  return m.map((v) => (v < 128 ? 1 : 0));
+}
+
+function changedOutside(changed: Uint8Array, outside: Uint8Array): number {
+  let n = 0;
+  let c = 0;
+  for (let i = 0; i < outside.length; i++) if (outside[i]) (n++, changed[i] && c++);
+  return n ? c / n : 0;
+}
+
 export class LocalScorer implements Scorer {
   readonly name = "local";
 
@@ -34,6 +48,7 @@ export class LocalScorer implements Scorer {
     const source = await decodeRaster(input.source);
     const edited = await decodeRaster(input.edited, { width: source.width, height: source.height });
     const map = changeMap(source, edited);
+    const outside = input.mask ? await outsideMask(input.mask, source.width, source.height) : null;
     const q = qualityMeasures(edited);
     const changedPct = (100 * map.changedFraction).toFixed(1);
     let perspectives: ScoreResult["perspectives"];
@@ -52,7 +67,9 @@ export class LocalScorer implements Scorer {
       const sourceQ = qualityMeasures(source);
       perspectives = {
         following: { status: "not_judged", reason: "the local scorer cannot tell whether a real photo follows an instruction; configure a judge", passes: [] },
-        preserving: scored(5 * (1 - map.changedFraction), `model-free: ${changedPct} % of the image changed in ${map.boxes.length} region(s); requested and collateral change are not told apart`),
+        preserving: outside
+          ? scored(5 * (1 - changedOutside(map.mask, outside)), `model-free: ${(100 * changedOutside(map.mask, outside)).toFixed(1)} % of the image outside the mask changed`)
+          : scored(5 * (1 - map.changedFraction), `model-free: ${changedPct} % of the image changed in ${map.boxes.length} region(s); requested and collateral change are not told apart`),
         quality: scored(
           qualityFigure(q, sourceQ),
           `noise ${q.noiseSigma.toFixed(3)}, blockiness ${q.blockiness.toFixed(2)}, sharpness ${q.laplacianVariance.toExponential(2)} (source ${sourceQ.laplacianVariance.toExponential(2)})`,

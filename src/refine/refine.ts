@@ -35,6 +35,8 @@ export interface RefineResult {
 export interface RefineRequest {
   source: Buffer;
   instruction: string;
+  /** The edit's mask, if it had one: the scorer judges preservation outside it. */
+  mask?: Buffer;
   rewards: Rewards;
   textGuidance: number;
   imageGuidance: number;
@@ -70,7 +72,7 @@ export async function refine(req: RefineRequest, runEdit: RunEdit, scorer: Score
     const image = await runEdit(settings, input);
     const t1 = performance.now();
     // always judged against the user's source: "last" rounds must still preserve what the user gave
-    const score = await scorer.score({ source: req.source, edited: image, instruction: req.instruction });
+    const score = await scorer.score({ source: req.source, edited: image, instruction: req.instruction, mask: req.mask });
     const round: Round = {
       round: k + 1,
       image,

@@ -13,16 +13,16 @@ import multer from "multer";
 import type { Logger } from "pino";
 import { JudgeScorer, LocalScorer, PERSPECTIVES, type ScoreResult, type Scorer, judgeConfigFrom } from "../../reward/index.js";
 import type { ServerConfig } from "../config/server.js";
-import { ParamConflictError, resolveParams } from "../edit-params.js";
 import { ROOT } from "../paths.js";
-import { type Preset, UnknownPresetError } from "../presets/index.js";
+import type { Preset } from "../presets/index.js";
 import { bearerAuth } from "./auth.js";
 import { AppError, errorHandler } from "./errors.js";
-import { DrainingError, QueueFullError } from "./jobs.js";
+import { editSubmission, failureOf } from "./edit-submission.js";
 import type { JobQueue, JobView, ModelInfo } from "./queue/types.js";
 import type { Metrics } from "./metrics.js";
 import { openApiDocument } from "./openapi.js";
-import { type EditForm, checkImage, editSchema, parseForm, scoreSchema } from "./validation.js";
+import { openAiErrorHandler, openAiImagesRouter } from "./routes/openai-images.js";
+import { type EditForm, checkImage, checkMask, editSchema, parseForm, scoreSchema } from "./validation.js";
 import type { EditJobOutput } from "./worker/protocol.js";
 
 export interface AppDeps {
@@ -128,6 +128,7 @@ const ALLOWED_METHODS: Array<[string, string[]]> = [
   ["/v1/jobs/:id", ["GET", "HEAD", "DELETE"]],
   ["/v1/jobs/:id/result", ["GET", "HEAD"]],
   ["/v1/scores", ["POST"]],
+  ["/v1/images/edits", ["POST"]],
 ];
 
 export function createApp(d: AppDeps): express.Express {
@@ -225,57 +226,13 @@ export function createApp(d: AppDeps): express.Express {
     res.sendFile(path.join(path.resolve(m.dir), image));
   });
 
+  const submission = editSubmission(d);
+  const { submitForm, awaitEdit } = submission;
   const submit = async (req: Request): Promise<{ job: JobView; form: EditForm }> => {
     const form = parseForm(editSchema(config), req.body);
-    if (form.candidates > 1 && form.refine_rounds > 1) {
-      throw new AppError(400, "invalid_field", "refine_rounds: give either candidates (best-of-N by seed) or refine_rounds, not both", "refine_rounds");
-    }
     const image = await checkImage(files(req).image?.[0], "image", config.maxPixels);
-    let params;
-    try {
-      params = resolveParams(
-        {
-          rewards: form.rewards,
-          preset: form.preset,
-          steps: form.steps,
-          textGuidance: form.text_guidance,
-          imageGuidance: form.image_guidance,
-          scheduler: form.scheduler,
-          karrasSigmas: form.karras_sigmas,
-          guidanceInterval: form.guidance_interval,
-          adaptiveGuidance: form.adaptive_guidance,
-          cacheInterval: form.cache_interval,
-        },
-        d.presets,
-        { deepCache: queue.model?.manifest.deep_cache !== undefined },
-      );
-    } catch (err) {
-      if (err instanceof ParamConflictError || err instanceof UnknownPresetError) throw new AppError(400, "invalid_field", (err as Error).message, "preset");
-      throw err;
-    }
-    try {
-      const job = await queue.submit({
-        image: new Uint8Array(image),
-        instruction: form.instruction,
-        rewards: params.rewards,
-        steps: params.steps,
-        textGuidance: params.textGuidance,
-        imageGuidance: params.imageGuidance,
-        seed: form.seed ?? Math.floor(Math.random() * 2 ** 32),
-        sampling: params.sampling,
-        format: form.output_format,
-        candidates: form.candidates,
-        refineRounds: form.refine_rounds,
-        detail: form.detail,
-      }, { preset: params.preset ?? null, responseFormat: form.response_format });
-      return { job, form };
-    } catch (err) {
-      if (err instanceof QueueFullError) {
-        throw new AppError(429, "queue_full", "too many edits in progress; retry later", undefined, { "retry-after": String(err.retryAfterSeconds) });
-      }
-      if (err instanceof DrainingError) throw new AppError(503, "shutting_down", err.message, undefined, { "retry-after": "5" });
-      throw err;
-    }
+    const mask = await checkMask(files(req).mask?.[0], "luminance", config.maxPixels);
+    return { job: await submitForm(form, image, mask, { responseFormat: form.response_format }), form };
   };
 
   /**
@@ -301,23 +258,21 @@ export function createApp(d: AppDeps): express.Express {
     if (out.refine) return { best: out.refine.best, scores: out.refine.rounds.map((r) => r.scores) };
     const source = Buffer.from(job.request.image);
     const scores = await Promise.all(
-      out.candidates.map((c) => scorer.score({ source, edited: Buffer.from(c.image), instruction: job.request.instruction }).catch(() => null)),
+      out.candidates.map((c) =>
+        scorer.score({ source, edited: Buffer.from(c.image), instruction: job.request.instruction, mask: job.request.editMask ? Buffer.from(job.request.editMask) : undefined }).catch(() => null),
+      ),
     );
     const merit = scores.map((s) => (s ? overall(s) : null) ?? -Infinity);
     const best = merit.indexOf(Math.max(...merit));
     return { best, scores };
   };
 
-  const failureOf = (job: JobView): AppError => {
-    if (job.state === "cancelled") return new AppError(409, "cancelled", "the edit was cancelled");
-    const e = job.error;
-    if (e?.field) return new AppError(e.name === "ImageInputError" ? 415 : 400, "invalid_field", e.message, e.field);
-    return new AppError(500, "edit_failed", e?.message ?? "the edit failed");
-  };
-
-  const sendResult = async (job: JobView, res: Response, as: "image" | "json") => {
-    const { best, scores } = await finalize(job);
+  const sendResult = async (job: JobView, res: Response, as: "image" | "json", candidate?: number) => {
+    const final = await finalize(job);
+    const { scores } = final;
     const out = job.output!;
+    // ?candidate=k asks for one candidate by position (how the OpenAI endpoint's urls name the n images)
+    const best = candidate ?? final.best;
     const chosen = out.candidates[best];
     const format = job.request.format;
     const params = { ...out.parameters, seed: chosen.seed, preset: job.meta.preset };
@@ -352,22 +307,9 @@ export function createApp(d: AppDeps): express.Express {
     res.type(MIME[format]).send(Buffer.from(chosen.image));
   };
 
-  app.post("/v1/edits", upload(["image"]), route(async (req, res) => {
+  app.post("/v1/edits", upload(["image", "mask"]), route(async (req, res) => {
     const { job: submitted, form } = await submit(req);
-    const cancel = () => queue.cancel(submitted.id).catch((e) => logger.warn({ err: e }, "cancel failed"));
-    // a client that goes away cancels its edit; so does the request timeout
-    const onClose = () => {
-      if (!res.writableFinished) void cancel();
-    };
-    res.on("close", onClose);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      void cancel();
-    }, config.requestTimeoutMs);
-    const job = await queue.waitFor(submitted.id).finally(() => clearTimeout(timer));
-    if (timedOut && job.state !== "succeeded") throw new AppError(504, "timeout", `the edit took longer than ${config.requestTimeoutMs} ms`);
-    if (job.state !== "succeeded") throw failureOf(job);
+    const job = await awaitEdit(submitted, res);
     await sendResult(job, res, form.response_format);
   }));
 
@@ -390,7 +332,7 @@ export function createApp(d: AppDeps): express.Express {
     return job;
   };
 
-  app.post("/v1/jobs", upload(["image"]), route(async (req, res) => {
+  app.post("/v1/jobs", upload(["image", "mask"]), route(async (req, res) => {
     const { job } = await submit(req);
     // scoring starts as soon as the edit is done, so the result is ready when asked for
     queue
@@ -409,14 +351,23 @@ export function createApp(d: AppDeps): express.Express {
     // ?format= wins; without it, the response_format the job was submitted with
     const asked = req.query.format ?? job.meta.responseFormat;
     if (asked !== "image" && asked !== "json") throw new AppError(400, "invalid_field", 'format must be "image" or "json"', "format");
-    const as = asked;
-    await sendResult(job, res, as);
+    const k = req.query.candidate;
+    let candidate: number | undefined;
+    if (k !== undefined) {
+      candidate = Number(k);
+      if (!Number.isInteger(candidate) || candidate < 0 || candidate >= job.output!.candidates.length) {
+        throw new AppError(400, "invalid_field", `candidate must be an integer in 0..${job.output!.candidates.length - 1}`, "candidate");
+      }
+    }
+    await sendResult(job, res, asked, candidate);
   }));
   app.delete("/v1/jobs/:id", route(async (req, res) => {
     const job = await queue.cancel(String(req.params.id));
     if (!job) throw notFound();
     res.status(202).json(jobView(job));
   }));
+
+  app.use("/v1/images", openAiImagesRouter({ config, submission, upload }));
 
   app.post("/v1/scores", upload(["source", "edited"]), route(async (req, res) => {
     const form = parseForm(scoreSchema, req.body);
@@ -433,14 +384,15 @@ export function createApp(d: AppDeps): express.Express {
     app.all(p, (_req, _res, next) => next(new AppError(405, "method_not_allowed", `this endpoint takes ${methods.join(", ")}`, undefined, { allow: methods.join(", ") })));
   }
   app.use("/v1", (_req, _res, next) => next(new AppError(404, "not_found", "no such endpoint")));
-  app.use(
-    errorHandler((e, cause) => {
-      if (e.status >= 500) {
-        metrics.errors.inc({ code: e.code });
-        logger.error({ err: cause, code: e.code }, e.message);
-      } else metrics.rejections.inc({ status: String(e.status), code: e.code });
-    }),
-  );
+  const onError = (e: AppError, cause: unknown) => {
+    if (e.status >= 500) {
+      metrics.errors.inc({ code: e.code });
+      logger.error({ err: cause, code: e.code }, e.message);
+    } else metrics.rejections.inc({ status: String(e.status), code: e.code });
+  };
+  // OpenAI's clients read OpenAI's error shape: everything under /v1/images answers in it
+  app.use("/v1/images", openAiErrorHandler(onError));
+  app.use(errorHandler(onError));
   return app;
 }
 

@@ -4,7 +4,8 @@
  */
 import sharp, { type Metadata } from "sharp";
 import { z } from "zod";
-import { DETAIL_MODES, MAX_SEED, OUTPUT_FORMATS, SCHEDULER_NAMES } from "../../editor/index.js";
+import { DETAIL_MODES, MASK_MODES, MAX_SEED, OUTPUT_FORMATS, SCHEDULER_NAMES } from "../../editor/index.js";
+import { type MaskConvention, MaskInputError, decodeMask, encodeMask } from "../../raster/mask.js";
 import type { ServerConfig } from "../config/server.js";
 import { parseSigmaInterval } from "../edit-params.js";
 import { AppError } from "./errors.js";
@@ -72,6 +73,7 @@ export function editSchema(c: ServerConfig) {
     refine_rounds: num(1, c.maxRefineRounds, true).default(1),
     response_format: z.enum(["image", "json"]).default("image"),
     detail: z.enum(DETAIL_MODES).default("keep"),
+    mask_mode: z.enum(MASK_MODES).optional(),
   });
 }
 export type EditForm = z.infer<ReturnType<typeof editSchema>>;
@@ -107,4 +109,29 @@ export async function checkImage(file: Express.Multer.File | undefined, field: s
   const pixels = (meta.width ?? 0) * (meta.pageHeight ?? meta.height ?? 0);
   if (pixels > maxPixels) throw new AppError(413, "image_too_large", `${field} has ${pixels} pixels; the limit is ${maxPixels}`, field);
   return file.buffer;
+}
+
+/**
+ * Checks an uploaded mask and normalises it to this project's convention (a greyscale PNG, white
+ * = may change). Undefined when there is none, or when it lets every pixel change (the same as none).
+ */
+export async function checkMask(file: Express.Multer.File | undefined, convention: MaskConvention, maxPixels: number): Promise<Buffer | undefined> {
+  if (!file) return undefined;
+  if (file.size > 0) {
+    try {
+      const meta = await sharp(file.buffer, { limitInputPixels: false }).metadata();
+      const pixels = (meta.width ?? 0) * (meta.height ?? 0);
+      if (pixels > maxPixels) throw new AppError(413, "image_too_large", `mask has ${pixels} pixels; the limit is ${maxPixels}`, "mask");
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      throw new AppError(400, "invalid_field", "mask cannot be decoded: send a PNG, JPEG or WebP image", "mask");
+    }
+  }
+  try {
+    const mask = await decodeMask(file.buffer, convention);
+    return mask.full ? undefined : encodeMask(mask);
+  } catch (err) {
+    if (err instanceof MaskInputError) throw new AppError(400, "invalid_field", err.message, "mask");
+    throw err;
+  }
 }

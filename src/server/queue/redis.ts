@@ -29,7 +29,7 @@ export interface RedisQueueOptions {
 }
 
 interface StoredData {
-  request: Omit<EditJobRequest, "image"> & { image: string };
+  request: Omit<EditJobRequest, "image" | "editMask"> & { image: string; editMask?: string };
   meta: JobMeta;
 }
 type StoredCandidate = Omit<EditJobOutput["candidates"][number], "image" | "mask"> & { image: string; mask?: string };
@@ -38,6 +38,8 @@ type StoredOutput = Omit<EditJobOutput, "candidates"> & { candidates: StoredCand
 const QUEUE = "edits";
 const CANCELLED = "cancelled";
 const b64 = (u: Uint8Array) => Buffer.from(u).toString("base64");
+const encodeRequest = (r: EditJobRequest): StoredData["request"] => ({ ...r, image: b64(r.image), editMask: r.editMask ? b64(r.editMask) : undefined });
+const decodeRequest = (r: StoredData["request"]): EditJobRequest => ({ ...r, image: bytes(r.image), editMask: r.editMask ? bytes(r.editMask) : undefined });
 const bytes = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
 
 export class RedisConfigError extends Error {}
@@ -162,7 +164,7 @@ export class RedisQueue implements JobQueue {
   private async process(bj: BullJob, signal?: AbortSignal): Promise<StoredOutput> {
     const data = bj.data as StoredData;
     if (await this.conn.exists(this.cancelKey(bj.id!))) throw new UnrecoverableError(CANCELLED);
-    const job: Job = this.pool.submit({ ...data.request, image: bytes(data.request.image) }, { admitted: true });
+    const job: Job = this.pool.submit(decodeRequest(data.request), { admitted: true });
     const onAbort = () => this.pool.cancel(job);
     signal?.addEventListener("abort", onAbort);
     // progress is written at most every 250 ms: every step of a small model would flood Redis
@@ -189,7 +191,7 @@ export class RedisQueue implements JobQueue {
     // the limit is global: jobs waiting in Redis, whichever replica accepted them
     if ((await this.queue.getWaitingCount()) >= this.o.queueSize) throw new QueueFullError(this.pool.retryAfterSeconds());
     const ttl = Math.ceil(this.o.jobTtlMs / 1000);
-    const data: StoredData = { request: { ...request, image: b64(request.image) }, meta };
+    const data: StoredData = { request: encodeRequest(request), meta };
     const bj = await this.queue.add("edit", data, { jobId: randomUUID(), attempts: 1, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } });
     return (await this.view(bj.id!))!;
   }
@@ -218,7 +220,7 @@ export class RedisQueue implements JobQueue {
       createdAt: bj.timestamp,
       progress: progress as JobView["progress"],
       position: state === "queued" ? await this.position(bj.id!) : null,
-      request: { ...data.request, image: bytes(data.request.image) },
+      request: decodeRequest(data.request),
       meta: data.meta,
       output,
       error,

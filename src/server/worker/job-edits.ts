@@ -24,6 +24,8 @@ export function jobEdits(
     format: r.format,
     detail: r.detail,
     mask: r.detail === "keep",
+    editMask: r.editMask ? Buffer.from(r.editMask) : undefined,
+    maskMode: r.maskMode,
     signal: ctrl.signal,
     onStep: (p: StepProgress) => {
       const now = performance.now();

@@ -1,5 +1,5 @@
 /** Messages between the server and its inference workers. */
-import type { DetailMode, EditResult, Manifest, OutputFormat, Rewards } from "../../../editor/index.js";
+import type { DetailMode, EditResult, Manifest, MaskMode, OutputFormat, Rewards } from "../../../editor/index.js";
 import type { ScoreResult } from "../../../reward/index.js";
 import type { SamplingOptions } from "../../edit-params.js";
 
@@ -18,6 +18,9 @@ export interface EditJobRequest {
   /** Refinement rounds (1 = none): the worker scores each round and edits again from the verdict. */
   refineRounds?: number;
   detail: DetailMode;
+  /** Where the edit may happen: a greyscale PNG, white = may change (already checked and normalised). */
+  editMask?: Uint8Array;
+  maskMode?: MaskMode;
 }
 
 /** One refinement round as the API reports it (the image is the candidate at the same index). */

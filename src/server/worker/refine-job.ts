@@ -27,6 +27,7 @@ export async function refineJob(
     {
       source: Buffer.from(r.image),
       instruction: r.instruction,
+      mask: r.editMask ? Buffer.from(r.editMask) : undefined,
       rewards: r.rewards ?? DEFAULT_REWARDS,
       textGuidance: r.textGuidance ?? d.text_guidance,
       imageGuidance: r.imageGuidance ?? d.image_guidance,

@@ -1,0 +1,110 @@
+/**
+ * Turning a checked edit form into a job, and waiting for it on a synchronous request: shared by
+ * the project's own /v1/edits and /v1/jobs and by the OpenAI-compatible /v1/images/edits.
+ */
+import type { Response } from "express";
+import type { Logger } from "pino";
+import type { ServerConfig } from "../config/server.js";
+import { ParamConflictError, resolveParams } from "../edit-params.js";
+import { type Preset, UnknownPresetError } from "../presets/index.js";
+import { AppError } from "./errors.js";
+import { DrainingError, QueueFullError } from "./jobs.js";
+import type { JobMeta, JobQueue, JobView } from "./queue/types.js";
+import type { EditForm } from "./validation.js";
+
+export interface SubmissionDeps {
+  config: ServerConfig;
+  queue: JobQueue;
+  presets: Record<string, Preset>;
+  logger: Logger;
+}
+
+/** What a failed or cancelled job answers. */
+export function failureOf(job: JobView): AppError {
+  if (job.state === "cancelled") return new AppError(409, "cancelled", "the edit was cancelled");
+  const e = job.error;
+  if (e?.field) return new AppError(e.name === "ImageInputError" ? 415 : 400, "invalid_field", e.message, e.field);
+  return new AppError(500, "edit_failed", e?.message ?? "the edit failed");
+}
+
+export function editSubmission(d: SubmissionDeps) {
+  const { config, queue, presets, logger } = d;
+
+  /** Queues the edit; `mask` is already normalised (white = may change). */
+  const submitForm = async (form: EditForm, image: Buffer, mask: Buffer | undefined, meta: Omit<JobMeta, "preset">): Promise<JobView> => {
+    if (form.candidates > 1 && form.refine_rounds > 1) {
+      throw new AppError(400, "invalid_field", "refine_rounds: give either candidates (best-of-N by seed) or refine_rounds, not both", "refine_rounds");
+    }
+    let params;
+    try {
+      params = resolveParams(
+        {
+          rewards: form.rewards,
+          preset: form.preset,
+          steps: form.steps,
+          textGuidance: form.text_guidance,
+          imageGuidance: form.image_guidance,
+          scheduler: form.scheduler,
+          karrasSigmas: form.karras_sigmas,
+          guidanceInterval: form.guidance_interval,
+          adaptiveGuidance: form.adaptive_guidance,
+          cacheInterval: form.cache_interval,
+        },
+        presets,
+        { deepCache: queue.model?.manifest.deep_cache !== undefined },
+      );
+    } catch (err) {
+      if (err instanceof ParamConflictError || err instanceof UnknownPresetError) throw new AppError(400, "invalid_field", (err as Error).message, "preset");
+      throw err;
+    }
+    try {
+      return await queue.submit(
+        {
+          image: new Uint8Array(image),
+          instruction: form.instruction,
+          rewards: params.rewards,
+          steps: params.steps,
+          textGuidance: params.textGuidance,
+          imageGuidance: params.imageGuidance,
+          seed: form.seed ?? Math.floor(Math.random() * 2 ** 32),
+          sampling: params.sampling,
+          format: form.output_format,
+          candidates: form.candidates,
+          refineRounds: form.refine_rounds,
+          detail: form.detail,
+          ...(mask ? { editMask: new Uint8Array(mask), maskMode: form.mask_mode } : {}),
+        },
+        { ...meta, preset: params.preset ?? null },
+      );
+    } catch (err) {
+      if (err instanceof QueueFullError) {
+        throw new AppError(429, "queue_full", "too many edits in progress; retry later", undefined, { "retry-after": String(err.retryAfterSeconds) });
+      }
+      if (err instanceof DrainingError) throw new AppError(503, "shutting_down", err.message, undefined, { "retry-after": "5" });
+      throw err;
+    }
+  };
+
+  /**
+   * Waits for a synchronous edit: a client that goes away cancels it, and so does the request
+   * timeout (504). Resolves with the succeeded job; throws what a failed one answers.
+   */
+  const awaitEdit = async (submitted: JobView, res: Response): Promise<JobView> => {
+    const cancel = () => queue.cancel(submitted.id).catch((e) => logger.warn({ err: e }, "cancel failed"));
+    const onClose = () => {
+      if (!res.writableFinished) void cancel();
+    };
+    res.on("close", onClose);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      void cancel();
+    }, config.requestTimeoutMs);
+    const job = await queue.waitFor(submitted.id).finally(() => clearTimeout(timer));
+    if (timedOut && job.state !== "succeeded") throw new AppError(504, "timeout", `the edit took longer than ${config.requestTimeoutMs} ms`);
+    if (job.state !== "succeeded") throw failureOf(job);
+    return job;
+  };
+
+  return { submitForm, awaitEdit };
+}
