@@ -1,6 +1,7 @@
-/** `reward-edit`: one command for serve | edit | score | rank | bench | models | tokenize. */
+/** `reward-edit`: one command for serve | edit | batch | score | rank | bench | models | tokenize. */
 import { Command, CommanderError } from "commander";
 import { EditInputError, ImageInputError, ModelFolderError } from "../../editor/index.js";
+import { registerBatch } from "./batch.js";
 import { registerBench } from "./bench.js";
 import { registerEdit } from "./edit.js";
 import { CliError } from "./errors.js";
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .enablePositionalOptions();
   registerEdit(program);
+  registerBatch(program);
   registerTokenize(program);
   registerModels(program);
   registerScore(program);

@@ -1,7 +1,8 @@
 /** `edit --refine N`: the refinement loop from the command line, one line per round on stderr. */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { DEFAULT_REWARDS, type EditorModel, type OutputFormat, edit } from "../../editor/index.js";
+import { DEFAULT_REWARDS, type EditorModel, type MaskMode, type OutputFormat, edit } from "../../editor/index.js";
+import { type EditMask, encodeMask } from "../../raster/mask.js";
 import { JudgeScorer, LocalScorer, type Scorer, judgeConfigFrom } from "../../reward/index.js";
 import type { ResolvedParams } from "../edit-params.js";
 import { refine } from "../refine/index.js";
@@ -15,6 +16,8 @@ interface RefineArgs {
   out: string;
   roundsDir?: string;
   format: OutputFormat;
+  editMask?: EditMask;
+  maskMode?: MaskMode;
 }
 
 export async function refineToFiles(model: EditorModel, a: RefineArgs): Promise<void> {
@@ -28,6 +31,7 @@ export async function refineToFiles(model: EditorModel, a: RefineArgs): Promise<
     {
       source: a.image,
       instruction: a.instruction,
+      mask: a.editMask ? await encodeMask(a.editMask) : undefined,
       rewards: a.params.rewards ?? DEFAULT_REWARDS,
       textGuidance: a.params.textGuidance ?? d.text_guidance,
       imageGuidance: a.params.imageGuidance ?? d.image_guidance,
@@ -54,6 +58,8 @@ export async function refineToFiles(model: EditorModel, a: RefineArgs): Promise<
           seed: s.seed,
           feedback: s.feedback,
           format: a.format,
+          editMask: a.editMask,
+          maskMode: a.maskMode,
         })
       ).image,
     scorer,

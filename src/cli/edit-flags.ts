@@ -1,0 +1,124 @@
+/** The edit settings `edit` and `batch` share: one definition of the flags, one parser. */
+import { readFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { DETAIL_MODES, type DetailMode, MASK_MODES, type MaskMode, SCHEDULER_NAMES, type SchedulerName, declaresDeepCache } from "../../editor/index.js";
+import { type EditMask, MaskInputError, decodeMask } from "../../raster/mask.js";
+import { type RequestedParams, type ResolvedParams, resolveParams } from "../edit-params.js";
+import { defaultModelDir } from "../paths.js";
+import { loadPresets } from "../presets/index.js";
+import { CliError, parseInterval, parseNumber, parseRewards } from "./errors.js";
+
+export function addEditFlags(cmd: Command): Command {
+  return cmd
+    .option("--model <dir>", "model folder (default: the bundled editor)")
+    .option("--rewards <F,P,Q>", "desired following, preserving, quality levels, each 0..5")
+    .option("--preset <name>", "named preset: best, faithful, bold, draft, fast (GET /v1/presets describes them)")
+    .option("--steps <n>", "denoising steps")
+    .option("--text-guidance <x>", "text guidance scale")
+    .option("--image-guidance <y>", "image guidance scale")
+    .option("--seed <s>", "random seed (same seed + inputs = same image)")
+    .option("--scheduler <name>", `one of ${SCHEDULER_NAMES.join(", ")}`)
+    .option("--karras", "Karras sigma spacing (dpmpp-2m, unipc)")
+    .option("--guidance-interval <lo,hi>", "run the guidance branches only for noise levels sigma in (lo, hi]; the conditioned branch alone outside")
+    .option("--adaptive-guidance <cos>", "stop the guidance branches once the full and image-only predictions agree to this cosine (0..1)")
+    .option("--cache-interval <n>", "DeepCache: the whole UNet every n-th step, its outer blocks on cached deep features in between")
+    .option("--feedback <text>", "reward feedback text (default: the model's, \"None; None; None\")")
+    .option("--working-size", "return the image at the model's working size")
+    .option("--detail <mode>", "keep: compose at full resolution, keeping the source's pixels and fine detail; off: resize the whole result", "keep")
+    .option("--mask-in <file>", "where the edit may happen: an image, white = may change, black = must not, grey = partly (any size; scaled to the photo)")
+    .option("--mask-mode <mode>", `with --mask-in: ${MASK_MODES.join(" or ")} (blend confines the edit during sampling too; paste only pastes)`);
+}
+
+export interface EditFlags {
+  modelDir: string;
+  /** What the flags asked for, before presets: a batch row's own rewards or preset replace these. */
+  requested: RequestedParams;
+  deepCache: boolean;
+  params: ResolvedParams;
+  seed?: number;
+  feedback?: string;
+  workingSize: boolean;
+  detail: DetailMode;
+  editMask?: EditMask;
+  maskMode?: MaskMode;
+}
+
+export async function readMaskFile(file: string, flag = "--mask-in"): Promise<EditMask | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    throw new CliError(`cannot read ${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    const m = await decodeMask(bytes);
+    return m.full ? undefined : m;
+  } catch (err) {
+    if (err instanceof MaskInputError) throw new CliError(`${flag} ${file}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The flags as commander hands them over (strings, booleans for the switches). */
+export interface EditFlagValues {
+  model?: string;
+  rewards?: string;
+  preset?: string;
+  steps?: string;
+  textGuidance?: string;
+  imageGuidance?: string;
+  seed?: string;
+  scheduler?: string;
+  karras?: boolean;
+  guidanceInterval?: string;
+  adaptiveGuidance?: string;
+  cacheInterval?: string;
+  feedback?: string;
+  workingSize?: boolean;
+  detail: string;
+  maskIn?: string;
+  maskMode?: string;
+}
+
+export async function parseEditFlags(o: EditFlagValues): Promise<EditFlags> {
+  if (!DETAIL_MODES.includes(o.detail as DetailMode)) throw new CliError(`--detail must be one of ${DETAIL_MODES.join(", ")}, got "${o.detail}"`);
+  if (o.scheduler && !SCHEDULER_NAMES.includes(o.scheduler as SchedulerName)) {
+    throw new CliError(`--scheduler must be one of ${SCHEDULER_NAMES.join(", ")}, got "${o.scheduler}"`);
+  }
+  if (o.maskMode !== undefined && !MASK_MODES.includes(o.maskMode as MaskMode)) throw new CliError(`--mask-mode must be one of ${MASK_MODES.join(", ")}, got "${o.maskMode}"`);
+  if (o.maskMode !== undefined && o.maskIn === undefined) throw new CliError("--mask-mode needs --mask-in");
+  const modelDir = o.model ?? defaultModelDir();
+  const deepCache = await declaresDeepCache(modelDir);
+  let params: ResolvedParams;
+  let requested: RequestedParams;
+  try {
+    requested = {
+        rewards: o.rewards === undefined ? undefined : parseRewards(o.rewards),
+        preset: o.preset,
+        steps: o.steps === undefined ? undefined : parseNumber("--steps", o.steps, { integer: true, min: 1, max: 1000 }),
+        textGuidance: o.textGuidance === undefined ? undefined : parseNumber("--text-guidance", o.textGuidance, { min: 0, max: 30 }),
+        imageGuidance: o.imageGuidance === undefined ? undefined : parseNumber("--image-guidance", o.imageGuidance, { min: 0, max: 30 }),
+        scheduler: o.scheduler as SchedulerName | undefined,
+        karrasSigmas: o.karras ? true : undefined,
+        guidanceInterval: o.guidanceInterval === undefined ? undefined : parseInterval("--guidance-interval", o.guidanceInterval),
+        adaptiveGuidance: o.adaptiveGuidance === undefined ? undefined : parseNumber("--adaptive-guidance", o.adaptiveGuidance, { min: 0, max: 1 }),
+        cacheInterval: o.cacheInterval === undefined ? undefined : parseNumber("--cache-interval", o.cacheInterval, { integer: true, min: 1, max: 50 }),
+    };
+    params = resolveParams(requested, loadPresets(), { deepCache });
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError((err as Error).message);
+  }
+  return {
+    modelDir,
+    requested,
+    deepCache,
+    params,
+    seed: o.seed === undefined ? undefined : parseNumber("--seed", o.seed, { integer: true, min: 0, max: 2 ** 32 - 1 }),
+    feedback: o.feedback,
+    workingSize: Boolean(o.workingSize),
+    detail: o.detail as DetailMode,
+    editMask: o.maskIn === undefined ? undefined : await readMaskFile(o.maskIn),
+    maskMode: o.maskMode as MaskMode | undefined,
+  };
+}
