@@ -67,11 +67,14 @@ export async function decodeMask(input: Buffer, convention: MaskConvention = "lu
   return { width, height, data, coverage: sum / (255 * data.length), full };
 }
 
-/** The mask scaled to a size (bilinear: a grey rim where an edge falls between pixels). */
+/**
+ * The mask scaled to a size: enlarged by nearest neighbour, so a coarse mask's edge stays where it
+ * drew it (bilinear would spill grey half a mask pixel past it); shrunk by averaging.
+ */
 export async function resizeMask(mask: EditMask, width: number, height: number): Promise<Uint8Array> {
   if (mask.width === width && mask.height === height) return mask.data;
   const out = await sharp(mask.data, { raw: { width: mask.width, height: mask.height, channels: 1 } })
-    .resize(width, height, { fit: "fill", kernel: "linear" })
+    .resize(width, height, { fit: "fill", kernel: width >= mask.width && height >= mask.height ? "nearest" : "linear" })
     .toColourspace("b-w")
     .raw()
     .toBuffer();

@@ -27,10 +27,28 @@ export interface LocalScoreExtras {
   heatMap: () => Promise<Buffer>;
 }
 
-/** Pixels the mask keeps (under half white), at the source's size. */
+/**
+ * Pixels the mask keeps (under half white) and that are not next to one it lets change: the
+ * change map is smoothed over 3x3, so an edit that stops at the mask's edge shows one pixel past it.
+ */
 async function outsideMask(mask: Buffer, width: number, height: number): Promise<Uint8Array> {
   const m = await resizeMask(await decodeMask(mask), width, height);
-  return m.map((v) => (v < 128 ? 1 : 0));
+  const out = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      let keep = 1;
+      for (let dy = -1; dy <= 1 && keep; dy++)
+        for (let dx = -1; dx <= 1; dx++) {
+          const yy = Math.min(height - 1, Math.max(0, y + dy));
+          const xx = Math.min(width - 1, Math.max(0, x + dx));
+          if (m[yy * width + xx] >= 128) {
+            keep = 0;
+            break;
+          }
+        }
+      out[y * width + x] = keep;
+    }
+  return out;
 }
 
 function changedOutside(changed: Uint8Array, outside: Uint8Array): number {

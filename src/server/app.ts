@@ -369,14 +369,15 @@ export function createApp(d: AppDeps): express.Express {
 
   app.use("/v1/images", openAiImagesRouter({ config, submission, upload }));
 
-  app.post("/v1/scores", upload(["source", "edited"]), route(async (req, res) => {
+  app.post("/v1/scores", upload(["source", "edited", "mask"]), route(async (req, res) => {
     const form = parseForm(scoreSchema, req.body);
     const source = await checkImage(files(req).source?.[0], "source", config.maxPixels);
     const edited = await checkImage(files(req).edited?.[0], "edited", config.maxPixels);
     const backend = form.backend ?? (d.judge ? "judge" : "local");
     if (backend === "judge" && !d.judge) throw new AppError(400, "invalid_field", "no judge is configured on this server", "backend");
     const s = backend === "judge" ? d.judge! : new LocalScorer();
-    res.json(await s.score({ source, edited, instruction: form.instruction }));
+    const mask = await checkMask(files(req).mask?.[0], "luminance", config.maxPixels);
+    res.json(await s.score({ source, edited, instruction: form.instruction, mask }));
   }));
 
   // a known path asked with another method: 405 naming the methods it takes

@@ -36,7 +36,35 @@ export function openApiDocument(c: ServerConfig) {
       },
       response_format: { enum: ["image", "json"], default: "image" },
       detail: { enum: ["keep", "off"], default: "keep", description: "keep: the result is composed at the input's full resolution, keeping the source's pixels where nothing changed and its fine detail through smooth changes; off: the working-size result resized" },
+      mask: { type: "string", format: "binary", description: "where the edit may happen: white = may change, black = must not, grey = partly (diffusers' inpainting convention); any size, scaled to the photo. Outside it the result is the source exactly. All black: 400; all white: the same as no mask" },
+      mask_mode: { enum: ["blend", "paste"], default: "blend", description: "blend: the edit is confined during sampling too (blended latent diffusion) and pasted with a feather inside the mask; paste: sampled as without a mask, then pasted" },
     },
+  };
+  const openAiEdit = {
+    type: "object",
+    required: ["image", "prompt"],
+    description: "OpenAI's images edit request. Extra fields: rewards, preset, seed, steps, text_guidance, image_guidance, scheduler, karras_sigmas, guidance_interval, adaptive_guidance, cache_interval, detail, mask_mode (as on /v1/edits).",
+    properties: {
+      image: { type: "string", format: "binary", description: "one photo (also accepted as image[])" },
+      prompt: { type: "string", maxLength: c.maxInstructionLength },
+      mask: { type: "string", format: "binary", description: "OpenAI's convention: fully transparent pixels mark where to edit; needs an alpha channel" },
+      n: { type: "integer", minimum: 1, maximum: c.maxCandidates, default: 1, description: "images, seeds seed..seed+n-1" },
+      size: { type: "string", example: "auto", description: '"auto" (the photo\'s size) or WIDTHxHEIGHT of the same aspect ratio' },
+      response_format: { enum: ["b64_json", "url"], default: "b64_json", description: "url: /v1/jobs/{id}/result?candidate=k, kept for the job TTL (needs the API key)" },
+      output_format: { enum: ["png", "jpeg", "webp"], default: "png" },
+      model: { type: "string", description: "accepted; the served model answers" },
+      user: { type: "string" },
+      quality: { type: "string", description: "accepted, no effect" },
+      background: { enum: ["opaque", "auto"], description: "transparent is refused" },
+      input_fidelity: { enum: ["high", "low"], description: "accepted, no effect" },
+      output_compression: { type: "integer", description: "accepted, no effect" },
+      stream: { enum: ["false"], description: "streaming is not supported" },
+    },
+  };
+  const openAiError = {
+    type: "object",
+    required: ["error"],
+    properties: { error: { type: "object", required: ["message", "type", "param", "code"], properties: { message: { type: "string" }, type: { type: "string" }, param: { type: ["string", "null"] }, code: { type: "string" } } } },
   };
   const multipart = (schema: object) => ({ required: true, content: { "multipart/form-data": { schema } } });
   const job = { $ref: "#/components/schemas/Job" };
@@ -113,6 +141,7 @@ export function openApiDocument(c: ServerConfig) {
         parameters: [
           { name: "id", in: "path", required: true, schema: { type: "string" } },
           { name: "format", in: "query", schema: { enum: ["image", "json"] } },
+          { name: "candidate", in: "query", schema: { type: "integer", minimum: 0 }, description: "one candidate by position instead of the best" },
         ],
         get: { summary: "A finished job's image", responses: { "200": { description: "image or JSON" }, ...errors(400, 404, 409, 500) } },
       },
@@ -122,9 +151,28 @@ export function openApiDocument(c: ServerConfig) {
           requestBody: multipart({
             type: "object",
             required: ["source", "edited", "instruction"],
-            properties: { source: { type: "string", format: "binary" }, edited: { type: "string", format: "binary" }, instruction: { type: "string" }, backend: { enum: ["judge", "local"] } },
+            properties: {
+              source: { type: "string", format: "binary" },
+              edited: { type: "string", format: "binary" },
+              mask: { type: "string", format: "binary", description: "where the edit was allowed (white): preservation is judged outside it" },
+              instruction: { type: "string" },
+              backend: { enum: ["judge", "local"] },
+            },
           }),
           responses: { "200": { description: "scores", content: { "application/json": { schema: { type: "object" } } } }, ...errors(400, 401, 413, 415) },
+        },
+      },
+      "/v1/images/edits": {
+        post: {
+          summary: "OpenAI-compatible image edit (the official clients' images.edit)",
+          requestBody: multipart(openAiEdit),
+          responses: {
+            "200": {
+              description: "OpenAI's images response",
+              content: { "application/json": { schema: { type: "object", properties: { created: { type: "integer" }, data: { type: "array", items: { type: "object", properties: { b64_json: { type: "string" }, url: { type: "string" } } } }, output_format: { type: "string" }, size: { type: "string" } } } } },
+            },
+            ...Object.fromEntries([400, 401, 409, 413, 415, 429, 500, 503, 504].map((s) => [String(s), { description: "error (OpenAI's shape)", content: { "application/json": { schema: openAiError } } }])),
+          },
         },
       },
       "/v1/presets": { get: { summary: "Named reward presets", responses: { "200": { description: "presets" } } } },
