@@ -103,6 +103,87 @@ function warnDomain(isExample) {
   );
 }
 
+// ---- the mask: painted over the photo, or uploaded ----
+let maskFile = null;
+let painted = false;
+const canvas = $("mask-canvas");
+const ctx = canvas.getContext("2d");
+
+function maskState() {
+  $("mask-state").textContent = maskFile
+    ? `Mask: ${maskFile.name} (white may change).`
+    : painted
+      ? "Mask: the painted area may change; the rest stays exactly."
+      : "No mask: the whole photo may change.";
+}
+
+function clearMask() {
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  painted = false;
+  maskFile = null;
+  $("mask-file").value = "";
+  maskState();
+}
+
+/** The canvas takes the photo's shape (long side at most 1024: the mask is scaled to the photo anyway). */
+function resetMaskCanvas(url) {
+  const img = $("mask-photo");
+  img.onload = () => {
+    const scale = Math.min(1, 1024 / Math.max(img.naturalWidth, img.naturalHeight));
+    canvas.width = Math.max(1, Math.round(img.naturalWidth * scale));
+    canvas.height = Math.max(1, Math.round(img.naturalHeight * scale));
+    clearMask();
+  };
+  img.src = url;
+  $("mask-box").hidden = false;
+}
+
+function paintAt(e) {
+  const r = canvas.getBoundingClientRect();
+  const x = ((e.clientX - r.left) / r.width) * canvas.width;
+  const y = ((e.clientY - r.top) / r.height) * canvas.height;
+  const radius = (Number($("brush").value) / 100) * Math.max(canvas.width, canvas.height) * 0.25;
+  ctx.fillStyle = "rgb(255, 0, 90)";
+  ctx.beginPath();
+  ctx.arc(x, y, radius, 0, 2 * Math.PI);
+  ctx.fill();
+  painted = true;
+  maskFile = null;
+  maskState();
+}
+canvas.addEventListener("pointerdown", (e) => {
+  canvas.setPointerCapture(e.pointerId);
+  paintAt(e);
+});
+canvas.addEventListener("pointermove", (e) => {
+  if (e.buttons & 1) paintAt(e);
+});
+$("mask-clear").addEventListener("click", clearMask);
+$("mask-file").addEventListener("change", () => {
+  const f = $("mask-file").files[0];
+  if (!f) return;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  painted = false;
+  maskFile = f;
+  maskState();
+});
+
+/** The painted strokes as the API's mask: white where painted, black elsewhere. */
+function paintedMask() {
+  const src = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const out = new ImageData(canvas.width, canvas.height);
+  for (let i = 0; i < src.data.length; i += 4) {
+    const v = src.data[i + 3];
+    out.data[i] = out.data[i + 1] = out.data[i + 2] = v;
+    out.data[i + 3] = 255;
+  }
+  const c = document.createElement("canvas");
+  c.width = canvas.width;
+  c.height = canvas.height;
+  c.getContext("2d").putImageData(out, 0, 0);
+  return new Promise((resolve) => c.toBlob(resolve, "image/png"));
+}
+
 function pick(f, isExample = false) {
   if (!f || !f.type.startsWith("image/")) return status("Please choose an image file.", true);
   file = f;
@@ -113,6 +194,7 @@ function pick(f, isExample = false) {
   img.src = sourceUrl;
   img.alt = "chosen photo";
   $("drop-text").replaceChildren(img, document.createTextNode(f.name));
+  resetMaskCanvas(sourceUrl);
   refresh();
 }
 $("file").addEventListener("change", () => pick($("file").files[0]));
@@ -151,6 +233,11 @@ async function runEdit() {
   if (Number($("refine").value) > 1) form.append("refine_rounds", $("refine").value);
   form.append("response_format", "json");
   form.append("detail", $("detail").checked ? "keep" : "off");
+  const mask = maskFile ?? (painted ? await paintedMask() : null);
+  if (mask) {
+    form.append("mask", mask, "mask.png");
+    form.append("mask_mode", $("mask-mode").value);
+  }
   try {
     let res = await fetch("v1/jobs", { method: "POST", body: form, headers: headers() });
     let body = await res.json();

@@ -62,7 +62,7 @@ describe("the slider page in headless Chromium", function () {
     await page.goto(s.url + "/");
     await page.setInputFiles("#file", { name: "coffee.png", mimeType: "image/png", buffer: readFileSync(path.join(PHOTOS, "coffee.png")) });
     await page.fill("#instruction", "make the mug red");
-    await page.click("details summary");
+    await page.click("#advanced summary");
     await page.fill("#steps", "2");
     await page.fill("#refine", "2");
     await page.click("#edit");
@@ -94,10 +94,61 @@ describe("the slider page in headless Chromium", function () {
     expect(p1.guidanceInterval).to.deep.equal([1, 15]);
     await page.waitForSelector("#result:not([hidden])", { timeout: 60_000 });
     // choosing another sampler by hand (under "More settings") wins over the preset's
-    await page.click("details summary");
+    await page.click("#advanced summary");
     await page.selectOption("#scheduler", "unipc");
     const second = applied();
     await page.click("#edit");
     expect(await second).to.include({ scheduler: "unipc", cacheInterval: 2 });
+  });
+
+  it("a mask painted over the photo confines the edit: outside the strokes the photo comes back exactly", async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const photo = readFileSync(path.join(PHOTOS, "coffee.png"));
+    const result = () =>
+      page.waitForResponse((r) => r.url().includes("/result?format=json"), { timeout: 60_000 }).then(async (r) => (await r.json()) as { image: string; parameters: Record<string, unknown> });
+    await page.goto(s.url + "/");
+    await page.setInputFiles("#file", { name: "coffee.png", mimeType: "image/png", buffer: photo });
+    await page.fill("#instruction", "make the mug red");
+    await page.click("#mask-box summary");
+    await page.waitForFunction(() => (document.getElementById("mask-canvas") as HTMLCanvasElement).width > 1);
+    expect(await page.textContent("#mask-state")).to.match(/No mask/);
+    // one stroke across the left part of the photo
+    const box = (await page.locator("#mask-canvas").boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.1, box.y + box.height * 0.5);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5, { steps: 8 });
+    await page.mouse.up();
+    expect(await page.textContent("#mask-state")).to.match(/painted area may change/);
+    await page.selectOption("#mask-mode", "paste");
+    await page.click("#advanced summary");
+    await page.fill("#steps", "3");
+    const done = result();
+    await page.click("#edit");
+    const r = await done;
+    expect(r.parameters.maskMode).to.equal("paste");
+    // the right third was never painted: its pixels are the photo's own
+    const sharp = (await import("sharp")).default;
+    const meta = await sharp(photo).metadata();
+    const W = meta.width!;
+    const out = await sharp(Buffer.from(r.image, "base64")).removeAlpha().raw().toBuffer();
+    const src = await sharp(photo).removeAlpha().raw().toBuffer();
+    let differ = 0;
+    let painted = 0;
+    for (let i = 0; i < src.length / 3; i++) {
+      const x = i % W;
+      const same = out[i * 3] === src[i * 3] && out[i * 3 + 1] === src[i * 3 + 1] && out[i * 3 + 2] === src[i * 3 + 2];
+      if (x > W * 0.7 && !same) differ++;
+      if (x > W * 0.15 && x < W * 0.25 && !same) painted++;
+    }
+    expect(differ).to.equal(0);
+    expect(painted).to.be.greaterThan(0);
+    // an uploaded all-black mask is refused with the server's own words
+    const black = await sharp({ create: { width: 8, height: 8, channels: 3, background: "#000" } }).png().toBuffer();
+    await page.setInputFiles("#mask-file", { name: "black.png", mimeType: "image/png", buffer: black });
+    expect(await page.textContent("#mask-state")).to.match(/black\.png/);
+    await page.click("#edit");
+    await page.waitForFunction(() => /Edit failed/.test(document.getElementById("status")!.textContent ?? ""), undefined, { timeout: 30_000 });
+    expect(await page.textContent("#status")).to.match(/mask is all black/);
+    await page.screenshot({ path: path.join(ARTIFACTS, "page-mask.png"), fullPage: true });
   });
 });
