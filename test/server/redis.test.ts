@@ -188,6 +188,29 @@ describe("jobs across replicas (REDIS_URL, real redis-server)", function () {
     expect((await until("a new job", () => job(a!, after), (j) => j.state === "succeeded")).state).to.equal("succeeded");
   });
 
+  it("a masked job travels through Redis: submitted on A, its result on B keeps the mask's outside exactly", async () => {
+    [a, b] = await Promise.all([replica(redis.url), replica(redis.url)]);
+    const sharp = (await import("sharp")).default;
+    const meta = await sharp(photo).metadata();
+    const W = meta.width!;
+    const H = meta.height!;
+    const m = Buffer.alloc(W * H);
+    for (let i = 0; i < m.length; i++) if (i % W < W / 2) m[i] = 255;
+    const f = new FormData();
+    f.append("image", new Blob([new Uint8Array(photo)]), "p.png");
+    f.append("mask", new Blob([new Uint8Array(await sharp(m, { raw: { width: W, height: H, channels: 1 } }).png().toBuffer())]), "m.png");
+    for (const [k, v] of Object.entries({ instruction: "make the mug red", steps: "4", mask_mode: "blend" })) f.append(k, v);
+    const id = ((await (await fetch(`${a.url}/v1/jobs`, { method: "POST", body: f })).json()) as { id: string }).id;
+    await until("the masked job", () => job(b!, id), (j) => j.state === "succeeded");
+    const res = await fetch(`${b.url}/v1/jobs/${id}/result?format=image`);
+    expect(JSON.parse(res.headers.get("x-reward-edit-parameters")!).maskMode).to.equal("blend");
+    const out = await sharp(Buffer.from(await res.arrayBuffer())).removeAlpha().raw().toBuffer();
+    const src = await sharp(photo).removeAlpha().raw().toBuffer();
+    let differ = 0;
+    for (let i = 0; i < W * H; i++) if (i % W >= W / 2 && !out.subarray(i * 3, i * 3 + 3).equals(src.subarray(i * 3, i * 3 + 3))) differ++;
+    expect(differ).to.equal(0);
+  });
+
   it("a bad REDIS_URL is a clear start-up error, not a hang", async () => {
     const closed = await freePort();
     for (const [url, message] of [
