@@ -181,15 +181,19 @@ export function maskTable(rows: MaskRow[]): string {
   return lines.join("\n");
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { limit: { type: "string", default: "120" }, hires: { type: "string", default: "12" }, model: { type: "string", default: BUNDLED_MODEL } } });
-  const rows = await runMaskBench({ limit: Number(values.limit), hires: Number(values.hires), modelDir: values.model!, log: (s) => process.stderr.write(`${s}\n`) });
+export async function writeMaskReport(rows: MaskRow[]): Promise<string> {
   const dir = path.join(ROOT, "bench-results");
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, "masks.json"), JSON.stringify(rows, null, 2));
   const md = `### Masks: paste only vs blend during sampling (bundled editor, 5,5,5, seed 1000+i)\n\n${maskTable(rows)}\n`;
   writeFileSync(path.join(dir, "masks.md"), md);
-  process.stdout.write(md);
+  return md;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { limit: { type: "string", default: "120" }, hires: { type: "string", default: "12" }, model: { type: "string", default: BUNDLED_MODEL } } });
+  const rows = await runMaskBench({ limit: Number(values.limit), hires: Number(values.hires), modelDir: values.model!, log: (s) => process.stderr.write(`${s}\n`) });
+  process.stdout.write(await writeMaskReport(rows));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();

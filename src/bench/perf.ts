@@ -20,7 +20,9 @@ import { Generator, type SessionOptions, edit, loadModel } from "../../editor/in
 import { BUNDLED_MODEL, CLI_PATH, ROOT, TEST_MODEL } from "../paths.js";
 import { compareFloat16 } from "./float16.js";
 import { runDetailBench } from "./detail.js";
+import { runBatchBench } from "./batch.js";
 import { runFastBench, writeFastReport } from "./fast.js";
+import { runMaskBench, writeMaskReport } from "./masks.js";
 import { FULLSCALE_CACHE, measureFullScale } from "./fullscale.js";
 import { percentile } from "./metrics.js";
 import { type PerfReport, renderPerf } from "./perf-report.js";
@@ -268,6 +270,8 @@ async function main(): Promise<void> {
     stores: { name: "g. job store: in-memory queue vs Redis (sync edits, alternating)", estimateS: 40 },
     // the first run also writes the full-size checkpoint and converts it (~10 GB, see models/README.md)
     fast: { name: "h. fast edits: quality, fidelity and cost of the fast path (bench-results/fast.md)", estimateS: withFullScale ? 1500 : 600 },
+    masks: { name: "i. masks: paste only vs blend during sampling (bench-results/masks.md)", estimateS: 600 },
+    batch: { name: "j. catalogue batch: 50 photos, a kill and resume, against one CLI run per photo (bench-results/batch.md)", estimateS: 240 },
     fullScale: { name: "c. full scale: UNet steps and a 20-step 512x512 edit of a converted Multi-Reward folder", estimateS: existsSync(FULLSCALE_CACHE) ? 900 : 1500 },
   };
   const progress = new PhaseProgress([
@@ -279,6 +283,8 @@ async function main(): Promise<void> {
     ...(withServer ? [phase.server, phase.layouts, phase.stores] : []),
     ...(withFullScale ? [phase.fullScale] : []),
     phase.fast,
+    phase.masks,
+    phase.batch,
   ]);
   progress.start(phase.overhead);
   const overhead = [
@@ -318,6 +324,10 @@ async function main(): Promise<void> {
   }
   progress.start(phase.fast);
   writeFastReport(await runFastBench({ fullScale: withFullScale }));
+  progress.start(phase.masks);
+  await writeMaskReport(await runMaskBench({ limit: 120, hires: 12, modelDir: bundled }));
+  progress.start(phase.batch);
+  await runBatchBench({ photos: "47", steps: "20" });
   progress.done();
   const report: PerfReport = {
     date: new Date().toISOString(),
