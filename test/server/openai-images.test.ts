@@ -44,8 +44,8 @@ describe("OpenAI-compatible POST /v1/images/edits, called by the official openai
     expect([out.format, out.width, out.height]).to.deep.equal(["png", meta.width, meta.height]);
   });
 
-  it("n gives n images (seeds seed..seed+n-1); response_format url names each stored result", async () => {
-    const base = { image: await toFile(photo, "coffee.png", { type: "image/png" }), prompt: "make the mug red", n: 2, ...({ steps: "2", seed: "11" } as object) };
+  it("n gives n images (seeds seed..seed+n-1); response_format url names each stored result; extra fields reach the edit", async () => {
+    const base = { image: await toFile(photo, "coffee.png", { type: "image/png" }), prompt: "make the mug red", n: 2, ...({ steps: "2", seed: "11", rewards: "5,4,5" } as object) };
     const b64 = await client.images.edit({ ...base, image: await toFile(photo, "c.png", { type: "image/png" }) } as OpenAI.ImageEditParamsNonStreaming);
     expect(b64.data).to.have.length(2);
     expect(b64.data![0].b64_json).to.not.equal(b64.data![1].b64_json);
@@ -56,6 +56,8 @@ describe("OpenAI-compatible POST /v1/images/edits, called by the official openai
       const got = await fetch(d.url!, { headers: { authorization: `Bearer ${KEY}` } });
       expect(got.status).to.equal(200);
       expect(got.headers.get("x-reward-edit-seed")).to.equal(String(11 + k));
+      // the extra body fields reached the edit
+      expect(JSON.parse(got.headers.get("x-reward-edit-parameters")!)).to.deep.include({ rewards: [5, 4, 5], steps: 2 });
       // the same seed, the same edit: the url serves what b64_json carried
       expect(Buffer.from(await got.arrayBuffer()).toString("base64")).to.equal(b64.data![k].b64_json);
     }
