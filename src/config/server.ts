@@ -29,6 +29,12 @@ export const SERVER_SETTINGS = {
   maxPixels: { env: "REWARD_EDIT_MAX_PIXELS", doc: "largest accepted image area (decompression-bomb guard)", schema: int(1_024, 500_000_000), default: "40000000" },
   maxInstructionLength: { env: "REWARD_EDIT_MAX_INSTRUCTION", doc: "longest instruction, in characters", schema: int(1, 10_000), default: "500" },
   maxSteps: { env: "REWARD_EDIT_MAX_STEPS", doc: "most denoising steps a request may ask for", schema: int(1, 1000), default: "100" },
+  maxJobsPerKey: {
+    env: "REWARD_EDIT_MAX_JOBS_PER_KEY",
+    doc: "with API keys: most jobs one key may have waiting or running (429 beyond); 0 = no per-key limit",
+    schema: int(0, 10_000),
+    default: "8",
+  },
   maxCandidates: { env: "REWARD_EDIT_MAX_CANDIDATES", doc: "most candidates for best-of-N", schema: int(1, 16), default: "4" },
   maxRefineRounds: { env: "REWARD_EDIT_MAX_REFINE_ROUNDS", doc: "most refinement rounds per edit", schema: int(1, MAX_ROUNDS), default: "4" },
   apiKeys: { env: "REWARD_EDIT_API_KEYS", doc: "comma-separated Bearer keys; empty = no authentication", schema: csv, default: "" },

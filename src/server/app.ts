@@ -228,11 +228,11 @@ export function createApp(d: AppDeps): express.Express {
 
   const submission = editSubmission(d);
   const { submitForm, awaitEdit } = submission;
-  const submit = async (req: Request): Promise<{ job: JobView; form: EditForm }> => {
+  const submit = async (req: Request, res: Response): Promise<{ job: JobView; form: EditForm }> => {
     const form = parseForm(editSchema(config), req.body);
     const image = await checkImage(files(req).image?.[0], "image", config.maxPixels);
     const mask = await checkMask(files(req).mask?.[0], "luminance", config.maxPixels);
-    return { job: await submitForm(form, image, mask, { responseFormat: form.response_format }), form };
+    return { job: await submitForm(form, image, mask, { responseFormat: form.response_format, owner: res.locals.owner ?? null }), form };
   };
 
   /**
@@ -308,7 +308,7 @@ export function createApp(d: AppDeps): express.Express {
   };
 
   app.post("/v1/edits", upload(["image", "mask"]), route(async (req, res) => {
-    const { job: submitted, form } = await submit(req);
+    const { job: submitted, form } = await submit(req, res);
     const job = await awaitEdit(submitted, res);
     await sendResult(job, res, form.response_format);
   }));
@@ -326,14 +326,15 @@ export function createApp(d: AppDeps): express.Express {
     result: job.state === "succeeded" ? `/v1/jobs/${job.id}/result` : undefined,
   });
   const notFound = () => new AppError(404, "not_found", "no such job (unknown or expired)", "id");
-  const findJob = async (req: Request) => {
+  /** A job of another key is as unknown as one that never was. */
+  const findJob = async (req: Request, res: Response) => {
     const job = await queue.get(String(req.params.id));
-    if (!job) throw notFound();
+    if (!job || (job.meta.owner ?? null) !== (res.locals.owner ?? null)) throw notFound();
     return job;
   };
 
   app.post("/v1/jobs", upload(["image", "mask"]), route(async (req, res) => {
-    const { job } = await submit(req);
+    const { job } = await submit(req, res);
     // scoring starts as soon as the edit is done, so the result is ready when asked for
     queue
       .waitFor(job.id)
@@ -342,10 +343,10 @@ export function createApp(d: AppDeps): express.Express {
     res.status(202).location(`/v1/jobs/${job.id}`).json(jobView(job));
   }));
   app.get("/v1/jobs/:id", route(async (req, res) => {
-    res.json(jobView(await findJob(req)));
+    res.json(jobView(await findJob(req, res)));
   }));
   app.get("/v1/jobs/:id/result", route(async (req, res) => {
-    const job = await findJob(req);
+    const job = await findJob(req, res);
     if (job.state === "queued" || job.state === "running") throw new AppError(409, "not_ready", `job is ${job.state}`, "id");
     if (job.state !== "succeeded") throw failureOf(job);
     // ?format= wins; without it, the response_format the job was submitted with
@@ -361,10 +362,16 @@ export function createApp(d: AppDeps): express.Express {
     }
     await sendResult(job, res, asked, candidate);
   }));
+  // DELETE cancels a job still waiting or running (202), and deletes a finished one with its result (200)
   app.delete("/v1/jobs/:id", route(async (req, res) => {
-    const job = await queue.cancel(String(req.params.id));
-    if (!job) throw notFound();
-    res.status(202).json(jobView(job));
+    const job = await findJob(req, res);
+    if (job.state === "queued" || job.state === "running") {
+      res.status(202).json(jobView((await queue.cancel(job.id)) ?? job));
+      return;
+    }
+    if (!(await queue.remove(job.id))) throw notFound();
+    finals.delete(job.id);
+    res.status(200).json({ id: job.id, state: job.state, deleted: true });
   }));
 
   app.use("/v1/images", openAiImagesRouter({ config, submission, upload }));

@@ -32,6 +32,10 @@ export function editSubmission(d: SubmissionDeps) {
 
   /** Queues the edit; `mask` is already normalised (white = may change). */
   const submitForm = async (form: EditForm, image: Buffer, mask: Buffer | undefined, meta: Omit<JobMeta, "preset">): Promise<JobView> => {
+    // one key cannot fill the queue for everyone else
+    if (meta.owner && config.maxJobsPerKey > 0 && (await queue.activeFor(meta.owner)) >= config.maxJobsPerKey) {
+      throw new AppError(429, "key_limit", `this API key already has ${config.maxJobsPerKey} jobs waiting or running (REWARD_EDIT_MAX_JOBS_PER_KEY); retry when one finishes`, undefined, { "retry-after": "5" });
+    }
     if (form.candidates > 1 && form.refine_rounds > 1) {
       throw new AppError(400, "invalid_field", "refine_rounds: give either candidates (best-of-N by seed) or refine_rounds, not both", "refine_rounds");
     }

@@ -217,6 +217,22 @@ export class JobPool extends EventEmitter {
     }
   }
 
+  /** Forgets a finished job now (DELETE of a finished job); false when it is unknown or not finished. */
+  forget(id: string): boolean {
+    const j = this.jobs.get(id);
+    if (!j || !FINAL.includes(j.state)) return false;
+    this.jobs.delete(id);
+    this.emit("forgotten", id);
+    return true;
+  }
+
+  /** Jobs not yet finished whose request satisfies `match`. */
+  countActive(match: (j: Job) => boolean): number {
+    let n = 0;
+    for (const j of this.jobs.values()) if (!FINAL.includes(j.state) && match(j)) n++;
+    return n;
+  }
+
   /** Finished jobs are forgotten once their time-to-live has passed. */
   private sweep(): void {
     const now = Date.now();

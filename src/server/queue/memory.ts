@@ -44,6 +44,14 @@ export class MemoryQueue implements JobQueue {
     return this.view(job);
   }
 
+  async remove(id: string): Promise<boolean> {
+    return this.pool.forget(id);
+  }
+
+  async activeFor(owner: string): Promise<number> {
+    return this.pool.countActive((j) => this.meta.get(j.id)?.owner === owner);
+  }
+
   async waitFor(id: string): Promise<JobView> {
     const job = this.pool.get(id);
     if (!job) throw new Error(`no job ${id}`);

@@ -139,6 +139,7 @@ export class RedisQueue implements JobQueue {
   }
 
   private cancelKey = (id: string) => `${this.prefix}:cancel:${id}`;
+  private ownerKey = (owner: string) => `${this.prefix}:owner:${owner}`;
   private get channel() {
     return `${this.prefix}:cancel`;
   }
@@ -193,6 +194,10 @@ export class RedisQueue implements JobQueue {
     const ttl = Math.ceil(this.o.jobTtlMs / 1000);
     const data: StoredData = { request: encodeRequest(request), meta };
     const bj = await this.queue.add("edit", data, { jobId: randomUUID(), attempts: 1, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } });
+    if (meta.owner) {
+      const key = this.ownerKey(meta.owner);
+      await this.conn.multi().sadd(key, bj.id!).pexpire(key, this.o.jobTtlMs).exec();
+    }
     return (await this.view(bj.id!))!;
   }
 
@@ -249,6 +254,28 @@ export class RedisQueue implements JobQueue {
     await this.conn.set(this.cancelKey(id), "1", "PX", this.o.jobTtlMs);
     await this.conn.publish(this.channel, id);
     return this.get(id);
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const state = await this.queue.getJobState(id);
+    if (state !== "completed" && state !== "failed") return false;
+    const bj = await this.queue.getJob(id);
+    if (!bj) return false;
+    await bj.remove();
+    await this.conn.del(this.cancelKey(id));
+    return true;
+  }
+
+  /** The owner's job ids live in a set; ids whose jobs finished or expired are dropped as they are counted. */
+  async activeFor(owner: string): Promise<number> {
+    const key = this.ownerKey(owner);
+    let n = 0;
+    for (const id of await this.conn.smembers(key)) {
+      const state = await this.queue.getJobState(id);
+      if (state === "completed" || state === "failed" || state === "unknown") await this.conn.srem(key, id);
+      else n++;
+    }
+    return n;
   }
 
   async waitFor(id: string): Promise<JobView> {

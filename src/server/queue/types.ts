@@ -22,6 +22,8 @@ export const FINAL_STATES: readonly JobState[] = ["succeeded", "failed", "cancel
 export interface JobMeta {
   preset: string | null;
   responseFormat: "image" | "json";
+  /** Who submitted it: a digest of the API key (null without keys). Another key sees no such job. */
+  owner?: string | null;
 }
 
 /** A snapshot of one job. */
@@ -45,6 +47,10 @@ export interface JobQueue {
   get(id: string): Promise<JobView | undefined>;
   /** Cancels a waiting or running job wherever it runs; undefined when unknown. */
   cancel(id: string): Promise<JobView | undefined>;
+  /** Deletes a finished job and its result; false when unknown or not finished. */
+  remove(id: string): Promise<boolean>;
+  /** Jobs of this owner waiting or running (every replica's with Redis). */
+  activeFor(owner: string): Promise<number>;
   /** Resolves with the job once it is final. */
   waitFor(id: string): Promise<JobView>;
   /** Jobs waiting and running: this process's, or every replica's with Redis. */

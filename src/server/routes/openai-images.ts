@@ -84,7 +84,7 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
           throw new AppError(400, "invalid_value", `size ${size.width}x${size.height} does not keep the image's shape (${own.width}x${own.height}); use "auto" or the same aspect ratio`, "size");
         }
       }
-      const submitted = await submission.submitForm(form, image, mask, { responseFormat: "image" });
+      const submitted = await submission.submitForm(form, image, mask, { responseFormat: "image", owner: res.locals.owner ?? null });
       const job = await submission.awaitEdit(submitted, res);
       const out = job.output!;
       const base = `${req.protocol}://${req.get("host")}`;
