@@ -20,6 +20,7 @@ import { AppError, errorHandler } from "./errors.js";
 import { editSubmission, failureOf } from "./edit-submission.js";
 import type { JobQueue, JobView, ModelInfo } from "./queue/types.js";
 import type { Metrics } from "./metrics.js";
+import { decodableFormats } from "./formats.js";
 import { openApiDocument } from "./openapi.js";
 import { openAiErrorHandler, openAiImagesRouter } from "./routes/openai-images.js";
 import { type EditForm, checkImage, checkMask, editSchema, parseForm, scoreSchema } from "./validation.js";
@@ -200,9 +201,9 @@ export function createApp(d: AppDeps): express.Express {
     }
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   }));
-  app.get("/openapi.json", (_req, res) => {
-    res.json(openApiDocument(config));
-  });
+  app.get("/openapi.json", route(async (_req, res) => {
+    res.json(openApiDocument(config, (await decodableFormats()).names));
+  }));
   app.use("/", express.static(path.join(ROOT, "src", "web"), { index: "index.html" }));
 
   // ---- API ----

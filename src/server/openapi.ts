@@ -6,13 +6,15 @@ const error = { $ref: "#/components/schemas/Error" };
 const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((c) => [String(c), { description: "error", content: { "application/json": { schema: error } } }]));
 
-export function openApiDocument(c: ServerConfig) {
+/** `formats`: what the start-up probe found this server decodes (formats.ts). */
+export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "PNG", "WebP", "GIF", "TIFF", "AVIF"]) {
+  const accepted = `${formats.slice(0, -1).join(", ")}${formats.length > 1 ? " or " : ""}${formats[formats.length - 1]}`;
   const editForm = {
     type: "object",
     required: ["image", "instruction"],
     additionalProperties: false,
     properties: {
-      image: { type: "string", format: "binary", description: `JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIF; at most ${c.maxUploadBytes} bytes and ${c.maxPixels} pixels` },
+      image: { type: "string", format: "binary", description: `${accepted} (what this server's image library decodes); at most ${c.maxUploadBytes} bytes and ${c.maxPixels} pixels` },
       instruction: { type: "string", maxLength: c.maxInstructionLength },
       rewards: { type: "string", description: "following,preserving,quality each 0..5 (or a JSON array); not with preset", example: "5,5,5" },
       preset: { type: "string", description: "named preset, see GET /v1/presets" },

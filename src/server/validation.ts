@@ -9,6 +9,7 @@ import { type MaskConvention, MaskInputError, decodeMask, encodeMask } from "../
 import type { ServerConfig } from "../config/server.js";
 import { parseSigmaInterval } from "../edit-params.js";
 import { AppError } from "./errors.js";
+import { decodableFormats } from "./formats.js";
 
 const rewardsField = z
   .string()
@@ -92,9 +93,7 @@ export function parseForm<T extends z.ZodType>(schema: T, body: unknown): z.infe
   throw new AppError(400, issue.code === "unrecognized_keys" ? "unknown_field" : "invalid_field", message, field);
 }
 
-const ACCEPTED = new Set(["jpeg", "png", "webp", "gif", "tiff", "avif", "heif"]);
-
-/** Checks an uploaded image by its bytes: decodable, an accepted format, within the pixel limit. */
+/** Checks an uploaded image by its bytes: decodable, a format (and codec) this server decodes, within the pixel limit. */
 export async function checkImage(file: Express.Multer.File | undefined, field: string, maxPixels: number): Promise<Buffer> {
   if (!file) throw new AppError(400, "missing_field", `${field} file is required`, field);
   let meta: Metadata;
@@ -103,8 +102,13 @@ export async function checkImage(file: Express.Multer.File | undefined, field: s
   } catch {
     throw new AppError(415, "unsupported_image", `${field} is not a decodable image`, field);
   }
-  if (!meta.format || !ACCEPTED.has(meta.format)) {
-    throw new AppError(415, "unsupported_image", `${field} format ${meta.format ?? "unknown"} is not accepted`, field);
+  const can = await decodableFormats();
+  const heifCodec = meta.format === "heif" ? String(meta.compression ?? "unknown") : null;
+  if (!meta.format || !can.formats.includes(meta.format) || (heifCodec && !can.heifCodecs.includes(heifCodec))) {
+    const why = heifCodec
+      ? `${heifCodec === "hevc" ? "HEIC (HEVC)" : `HEIF (${heifCodec})`} cannot be decoded by this server's image library`
+      : `format ${meta.format ?? "unknown"} is not accepted`;
+    throw new AppError(415, "unsupported_image", `${field}: ${why}; send ${can.names.join(", ")}`, field);
   }
   const pixels = (meta.width ?? 0) * (meta.pageHeight ?? meta.height ?? 0);
   if (pixels > maxPixels) throw new AppError(413, "image_too_large", `${field} has ${pixels} pixels; the limit is ${maxPixels}`, field);

@@ -133,3 +133,46 @@ describe("HTTP protocol errors are the client's: 4xx JSON, never 500 (issue 23, 
     }
   });
 });
+
+describe("accepted image formats are what the image library really decodes (issue 23)", function () {
+  this.timeout(60_000);
+  let s: RunningServer;
+  before(async () => {
+    s = await startServer(pino({ level: "silent" }), { port: 0, host: "127.0.0.1", modelDir: TINY, workers: 1 }, {});
+  });
+  after(() => s.stop());
+
+  it("the start-up probe decodes each format it lists; the OpenAPI document names exactly those", async () => {
+    const { decodableFormats } = await import("../../src/server/formats.js");
+    const can = await decodableFormats();
+    expect(can.formats).to.include.members(["jpeg", "png", "webp"]);
+    // the prebuilt libvips has libheif with an AV1 decoder and no HEVC one: AVIF yes, HEIC no
+    expect(can.heifCodecs).to.include("av1");
+    const doc = (await (await fetch(`${s.url}/openapi.json`)).json()) as { paths: Record<string, { post: { requestBody: { content: Record<string, { schema: { properties: { image: { description: string } } } }> } } }> };
+    const said = doc.paths["/v1/edits"].post.requestBody.content["multipart/form-data"].schema.properties.image.description;
+    for (const n of can.names) expect(said).to.contain(n);
+    if (!can.heifCodecs.includes("hevc")) expect(said).to.not.match(/HEIC|HEIF/);
+  });
+
+  it("an AVIF photo is edited; an SVG is refused at submission, sync and async alike, with a short message of our own", async () => {
+    const sharp = (await import("sharp")).default;
+    const avif = await sharp(readFileSync(path.join(PHOTOS, "coffee.png"))).heif({ compression: "av1" }).toBuffer();
+    const form = (image: Buffer) => {
+      const f = new FormData();
+      f.append("image", new Blob([new Uint8Array(image)]), "p.bin");
+      f.append("instruction", "make the mug red");
+      f.append("steps", "2");
+      return f;
+    };
+    expect((await fetch(`${s.url}/v1/edits`, { method: "POST", body: form(avif) })).status).to.equal(200);
+    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8" fill="red"/></svg>');
+    for (const p of ["/v1/edits", "/v1/jobs"]) {
+      const r = await fetch(`${s.url}${p}`, { method: "POST", body: form(svg) });
+      expect(r.status, p).to.equal(415);
+      const e = ((await r.json()) as { error: { message: string; field: string } }).error;
+      expect(e.field).to.equal("image");
+      expect(e.message).to.match(/^image: format svg is not accepted; send JPEG, PNG, WEBP/);
+      expect(e.message.length).to.be.below(120);
+    }
+  });
+});
