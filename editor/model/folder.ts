@@ -111,6 +111,40 @@ export interface FolderReport {
  * Opens everything a folder should hold and reports every problem found, not just the first.
  * The caller owns the returned sessions.
  */
+/** A fixed size of one axis, or undefined when the graph leaves it symbolic. */
+function axis(info: { shape: Array<number | string | null> } | undefined, i: number): number | undefined {
+  const d = info?.shape.at(i);
+  return typeof d === "number" && d > 0 ? d : undefined;
+}
+
+/**
+ * Whether the components can feed each other, by the shapes their graphs declare: the text
+ * encoder's width against the UNet's cross-attention and feedback inputs, the latent channels of
+ * the VAE halves against the UNet's. A folder assembled from mismatched exports otherwise loads
+ * and fails only inside ONNX Runtime at the first edit.
+ */
+function checkFit(s: Partial<Record<Component, Session>>, m: Manifest): string[] {
+  const problems: string[] = [];
+  const input = (c: Component, name: string) => s[c]?.inputs.find((i) => i.name === name);
+  const output = (c: Component, names: string[]) => s[c]?.outputs.find((o) => names.includes(o.name)) ?? s[c]?.outputs[0];
+  const mismatch = (what: string, a: number | undefined, b: number | undefined) => {
+    if (a !== undefined && b !== undefined && a !== b) problems.push(`components do not fit: ${what} (${a} vs ${b})`);
+  };
+  const hidden = output("text_encoder", ["last_hidden_state"]);
+  mismatch("text_encoder last_hidden_state width vs unet encoder_hidden_states width", axis(hidden, -1), axis(input("unet", "encoder_hidden_states"), -1));
+  if (m.rewards?.feedback_input) {
+    const pooled = s.text_encoder?.outputs.find((o) => o.name === "pooler_output" || o.name === "text_embeds");
+    mismatch(`text_encoder pooled width vs unet ${m.rewards.feedback_input} width`, axis(pooled, -1), axis(input("unet", m.rewards.feedback_input), -1));
+  }
+  const C = m.latent_channels;
+  mismatch("unet sample channels vs 2 x latent_channels (noisy latent + image latent)", axis(input("unet", "sample"), 1), 2 * C);
+  mismatch("vae_decoder latent_sample channels vs latent_channels", axis(input("vae_decoder", "latent_sample"), 1), C);
+  const enc = axis(output("vae_encoder", ["latent_sample", "latent_dist", "latent_parameters"]), 1);
+  if (enc !== undefined && enc !== C && enc !== 2 * C) problems.push(`components do not fit: vae_encoder output channels ${enc}, expected ${C} (or ${2 * C}: mean and log-variance)`);
+  mismatch("unet output channels vs latent_channels", axis(output("unet", ["out_sample"]), 1), C);
+  return problems;
+}
+
 export async function inspectModelFolder(dir: string, options: SessionOptions = {}): Promise<FolderReport> {
   const problems: string[] = [];
   const sessions: Partial<Record<Component, Session>> = {};
@@ -139,6 +173,7 @@ export async function inspectModelFolder(dir: string, options: SessionOptions = 
     }
     if (manifest) problems.push(...checkSignature(c, sessions[c]!.inputs, manifest));
   }
+  if (manifest) problems.push(...checkFit(sessions, manifest));
   const cache = manifest?.deep_cache;
   if (cache) {
     if (sessions.unet && !sessions.unet.outputNames.includes(cache.features)) {

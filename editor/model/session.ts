@@ -46,6 +46,8 @@ export interface Session {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
   readonly inputs: readonly InputInfo[];
+  /** Output names, element types and (symbolic or fixed) shapes, as the graph declares them. */
+  readonly outputs: readonly InputInfo[];
   /** Provider that actually serves this session (after any fallback). */
   readonly provider: string;
   /** Milliseconds spent inside ONNX Runtime's run() since creation. */
@@ -64,15 +66,17 @@ export interface Session {
 class OrtSession implements Session {
   runMs = 0;
   readonly inputs: InputInfo[];
+  readonly outputs: InputInfo[];
 
   constructor(
     readonly path: string,
     private readonly inner: ort.InferenceSession,
     readonly provider: string,
   ) {
-    this.inputs = inner.inputMetadata.map((m) =>
-      m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: "non-tensor", shape: [] },
-    );
+    const info = (m: ort.InferenceSession.ValueMetadata): InputInfo =>
+      m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: "non-tensor", shape: [] };
+    this.inputs = inner.inputMetadata.map(info);
+    this.outputs = inner.outputMetadata.map(info);
   }
 
   get inputNames(): readonly string[] {

@@ -3,7 +3,7 @@ import { readFileSync, rmSync, writeFileSync, copyFileSync } from "node:fs";
 import path from "node:path";
 import { createSession, inspectModelFolder, loadModel, ModelFolderError, parseManifest } from "../../editor/index.js";
 import { checkSignature } from "../../editor/model/folder.js";
-import { TINY, TINY_NO_REWARDS, copyFolder, runCli } from "../helpers.js";
+import { ROOT, TINY, TINY_NO_REWARDS, copyFolder, runCli } from "../helpers.js";
 
 describe("model folders", () => {
   it("loads the test model once per component, with dtypes and shapes read from the sessions", async () => {
@@ -113,5 +113,19 @@ describe("model folders", () => {
     expect(bad.code).to.equal(1);
     expect(bad.stdout).to.contain("problem: missing file unet/model.onnx");
     expect(bad.stdout).to.contain("problem: reward-edit.json: resolution");
+  });
+
+  it("`models validate` refuses components that cannot feed each other (a text encoder of another width)", async () => {
+    const dir = copyFolder(TINY);
+    // the bundled editor's text encoder is 64 wide; the tiny UNet attends to 16-wide states
+    copyFileSync(path.join(ROOT, "models", "reward-edit-synthetic", "text_encoder", "model.onnx"), path.join(dir, "text_encoder", "model.onnx"));
+    const r = await runCli(["models", "validate", dir]);
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.contain("problem: components do not fit: text_encoder last_hidden_state width vs unet encoder_hidden_states width (64 vs 16)");
+    expect(r.stdout).to.contain("problem: components do not fit: text_encoder pooled width vs unet feedback_embeds width (64 vs 16)");
+    // and loading it for an edit fails before any ONNX Runtime run, with the same words
+    const err = await loadModel(dir).then(() => null, (e: unknown) => e);
+    expect(err).to.be.instanceOf(ModelFolderError);
+    expect((err as ModelFolderError).problems.join("\n")).to.match(/components do not fit/);
   });
 });
