@@ -41,6 +41,7 @@ export const SERVER_SETTINGS = {
   corsOrigins: { env: "REWARD_EDIT_CORS_ORIGINS", doc: "comma-separated allowed origins, or * ; empty = no CORS headers", schema: csv, default: "" },
   presetsFile: { env: "REWARD_EDIT_PRESETS", doc: "presets JSON (a ConfigMap mount); default: the bundled presets", schema: z.string(), default: "" },
   drainTimeoutMs: { env: "REWARD_EDIT_DRAIN_TIMEOUT_MS", doc: "on SIGTERM, longest wait for in-flight work", schema: int(0, 3_600_000), default: "60000" },
+  redisPassword: { env: "REDIS_PASSWORD", doc: "Redis password when REDIS_URL carries none (from a Secret, so the URL can sit in a ConfigMap)", schema: z.string(), default: "" },
   redisUrl: { env: "REDIS_URL", doc: "redis://host:port shared by every replica: jobs, progress and results go through it (empty: jobs stay in this process)", schema: z.string(), default: "" },
   jobLockMs: { env: "REWARD_EDIT_JOB_LOCK_MS", doc: "with Redis: how long a replica's claim on a running job lasts unrenewed, i.e. how soon another replica takes over the jobs of one that died", schema: int(1_000, 600_000), default: "30000" },
 } as const;

@@ -47,7 +47,7 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
   let queue: JobQueue;
   if (config.redisUrl) {
     try {
-      queue = await RedisQueue.connect(pool, { url: config.redisUrl, queueSize: config.queueSize, jobTtlMs: config.jobTtlMs, lockMs: config.jobLockMs, logger });
+      queue = await RedisQueue.connect(pool, { url: config.redisUrl, password: config.redisPassword || undefined, queueSize: config.queueSize, jobTtlMs: config.jobTtlMs, lockMs: config.jobLockMs, logger });
     } catch (err) {
       await pool.close();
       throw err;

@@ -6,6 +6,7 @@ import { ConfigMap, PersistentVolumeClaim, Secret, Service } from "kubernetes-mo
 import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { Job } from "kubernetes-models/batch/v1";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { loadPresets } from "../../src/presets/index.js";
 import { ROOT } from "../helpers.js";
 
@@ -20,6 +21,7 @@ const MODELS: Record<string, new (d: never) => { validate(): void }> = {
   "apps/v1/StatefulSet": StatefulSet,
   "autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler,
   "batch/v1/Job": Job,
+  "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
 };
 
 type Doc = { apiVersion: string; kind: string; metadata: { name: string }; spec?: any; data?: Record<string, string> };
@@ -30,7 +32,30 @@ const docs: Array<[string, Doc]> = readdirSync(K8S)
 describe("Kubernetes manifests", () => {
   it("there is a manifest of every kind the deployment needs", () => {
     const kinds = docs.map(([, d]) => d.kind);
-    expect(kinds).to.include.members(["Deployment", "Service", "ConfigMap", "Secret", "HorizontalPodAutoscaler", "PersistentVolumeClaim"]);
+    expect(kinds).to.include.members(["Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler", "PersistentVolumeClaim", "NetworkPolicy"]);
+  });
+
+  it("no key ships in the manifests: the Secret is the operator's, required by the pods, and the README says how to create it", () => {
+    expect(docs.filter(([, d]) => d.kind === "Secret")).to.deep.equal([]);
+    for (const [, d] of docs.filter(([, x]) => x.kind === "Deployment")) {
+      const refs = d.spec.template.spec.containers[0].envFrom.filter((e: { secretRef?: unknown }) => e.secretRef);
+      expect(refs).to.deep.equal([{ secretRef: { name: "reward-edit", optional: false } }]);
+    }
+    const readme = readFileSync(path.join(ROOT, "README.md"), "utf8");
+    expect(readme).to.match(/kubectl create secret generic reward-edit --from-literal=REWARD_EDIT_API_KEYS=.*--from-literal=REDIS_PASSWORD=/s);
+  });
+
+  it("Redis asks for the Secret's password, and only the service's pods may reach it", () => {
+    const redis = docs.find(([, d]) => d.kind === "StatefulSet")![1].spec.template.spec.containers[0];
+    expect(redis.args.slice(-2)).to.deep.equal(["--requirepass", "$(REDIS_PASSWORD)"]);
+    expect(redis.env).to.deep.equal([{ name: "REDIS_PASSWORD", valueFrom: { secretKeyRef: { name: "reward-edit", key: "REDIS_PASSWORD" } } }]);
+    expect(redis.readinessProbe.exec.command.join(" ")).to.contain("REDISCLI_AUTH");
+    const policy = docs.find(([, d]) => d.kind === "NetworkPolicy")![1];
+    expect(policy.spec.podSelector.matchLabels).to.deep.equal({ "app.kubernetes.io/name": "reward-edit-redis" });
+    expect(policy.spec.ingress).to.deep.equal([{ from: [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "reward-edit" } } }], ports: [{ protocol: "TCP", port: 6379 }] }]);
+    const app = docs.find(([, d]) => d.kind === "Deployment" && d.metadata.name === "reward-edit")![1];
+    expect(app.spec.template.metadata.labels["app.kubernetes.io/name"]).to.equal("reward-edit");
+    expect(readFileSync(path.join(K8S, "kustomization.yaml"), "utf8")).to.contain("networkpolicy.yaml");
   });
 
   for (const [file, doc] of docs) {

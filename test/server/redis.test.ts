@@ -22,12 +22,15 @@ function freePort(): Promise<number> {
 class RedisServer {
   private proc?: ChildProcess;
   readonly dir = tempDir("redis-");
-  constructor(readonly port: number) {}
+  constructor(
+    readonly port: number,
+    readonly password?: string,
+  ) {}
   get url() {
     return `redis://127.0.0.1:${this.port}`;
   }
   async start(): Promise<void> {
-    this.proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", this.dir], { stdio: "ignore" });
+    this.proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", this.dir, ...(this.password ? ["--requirepass", this.password] : [])], { stdio: "ignore" });
     for (let i = 0; i < 100; i++) {
       if (await new Promise<boolean>((r) => net.connect(this.port, "127.0.0.1").on("connect", function (this: net.Socket) { this.destroy(); r(true); }).on("error", () => r(false)))) return;
       await sleep(50);
@@ -209,6 +212,24 @@ describe("jobs across replicas (REDIS_URL, real redis-server)", function () {
     let differ = 0;
     for (let i = 0; i < W * H; i++) if (i % W >= W / 2 && !out.subarray(i * 3, i * 3 + 3).equals(src.subarray(i * 3, i * 3 + 3))) differ++;
     expect(differ).to.equal(0);
+  });
+
+  it("a Redis with a password: REDIS_PASSWORD (kept out of the URL) connects; a wrong one stops start-up with one line", async () => {
+    const locked = new RedisServer(await freePort(), "s3cret-pass");
+    await locked.start();
+    try {
+      a = await replica(locked.url, { REDIS_PASSWORD: "s3cret-pass" });
+      const r = await submit(a, { candidates: "1", steps: "2" });
+      expect(r.status).to.equal(202);
+      expect((await until("the job", () => job(a!, r.body.id), (j) => j.state === "succeeded")).state).to.equal("succeeded");
+      const err = await replica(locked.url, { REDIS_PASSWORD: "wrong" }).then(
+        () => "started",
+        (e: Error) => e.message,
+      );
+      expect(err).to.match(/cannot reach Redis at 127\.0\.0\.1:\d+ \(REDIS_URL\): .*(WRONGPASS|invalid)/i);
+    } finally {
+      await locked.stop();
+    }
   });
 
   it("a bad REDIS_URL is a clear start-up error, not a hang", async () => {

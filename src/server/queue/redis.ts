@@ -19,6 +19,8 @@ import { FINAL_STATES, type JobMeta, type JobQueue, type JobState, type JobView 
 
 export interface RedisQueueOptions {
   url: string;
+  /** Used when the URL carries no password (REDIS_PASSWORD, from a Secret). */
+  password?: string;
   queueSize: number;
   jobTtlMs: number;
   /** How long a replica's claim on a job lasts without renewal: the take-over delay after a crash. */
@@ -45,7 +47,7 @@ const bytes = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
 export class RedisConfigError extends Error {}
 
 /** Connection options from REDIS_URL, refusing what is not a Redis URL in one clear line. */
-export function redisOptions(url: string): { host: string; port: number; options: RedisOptions } {
+export function redisOptions(url: string, password?: string): { host: string; port: number; options: RedisOptions } {
   let u: URL;
   try {
     u = new URL(url);
@@ -60,7 +62,7 @@ export function redisOptions(url: string): { host: string; port: number; options
     port: u.port ? Number(u.port) : 6379,
     db,
     username: u.username ? decodeURIComponent(u.username) : undefined,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : password,
     tls: u.protocol === "rediss:" ? {} : undefined,
     // BullMQ's blocking commands must wait out a Redis restart rather than fail
     maxRetriesPerRequest: null,
@@ -102,7 +104,7 @@ export class RedisQueue implements JobQueue {
 
   /** Checks Redis is reachable (one clear error if not), then connects and starts taking jobs. */
   static async connect(pool: JobPool, o: RedisQueueOptions): Promise<RedisQueue> {
-    const { host, port, options } = redisOptions(o.url);
+    const { host, port, options } = redisOptions(o.url, o.password);
     const probe = new Redis({ ...options, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 1, connectTimeout: 5000 });
     let cause: Error | undefined;
     probe.on("error", (e: Error) => (cause ??= e));
@@ -123,7 +125,7 @@ export class RedisQueue implements JobQueue {
     private readonly pool: JobPool,
     private readonly o: RedisQueueOptions,
   ) {
-    const { options } = redisOptions(o.url);
+    const { options } = redisOptions(o.url, o.password);
     this.prefix = o.prefix ?? "reward-edit";
     this.conn = new Redis(options);
     this.sub = new Redis(options);
