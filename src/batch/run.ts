@@ -6,6 +6,7 @@
  */
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
+import sharp from "sharp";
 import type { OutputFormat } from "../../editor/index.js";
 import { type EditMask, MaskInputError, decodeMask, encodeMask } from "../../raster/mask.js";
 import type { Scorer } from "../../reward/index.js";
@@ -52,6 +53,9 @@ export interface BatchOutcome {
   wallMs: number;
 }
 
+/** As the server's default: two large photos are not decoded side by side (REWARD_EDIT_PIXEL_BUDGET). */
+const PIXEL_BUDGET = 60_000_000;
+
 const EXT: Record<OutputFormat, string> = { png: ".png", jpeg: ".jpg", webp: ".webp" };
 
 /** One output name per row, stable across runs: the photo's name, numbered where two rows share one. */
@@ -87,7 +91,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchOutcome> {
 
   if (todo.length) {
     const layout = workerLayout(o.workers, o.ortThreads, o.modelDir);
-    const pool = new JobPool({ modelDir: o.modelDir, workers: layout.workers, queueSize: Number.MAX_SAFE_INTEGER, jobTtlMs: 60_000, providers: o.providers, ortThreads: layout.ortThreads });
+    const pool = new JobPool({ modelDir: o.modelDir, workers: layout.workers, queueSize: Number.MAX_SAFE_INTEGER, jobTtlMs: 60_000, providers: o.providers, ortThreads: layout.ortThreads, pixelBudget: PIXEL_BUDGET });
     await pool.start();
     const model = pool.model!;
     try {
@@ -100,8 +104,13 @@ export async function runBatch(o: BatchOptions): Promise<BatchOutcome> {
         let image: Buffer;
         let maskBytes = sharedMask;
         let params;
+        let pixels = 0;
         try {
           image = await readFile(row.path);
+          const meta = await sharp(image).metadata().catch((e: Error) => {
+            throw new Error(`image cannot be decoded: ${e.message}`);
+          });
+          pixels = (meta.width ?? 0) * (meta.height ?? 0);
           if (row.mask) {
             const m = await decodeMask(await readFile(row.mask));
             maskBytes = m.full ? undefined : new Uint8Array(await encodeMask(m));
@@ -132,6 +141,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchOutcome> {
           format: o.format,
           candidates: 1,
           detail: o.detail,
+          pixels,
           ...(maskBytes ? { editMask: maskBytes, maskMode: o.maskMode } : {}),
         });
         const finished = await job.done;

@@ -29,6 +29,12 @@ export const SERVER_SETTINGS = {
   maxPixels: { env: "REWARD_EDIT_MAX_PIXELS", doc: "largest accepted image area (decompression-bomb guard)", schema: int(1_024, 500_000_000), default: "40000000" },
   maxInstructionLength: { env: "REWARD_EDIT_MAX_INSTRUCTION", doc: "longest instruction, in characters", schema: int(1, 10_000), default: "500" },
   maxSteps: { env: "REWARD_EDIT_MAX_STEPS", doc: "most denoising steps a request may ask for", schema: int(1, 1000), default: "100" },
+  pixelBudget: {
+    env: "REWARD_EDIT_PIXEL_BUDGET",
+    doc: "most decoded photo pixels the running edits of this process may hold together; an edit that would pass it waits for a running one to finish (0 = no limit)",
+    schema: int(0, 2_000_000_000),
+    default: "60000000",
+  },
   maxJobsPerKey: {
     env: "REWARD_EDIT_MAX_JOBS_PER_KEY",
     doc: "with API keys: most jobs one key may have waiting or running (429 beyond); 0 = no per-key limit",

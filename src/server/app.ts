@@ -23,7 +23,7 @@ import type { Metrics } from "./metrics.js";
 import { decodableFormats } from "./formats.js";
 import { openApiDocument } from "./openapi.js";
 import { openAiErrorHandler, openAiImagesRouter } from "./routes/openai-images.js";
-import { type EditForm, checkImage, checkMask, editSchema, parseForm, scoreSchema } from "./validation.js";
+import { type EditForm, checkImage, checkImageSize, checkMask, editSchema, parseForm, scoreSchema } from "./validation.js";
 import type { EditJobOutput } from "./worker/protocol.js";
 
 export interface AppDeps {
@@ -231,9 +231,9 @@ export function createApp(d: AppDeps): express.Express {
   const { submitForm, awaitEdit } = submission;
   const submit = async (req: Request, res: Response): Promise<{ job: JobView; form: EditForm }> => {
     const form = parseForm(editSchema(config), req.body);
-    const image = await checkImage(files(req).image?.[0], "image", config.maxPixels);
+    const { image, pixels } = await checkImageSize(files(req).image?.[0], "image", config.maxPixels);
     const mask = await checkMask(files(req).mask?.[0], "luminance", config.maxPixels);
-    return { job: await submitForm(form, image, mask, { responseFormat: form.response_format, owner: res.locals.owner ?? null }), form };
+    return { job: await submitForm(form, { image, pixels, mask }, { responseFormat: form.response_format, owner: res.locals.owner ?? null }), form };
   };
 
   /**

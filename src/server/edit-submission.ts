@@ -30,8 +30,9 @@ export function failureOf(job: JobView): AppError {
 export function editSubmission(d: SubmissionDeps) {
   const { config, queue, presets, logger } = d;
 
-  /** Queues the edit; `mask` is already normalised (white = may change). */
-  const submitForm = async (form: EditForm, image: Buffer, mask: Buffer | undefined, meta: Omit<JobMeta, "preset">): Promise<JobView> => {
+  /** Queues the edit; the upload is already checked (`pixels`: its decoded size) and the mask normalised (white = may change). */
+  const submitForm = async (form: EditForm, upload: { image: Buffer; pixels: number; mask?: Buffer }, meta: Omit<JobMeta, "preset">): Promise<JobView> => {
+    const { image, mask, pixels } = upload;
     // one key cannot fill the queue for everyone else
     if (meta.owner && config.maxJobsPerKey > 0 && (await queue.activeFor(meta.owner)) >= config.maxJobsPerKey) {
       throw new AppError(429, "key_limit", `this API key already has ${config.maxJobsPerKey} jobs waiting or running (REWARD_EDIT_MAX_JOBS_PER_KEY); retry when one finishes`, undefined, { "retry-after": "5" });
@@ -77,6 +78,7 @@ export function editSubmission(d: SubmissionDeps) {
           refineRounds: form.refine_rounds,
           detail: form.detail,
           ...(mask ? { editMask: new Uint8Array(mask), maskMode: form.mask_mode } : {}),
+          pixels,
         },
         { ...meta, preset: params.preset ?? null },
       );

@@ -51,6 +51,8 @@ export interface PoolOptions {
   jobTtlMs: number;
   providers: string[];
   ortThreads: number;
+  /** Most decoded source pixels the running jobs may hold together (0: no limit). */
+  pixelBudget?: number;
 }
 
 
@@ -138,11 +140,21 @@ export class JobPool extends EventEmitter {
     if (this.draining && this.idle()) this.emit("drained");
   }
 
+  /** Decoded source pixels of the jobs running now (what their full-resolution buffers scale with). */
+  private get runningPixels(): number {
+    return this.slots.reduce((a, s) => a + (s.job ? (s.job.request.pixels ?? 0) : 0), 0);
+  }
+
   private pump(): void {
     for (const slot of this.slots) {
       if (!slot.ready || slot.job) continue;
-      const job = this.queue.shift();
-      if (!job) return;
+      const head = this.queue[0];
+      if (!head) return;
+      // memory admission: a job starts only while the running ones leave room for its pixels (a
+      // small file of a huge image decodes to hundreds of MB); alone it always may
+      const budget = this.o.pixelBudget ?? 0;
+      if (budget > 0 && this.running > 0 && this.runningPixels + (head.request.pixels ?? 0) > budget) return;
+      const job = this.queue.shift()!;
       slot.job = job;
       job.state = "running";
       job.startedAt = Date.now();

@@ -37,6 +37,7 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
     jobTtlMs: config.jobTtlMs,
     providers: config.providers,
     ortThreads: layout.ortThreads,
+    pixelBudget: config.pixelBudget,
   });
   pool.on("worker-error", (err) => logger.error({ err }, "inference worker failed"));
   pool.on("finished", (job) => {

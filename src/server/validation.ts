@@ -95,6 +95,11 @@ export function parseForm<T extends z.ZodType>(schema: T, body: unknown): z.infe
 
 /** Checks an uploaded image by its bytes: decodable, a format (and codec) this server decodes, within the pixel limit. */
 export async function checkImage(file: Express.Multer.File | undefined, field: string, maxPixels: number): Promise<Buffer> {
+  return (await checkImageSize(file, field, maxPixels)).image;
+}
+
+/** checkImage, also returning the decoded size in pixels. */
+export async function checkImageSize(file: Express.Multer.File | undefined, field: string, maxPixels: number): Promise<{ image: Buffer; pixels: number }> {
   if (!file) throw new AppError(400, "missing_field", `${field} file is required`, field);
   let meta: Metadata;
   try {
@@ -112,7 +117,7 @@ export async function checkImage(file: Express.Multer.File | undefined, field: s
   }
   const pixels = (meta.width ?? 0) * (meta.pageHeight ?? meta.height ?? 0);
   if (pixels > maxPixels) throw new AppError(413, "image_too_large", `${field} has ${pixels} pixels; the limit is ${maxPixels}`, field);
-  return file.buffer;
+  return { image: file.buffer, pixels };
 }
 
 /**

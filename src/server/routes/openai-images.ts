@@ -11,7 +11,7 @@ import { OUTPUT_FORMATS } from "../../../editor/index.js";
 import type { ServerConfig } from "../../config/server.js";
 import type { editSubmission } from "../edit-submission.js";
 import { AppError, toAppError } from "../errors.js";
-import { checkImage, checkMask, editSchema, parseForm } from "../validation.js";
+import { checkImageSize, checkMask, editSchema, parseForm } from "../validation.js";
 
 /** OpenAI's own fields; `quality`, `background`, `input_fidelity`, `output_compression` and `partial_images` are accepted and have no effect here. */
 const openAiFields = z.strictObject({
@@ -76,7 +76,7 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
       const form = parseForm(editSchema(config), { instruction: o.prompt, candidates: o.n ?? "1", output_format: o.output_format, ...extras });
       const images = [...(files(req).image ?? []), ...(files(req)["image[]"] ?? [])];
       if (images.length > 1) throw new AppError(400, "invalid_value", "one image per edit", "image");
-      const image = await checkImage(images[0], "image", config.maxPixels);
+      const { image, pixels } = await checkImageSize(images[0], "image", config.maxPixels);
       const mask = await checkMask(files(req).mask?.[0], "alpha", config.maxPixels);
       if (size) {
         const own = await uprightSize(image);
@@ -84,7 +84,7 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
           throw new AppError(400, "invalid_value", `size ${size.width}x${size.height} does not keep the image's shape (${own.width}x${own.height}); use "auto" or the same aspect ratio`, "size");
         }
       }
-      const submitted = await submission.submitForm(form, image, mask, { responseFormat: "image", owner: res.locals.owner ?? null });
+      const submitted = await submission.submitForm(form, { image, pixels, mask }, { responseFormat: "image", owner: res.locals.owner ?? null });
       const job = await submission.awaitEdit(submitted, res);
       const out = job.output!;
       const base = `${req.protocol}://${req.get("host")}`;

@@ -21,6 +21,8 @@ export interface EditJobRequest {
   /** Where the edit may happen: a greyscale PNG, white = may change (already checked and normalised). */
   editMask?: Uint8Array;
   maskMode?: MaskMode;
+  /** The photo's decoded size in pixels (width x height), for the pool's memory admission. */
+  pixels?: number;
 }
 
 /** One refinement round as the API reports it (the image is the candidate at the same index). */
