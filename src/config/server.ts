@@ -29,6 +29,12 @@ export const SERVER_SETTINGS = {
   maxPixels: { env: "REWARD_EDIT_MAX_PIXELS", doc: "largest accepted image area (decompression-bomb guard)", schema: int(1_024, 500_000_000), default: "40000000" },
   maxInstructionLength: { env: "REWARD_EDIT_MAX_INSTRUCTION", doc: "longest instruction, in characters", schema: int(1, 10_000), default: "500" },
   maxSteps: { env: "REWARD_EDIT_MAX_STEPS", doc: "most denoising steps a request may ask for", schema: int(1, 1000), default: "100" },
+  retainedBytes: {
+    env: "REWARD_EDIT_RETAINED_BYTES",
+    doc: "without Redis: most bytes finished jobs keep (uploads and results); past it the oldest results are dropped and answer 410 (0 = no cap)",
+    schema: int(0, Number.MAX_SAFE_INTEGER),
+    default: "536870912",
+  },
   pixelBudget: {
     env: "REWARD_EDIT_PIXEL_BUDGET",
     doc: "most decoded photo pixels the running edits of this process may hold together; an edit that would pass it waits for a running one to finish (0 = no limit)",

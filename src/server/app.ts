@@ -324,7 +324,8 @@ export function createApp(d: AppDeps): express.Express {
     queue_position: job.position,
     created_at: new Date(job.createdAt).toISOString(),
     error: job.state === "failed" || job.state === "cancelled" ? errorView(failureOf(job)) : undefined,
-    result: job.state === "succeeded" ? `/v1/jobs/${job.id}/result` : undefined,
+    result: job.state === "succeeded" && !job.evicted ? `/v1/jobs/${job.id}/result` : undefined,
+    ...(job.evicted ? { evicted: true } : {}),
   });
   const notFound = () => new AppError(404, "not_found", "no such job (unknown or expired)", "id");
   /** A job of another key is as unknown as one that never was. */
@@ -350,6 +351,9 @@ export function createApp(d: AppDeps): express.Express {
     const job = await findJob(req, res);
     if (job.state === "queued" || job.state === "running") throw new AppError(409, "not_ready", `job is ${job.state}`, "id");
     if (job.state !== "succeeded") throw failureOf(job);
+    if (job.evicted || !job.output) {
+      throw new AppError(410, "result_evicted", "the result was dropped before its time-to-live to keep the server's retained results under REWARD_EDIT_RETAINED_BYTES; edit again", "id");
+    }
     // ?format= wins; without it, the response_format the job was submitted with
     const asked = req.query.format ?? job.meta.responseFormat;
     if (asked !== "image" && asked !== "json") throw new AppError(400, "invalid_field", 'format must be "image" or "json"', "format");

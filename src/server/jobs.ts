@@ -21,6 +21,8 @@ export interface Job {
   progress: { step: number; steps: number };
   output?: EditJobOutput;
   error?: WorkerError;
+  /** The result was dropped before its time-to-live to keep retained bytes under the cap (410). */
+  evicted?: boolean;
   /** Resolves when the job reaches a final state. */
   done: Promise<Job>;
 }
@@ -51,6 +53,8 @@ export interface PoolOptions {
   jobTtlMs: number;
   providers: string[];
   ortThreads: number;
+  /** Most bytes finished jobs may keep (uploads and results); the oldest are dropped first (0: no limit). */
+  retainedBytes?: number;
   /** Most decoded source pixels the running jobs may hold together (0: no limit). */
   pixelBudget?: number;
 }
@@ -67,6 +71,8 @@ export class JobPool extends EventEmitter {
   private closed = false;
   private sweeper?: NodeJS.Timeout;
   model?: ModelInfo;
+  /** Bytes held by finished jobs (uploads and results), for the retention cap. */
+  private retainedBytes = 0;
   /** Recent edit durations, for Retry-After estimates. */
   private recentMs: number[] = [];
 
@@ -137,7 +143,37 @@ export class JobPool extends EventEmitter {
     this.emit("finished", job);
     this.resolvers.get(job.id)?.(job);
     this.resolvers.delete(job.id);
+    this.retain(job);
     if (this.draining && this.idle()) this.emit("drained");
+  }
+
+  /** Bytes a finished job keeps alive: its upload, mask and results. */
+  private static bytesOf(job: Job): number {
+    const out = job.output?.candidates.reduce((a, c) => a + c.image.length + (c.mask?.length ?? 0), 0) ?? 0;
+    return job.request.image.length + (job.request.editMask?.length ?? 0) + out;
+  }
+
+  /**
+   * Counts a finished job's bytes and, past the cap, drops the oldest finished jobs' images
+   * (never the one that just finished: its caller is about to read it). Their state stays
+   * queryable; their result answers 410.
+   */
+  private retain(job: Job): void {
+    const cap = this.o.retainedBytes ?? 0;
+    this.retainedBytes += JobPool.bytesOf(job);
+    if (cap <= 0) return;
+    for (const old of this.jobs.values()) {
+      if (this.retainedBytes <= cap) break;
+      if (old === job || !FINAL.includes(old.state) || old.evicted) continue;
+      this.dropImages(old);
+    }
+  }
+
+  private dropImages(job: Job): void {
+    this.retainedBytes -= JobPool.bytesOf(job);
+    job.evicted = true;
+    job.output = undefined;
+    job.request = { ...job.request, image: new Uint8Array(0), editMask: undefined };
   }
 
   /** Decoded source pixels of the jobs running now (what their full-resolution buffers scale with). */
@@ -233,6 +269,7 @@ export class JobPool extends EventEmitter {
   forget(id: string): boolean {
     const j = this.jobs.get(id);
     if (!j || !FINAL.includes(j.state)) return false;
+    if (!j.evicted) this.retainedBytes -= JobPool.bytesOf(j);
     this.jobs.delete(id);
     this.emit("forgotten", id);
     return true;
@@ -250,6 +287,7 @@ export class JobPool extends EventEmitter {
     const now = Date.now();
     for (const [id, j] of this.jobs) {
       if (j.finishedAt && now - j.finishedAt > this.o.jobTtlMs) {
+        if (!j.evicted) this.retainedBytes -= JobPool.bytesOf(j);
         this.jobs.delete(id);
         this.emit("forgotten", id);
       }

@@ -38,6 +38,7 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
     providers: config.providers,
     ortThreads: layout.ortThreads,
     pixelBudget: config.pixelBudget,
+    retainedBytes: config.retainedBytes,
   });
   pool.on("worker-error", (err) => logger.error({ err }, "inference worker failed"));
   pool.on("finished", (job) => {

@@ -36,3 +36,31 @@ describe("memory admission by decoded pixels (issue 23)", function () {
     expect(st).to.equal("succeeded");
   });
 });
+
+describe("memory mode keeps finished results under a byte cap (issue 23)", function () {
+  this.timeout(60_000);
+  let s: RunningServer;
+  before(async () => {
+    // a few jobs' worth of upload + result for the uncompressed 96 px photos below
+    s = await startServer(pino({ level: "silent" }), { port: 0, host: "127.0.0.1", modelDir: TINY, workers: 1, retainedBytes: 60_000 }, {});
+  });
+  after(() => s.stop());
+
+  it("past the cap the oldest results are dropped: their state stays, their result answers 410; the newest are kept", async () => {
+    const image = await sharp({ create: { width: 96, height: 96, channels: 3, background: "#a63" } }).png({ compressionLevel: 0 }).toBuffer();
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const j = await fetch(`${s.url}/v1/jobs`, { method: "POST", body: baseForm({ instruction: "make it red", steps: "2", seed: String(i) }, { image }) });
+      ids.push(((await j.json()) as { id: string }).id);
+      const deadline = Date.now() + 20_000;
+      while (((await (await fetch(`${s.url}/v1/jobs/${ids.at(-1)}`)).json()) as { state: string }).state !== "succeeded" && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    }
+    const first = await fetch(`${s.url}/v1/jobs/${ids[0]}/result`);
+    expect(first.status).to.equal(410);
+    expect(((await first.json()) as { error: { code: string } }).error.code).to.equal("result_evicted");
+    const view = (await (await fetch(`${s.url}/v1/jobs/${ids[0]}`)).json()) as { state: string; evicted?: boolean; result?: string };
+    expect(view).to.deep.include({ state: "succeeded", evicted: true });
+    expect(view.result).to.equal(undefined);
+    expect((await fetch(`${s.url}/v1/jobs/${ids.at(-1)}/result`)).status).to.equal(200);
+  });
+});

@@ -23,6 +23,7 @@ export class MemoryQueue implements JobQueue {
       meta: this.meta.get(job.id) ?? { preset: null, responseFormat: "image" },
       output: job.output,
       error: job.error,
+      evicted: job.evicted,
     };
   }
 

@@ -38,6 +38,8 @@ export interface JobView {
   meta: JobMeta;
   output?: EditJobOutput;
   error?: WorkerError;
+  /** Succeeded, but its result was dropped early to keep the retained bytes under their cap. */
+  evicted?: boolean;
 }
 
 export interface JobQueue {
