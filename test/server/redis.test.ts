@@ -214,6 +214,16 @@ describe("jobs across replicas (REDIS_URL, real redis-server)", function () {
     expect(differ).to.equal(0);
   });
 
+  it("60 submissions at once across two replicas: no more accepted than the global limit allows (admission is atomic)", async () => {
+    [a, b] = await Promise.all([replica(redis.url, { REWARD_EDIT_QUEUE_SIZE: "4" }), replica(redis.url, { REWARD_EDIT_QUEUE_SIZE: "4" })]);
+    const results = await Promise.all(Array.from({ length: 60 }, (_, i) => submit(i % 2 ? b! : a!, { steps: "100", candidates: "3" })));
+    const accepted = results.filter((r) => r.status === 202);
+    expect(results.filter((r) => r.status !== 202 && r.status !== 429)).to.deep.equal([]);
+    // 4 waiting, plus at most one running on each replica's single worker
+    expect(accepted.length).to.be.within(4, 6);
+    for (const r of accepted) await fetch(`${a!.url}/v1/jobs/${r.body.id}`, { method: "DELETE" });
+  });
+
   it("a Redis with a password: REDIS_PASSWORD (kept out of the URL) connects; a wrong one stops start-up with one line", async () => {
     const locked = new RedisServer(await freePort(), "s3cret-pass");
     await locked.start();

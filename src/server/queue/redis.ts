@@ -38,6 +38,23 @@ type StoredCandidate = Omit<EditJobOutput["candidates"][number], "image" | "mask
 type StoredOutput = Omit<EditJobOutput, "candidates"> & { candidates: StoredCandidate[] };
 
 const QUEUE = "edits";
+
+/**
+ * Admission in one step: the waiting count (BullMQ's wait list plus admissions still on their way
+ * into it) is checked and a place reserved atomically, so replicas submitting at once cannot all
+ * see room for the same place. The reservation is released once the job is in the list (or after
+ * a few seconds, should its replica die in between).
+ */
+const ADMIT = `
+local waiting = redis.call('LLEN', KEYS[1]) + tonumber(redis.call('GET', KEYS[2]) or '0')
+if waiting >= tonumber(ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1`;
+const RELEASE = `
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
+return n`;
 const CANCELLED = "cancelled";
 const b64 = (u: Uint8Array) => Buffer.from(u).toString("base64");
 const encodeRequest = (r: EditJobRequest): StoredData["request"] => ({ ...r, image: b64(r.image), editMask: r.editMask ? b64(r.editMask) : undefined });
@@ -191,11 +208,19 @@ export class RedisQueue implements JobQueue {
 
   async submit(request: EditJobRequest, meta: JobMeta): Promise<JobView> {
     if (this.isDraining) throw new DrainingError();
-    // the limit is global: jobs waiting in Redis, whichever replica accepted them
-    if ((await this.queue.getWaitingCount()) >= this.o.queueSize) throw new QueueFullError(this.pool.retryAfterSeconds());
+    // the limit is global: jobs waiting in Redis, whichever replica accepted them, checked and
+    // reserved in one script
+    const reserve = `${this.prefix}:admitting`;
+    const admitted = await this.conn.eval(ADMIT, 2, this.queue.toKey("wait"), reserve, this.o.queueSize, 10_000);
+    if (admitted !== 1) throw new QueueFullError(this.pool.retryAfterSeconds());
     const ttl = Math.ceil(this.o.jobTtlMs / 1000);
     const data: StoredData = { request: encodeRequest(request), meta };
-    const bj = await this.queue.add("edit", data, { jobId: randomUUID(), attempts: 1, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } });
+    let bj;
+    try {
+      bj = await this.queue.add("edit", data, { jobId: randomUUID(), attempts: 1, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } });
+    } finally {
+      await this.conn.eval(RELEASE, 1, reserve).catch(() => {});
+    }
     if (meta.owner) {
       const key = this.ownerKey(meta.owner);
       await this.conn.multi().sadd(key, bj.id!).pexpire(key, this.o.jobTtlMs).exec();
