@@ -8,7 +8,7 @@ import type { ServerConfig } from "../config/server.js";
 import { ParamConflictError, resolveParams } from "../edit-params.js";
 import { type Preset, UnknownPresetError } from "../presets/index.js";
 import { AppError } from "./errors.js";
-import { DrainingError, QueueFullError } from "./jobs.js";
+import { DrainingError, QueueFullError, StoreFullError } from "./jobs.js";
 import type { JobMeta, JobQueue, JobView } from "./queue/types.js";
 import type { EditForm } from "./validation.js";
 
@@ -87,6 +87,9 @@ export function editSubmission(d: SubmissionDeps) {
         throw new AppError(429, "queue_full", "too many edits in progress; retry later", undefined, { "retry-after": String(err.retryAfterSeconds) });
       }
       if (err instanceof DrainingError) throw new AppError(503, "shutting_down", err.message, undefined, { "retry-after": "5" });
+      if (err instanceof StoreFullError) {
+        throw new AppError(503, "store_full", "the job store (Redis) is at its memory limit; retry later", undefined, { "retry-after": String(err.retryAfterSeconds) });
+      }
       throw err;
     }
   };

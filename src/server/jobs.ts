@@ -27,6 +27,13 @@ export interface Job {
   done: Promise<Job>;
 }
 
+/** The job store refused the write (Redis at its memory limit): nothing was queued. */
+export class StoreFullError extends Error {
+  constructor(readonly retryAfterSeconds: number) {
+    super("the job store is full");
+  }
+}
+
 export class QueueFullError extends Error {
   constructor(readonly retryAfterSeconds: number) {
     super("the edit queue is full");

@@ -25,12 +25,13 @@ class RedisServer {
   constructor(
     readonly port: number,
     readonly password?: string,
+    readonly maxMemory?: string,
   ) {}
   get url() {
     return `redis://127.0.0.1:${this.port}`;
   }
   async start(): Promise<void> {
-    this.proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", this.dir, ...(this.password ? ["--requirepass", this.password] : [])], { stdio: "ignore" });
+    this.proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", this.dir, ...(this.password ? ["--requirepass", this.password] : []), ...(this.maxMemory ? ["--maxmemory", this.maxMemory, "--maxmemory-policy", "noeviction"] : [])], { stdio: "ignore" });
     for (let i = 0; i < 100; i++) {
       if (await new Promise<boolean>((r) => net.connect(this.port, "127.0.0.1").on("connect", function (this: net.Socket) { this.destroy(); r(true); }).on("error", () => r(false)))) return;
       await sleep(50);
@@ -222,6 +223,36 @@ describe("jobs across replicas (REDIS_URL, real redis-server)", function () {
     // 4 waiting, plus at most one running on each replica's single worker
     expect(accepted.length).to.be.within(4, 6);
     for (const r of accepted) await fetch(`${a!.url}/v1/jobs/${r.body.id}`, { method: "DELETE" });
+  });
+
+  it("a full Redis (maxmemory, noeviction): submissions answer 503 with Retry-After and /readyz goes false", async () => {
+    const small = new RedisServer(await freePort(), undefined, "3mb");
+    await small.start();
+    try {
+      a = await replica(small.url, { REWARD_EDIT_QUEUE_SIZE: "100" });
+      const sharp = (await import("sharp")).default;
+      const noise = Buffer.from(Array.from({ length: 400 * 400 * 3 }, (_, i) => (i * 2654435761) >>> 24));
+      const big = await sharp(noise, { raw: { width: 400, height: 400, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
+      let full: Response | undefined;
+      for (let i = 0; i < 12 && !full; i++) {
+        const f = new FormData();
+        f.append("image", new Blob([new Uint8Array(big)]), "p.png");
+        for (const [k, v] of Object.entries({ instruction: "make it red", steps: "100", candidates: "3" })) f.append(k, v);
+        const r = await fetch(`${a.url}/v1/jobs`, { method: "POST", body: f });
+        if (r.status === 503) full = r;
+        else expect(r.status).to.equal(202);
+      }
+      expect(full, "Redis never filled").to.not.equal(undefined);
+      expect(((await full!.json()) as { error: { code: string } }).error.code).to.equal("store_full");
+      expect(Number(full!.headers.get("retry-after"))).to.be.greaterThan(0);
+      const ready = await fetch(`${a.url}/readyz`);
+      expect(ready.status).to.equal(503);
+      expect(((await ready.json()) as { ready: boolean }).ready).to.equal(false);
+    } finally {
+      await stopReplica(a, "SIGKILL");
+      a = undefined;
+      await small.stop();
+    }
   });
 
   it("a Redis with a password: REDIS_PASSWORD (kept out of the URL) connects; a wrong one stops start-up with one line", async () => {

@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto";
 import { Queue, QueueEvents, UnrecoverableError, Worker, type Job as BullJob } from "bullmq";
 import { Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
-import { DrainingError, type Job, type JobPool, QueueFullError } from "../jobs.js";
+import { DrainingError, type Job, type JobPool, QueueFullError, StoreFullError } from "../jobs.js";
 import type { EditJobOutput, EditJobRequest, WorkerError } from "../worker/protocol.js";
 import { FINAL_STATES, type JobMeta, type JobQueue, type JobState, type JobView } from "./types.js";
 
@@ -38,6 +38,8 @@ type StoredCandidate = Omit<EditJobOutput["candidates"][number], "image" | "mask
 type StoredOutput = Omit<EditJobOutput, "candidates"> & { candidates: StoredCandidate[] };
 
 const QUEUE = "edits";
+/** How long a Redis memory refusal keeps this replica not-ready (a successful write clears it). */
+const FULL_MS = 10_000;
 
 /**
  * Admission in one step: the waiting count (BullMQ's wait list plus admissions still on their way
@@ -157,6 +159,7 @@ export class RedisQueue implements JobQueue {
     this.events.on("error", (err) => o.logger.warn({ err: err.message }, "redis queue events"));
   }
 
+  private fullUntil = 0;
   private cancelKey = (id: string) => `${this.prefix}:cancel:${id}`;
   private ownerKey = (owner: string) => `${this.prefix}:owner:${owner}`;
   private get channel() {
@@ -211,13 +214,14 @@ export class RedisQueue implements JobQueue {
     // the limit is global: jobs waiting in Redis, whichever replica accepted them, checked and
     // reserved in one script
     const reserve = `${this.prefix}:admitting`;
-    const admitted = await this.conn.eval(ADMIT, 2, this.queue.toKey("wait"), reserve, this.o.queueSize, 10_000);
+    const admitted = await this.conn.eval(ADMIT, 2, this.queue.toKey("wait"), reserve, this.o.queueSize, 10_000).catch((e) => this.storeError(e));
     if (admitted !== 1) throw new QueueFullError(this.pool.retryAfterSeconds());
     const ttl = Math.ceil(this.o.jobTtlMs / 1000);
     const data: StoredData = { request: encodeRequest(request), meta };
     let bj;
     try {
-      bj = await this.queue.add("edit", data, { jobId: randomUUID(), attempts: 1, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } });
+      bj = await this.queue.add("edit", data, { jobId: randomUUID(), attempts: 1, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } }).catch((e) => this.storeError(e));
+      this.fullUntil = 0;
     } finally {
       await this.conn.eval(RELEASE, 1, reserve).catch(() => {});
     }
@@ -334,7 +338,21 @@ export class RedisQueue implements JobQueue {
   }
 
   get ready() {
-    return this.connected && this.pool.workersReady > 0 && !this.isDraining;
+    return this.connected && this.pool.workersReady > 0 && !this.isDraining && !this.full;
+  }
+
+  /** Redis refused a write for memory within the last FULL_MS: not ready, so a balancer sends work elsewhere. */
+  get full(): boolean {
+    return Date.now() < this.fullUntil;
+  }
+
+  /** Redis's OOM answer (maxmemory with noeviction) becomes a 503 with Retry-After, and not-ready for a while. */
+  private storeError(e: unknown): never {
+    if (/\bOOM\b/.test((e as Error)?.message ?? "")) {
+      this.fullUntil = Date.now() + FULL_MS;
+      throw new StoreFullError(Math.ceil(FULL_MS / 1000));
+    }
+    throw e;
   }
   get draining() {
     return this.isDraining;
