@@ -5,11 +5,11 @@ import type { Command } from "commander";
 import { JudgeScorer, judgeConfigFrom } from "../../reward/index.js";
 import { BASELINE_MODEL, defaultModelDir } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
-import { writeReport } from "../bench/report.js";
+import { writeReport } from "../benchmark/report.js";
 import { MAX_ROUNDS } from "../refine/index.js";
-import { RESULTS_FILE, type PresetChoice, runBenchmark } from "../bench/runner.js";
-import { type ResultRow, readRows } from "../bench/results.js";
-import { loadSuite } from "../bench/suites.js";
+import { RESULTS_FILE, type PresetChoice, runBenchmark } from "../benchmark/runner.js";
+import { type ResultRow, readRows } from "../benchmark/results.js";
+import { loadSuite } from "../benchmark/suites.js";
 import { CliError, parseNumber, parseRewards } from "./errors.js";
 
 function parseShard(s: string): { index: number; count: number } {

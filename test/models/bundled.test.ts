@@ -2,8 +2,8 @@ import { expect } from "chai";
 import path from "node:path";
 import sharp from "sharp";
 import { edit, loadModel } from "../../editor/index.js";
-import { type EvalResult, evaluateSynthetic } from "../../src/bench/evaluate-synthetic.js";
-import { loadSyntheticSuite } from "../../src/bench/synthetic-suite.js";
+import { type EvalResult, evaluateSynthetic } from "../../src/evaluation/evaluate-synthetic.js";
+import { loadSyntheticSuite } from "../../src/benchmark/synthetic-suite.js";
 import { BASELINE_MODEL, BUNDLED_MODEL } from "../../src/paths.js";
 import { ROOT } from "../helpers.js";
 

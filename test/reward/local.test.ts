@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
 import { LocalScorer, changeMap, decodeRaster, qualityMeasures } from "../../reward/index.js";
-import { loadSyntheticSuite } from "../../src/bench/synthetic-suite.js";
+import { loadSyntheticSuite } from "../../src/benchmark/synthetic-suite.js";
 import { PHOTOS, ROOT, runCli, tempDir } from "../helpers.js";
 
 /** A flat grey image with optional rectangles painted in. */

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import path from "node:path";
 import { scoreSynthetic } from "../../reward/local/synthetic.js";
-import { loadSyntheticSuite } from "../../src/bench/synthetic-suite.js";
+import { loadSyntheticSuite } from "../../src/benchmark/synthetic-suite.js";
 import { ROOT } from "../helpers.js";
 
 describe("exact scoring of synthetic scenes", () => {

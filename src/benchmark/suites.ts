@@ -3,7 +3,7 @@
  *   real-edit  a folder in the published Real-Edit format (real_edit_instruct.json + images)
  *   jsonl      one {id, image, instruction, category} per line
  *   synthetic  held-out generated scenes with exact ground truth (models/heldout-v2/scenes)
- *   sample     the bundled Real-Edit-format suite (src/bench/sample): photos + synthetic scenes
+ *   sample     the bundled Real-Edit-format suite (src/benchmark/sample): photos + synthetic scenes
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -28,7 +28,7 @@ export interface Suite {
   samples: Sample[];
 }
 
-export const SAMPLE_SUITE = path.join(ROOT, "src", "bench", "sample");
+export const SAMPLE_SUITE = path.join(ROOT, "src", "benchmark", "sample");
 export const SYNTHETIC_SUITE = path.join(ROOT, "models", "heldout-v2", "scenes");
 
 const SYNONYMS: Record<string, Category> = {

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { type HostTensor, type Session, createSession } from "../../editor/model/session.js";
 import { ROOT } from "../paths.js";
-import { stat } from "./stats.js";
+import { stat } from "../stats.js";
 
 const CACHE = path.join(os.homedir(), ".cache", "reward-edit", "fp16");
 

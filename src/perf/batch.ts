@@ -7,7 +7,7 @@
  *      would): the throughput ratio.
  * Writes bench-results/batch.json and batch.md.
  *
- *   node dist/src/bench/batch.js [--photos 47] [--steps 20]
+ *   node dist/src/perf/batch.js [--photos 47] [--steps 20]
  */
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";

@@ -19,15 +19,15 @@ import path from "node:path";
 import { Generator, type SessionOptions, edit, loadModel } from "../../editor/index.js";
 import { BUNDLED_MODEL, CLI_PATH, ROOT, TEST_MODEL } from "../paths.js";
 import { compareFloat16 } from "./float16.js";
-import { runDetailBench } from "./detail.js";
+import { runDetailBench } from "../evaluation/detail.js";
 import { runBatchBench } from "./batch.js";
 import { runFastBench, writeFastReport } from "./fast.js";
-import { runMaskBench, writeMaskReport } from "./masks.js";
+import { runMaskBench, writeMaskReport } from "../evaluation/masks.js";
 import { FULLSCALE_CACHE, measureFullScale } from "./fullscale.js";
-import { percentile } from "./metrics.js";
+import { percentile } from "../benchmark/metrics.js";
 import { type PerfReport, renderPerf } from "./perf-report.js";
 import { PhaseProgress } from "./phases.js";
-import { stat } from "./stats.js";
+import { stat } from "../stats.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const SMALL_IMAGE = path.join(ROOT, "models", "heldout", "syn-0000-source.png");
@@ -256,7 +256,7 @@ async function measureServer(dir: string) {
 async function main(): Promise<void> {
   const repeats = Number(process.env.BENCH_REPEATS ?? 7);
   const bundled = existsSync(BUNDLED_MODEL) ? BUNDLED_MODEL : TEST_MODEL;
-  const photo = path.join(ROOT, "src", "bench", "sample", "images", "coffee.png");
+  const photo = path.join(ROOT, "src", "benchmark", "sample", "images", "coffee.png");
   const withServer = !process.env.BENCH_SKIP_SERVER;
   const withFullScale = process.env.BENCH_FULLSCALE !== "0";
   const phase = {

@@ -1,7 +1,7 @@
 /**
  * Fast edits (issue 20), a phase of `npm run bench` or standalone:
  *
- *   node dist/src/bench/fast.js [--limit N] [--fidelity-scenes N] [--no-fullscale] [--skip-defaults]
+ *   node dist/src/perf/fast.js [--limit N] [--fidelity-scenes N] [--no-fullscale] [--skip-defaults]
  *
  * - quality: the bundled editor on world v2's held-out suites (shapes, backdrops, pairs; seed
  *   1000 + i): the model's default settings, each technique alone, and the `fast` preset;
@@ -21,13 +21,13 @@ import { type EditOptions, type EditorModel, edit, loadModel } from "../../edito
 import { resolveParams } from "../edit-params.js";
 import { BUNDLED_MODEL, ROOT } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
-import { type EvalResult, type EvalSettings, evaluateSynthetic } from "./evaluate-synthetic.js";
+import { type EvalResult, type EvalSettings, evaluateSynthetic } from "../evaluation/evaluate-synthetic.js";
 import { FULLSCALE_CACHE, ensureFullScaleModel } from "./fullscale.js";
-import { type SyntheticSuite, loadSyntheticSuite } from "./synthetic-suite.js";
-import { WORLD_SUITES } from "./world-eval.js";
+import { type SyntheticSuite, loadSyntheticSuite } from "../benchmark/synthetic-suite.js";
+import { WORLD_SUITES } from "../evaluation/world-eval.js";
 import { renderFast } from "./fast-report.js";
 import type { CostRow, FastConfig, FastReport, FidelityRow, QualityRow } from "./fast-types.js";
-import { stat } from "./stats.js";
+import { stat } from "../stats.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const SUITES = ["shapes", "backdrops", "pairs"];
@@ -237,7 +237,7 @@ export async function runFastBench(opts: { limit?: number; fidelityScenes?: numb
   }
   if (opts.fullScale !== false) {
     ensureFullScaleModel();
-    const photo = path.join(ROOT, "src", "bench", "sample", "images", "astronaut.png");
+    const photo = path.join(ROOT, "src", "benchmark", "sample", "images", "astronaut.png");
     // the published evaluation's settings (DESIGN.md 8): the converted folder's manifest defaults
     const configs: Array<[string, Partial<EditOptions>]> = [["fast", asOptions(fast)]];
     if (!opts.skipDefaults) configs.unshift(["published defaults", {}]);

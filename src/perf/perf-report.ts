@@ -1,8 +1,8 @@
 /** perf.json's shape and its Markdown rendering (bench-results/perf.md). */
 import type { compareFloat16 } from "./float16.js";
-import { renderDetail, type runDetailBench } from "./detail.js";
+import { renderDetail, type runDetailBench } from "../evaluation/detail.js";
 import type { measureFullScale } from "./fullscale.js";
-import type { Stat } from "./stats.js";
+import type { Stat } from "../stats.js";
 
 export interface OverheadRow {
   model: string;

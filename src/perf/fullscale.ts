@@ -126,7 +126,7 @@ export async function measureFullScale(threads: number, repeats = 3, editSteps =
 async function measureWholeEdit(threads: number, steps: number, c: Record<"unet" | "vae_encoder" | "vae_decoder" | "text_encoder", ComponentFlops>) {
   const model = await loadModel(FULLSCALE_CACHE, { intraOpThreads: threads, interOpThreads: 1 });
   try {
-    const image = readFileSync(path.join(ROOT, "src", "bench", "sample", "images", "astronaut.png"));
+    const image = readFileSync(path.join(ROOT, "src", "benchmark", "sample", "images", "astronaut.png"));
     const r = await edit(model, { image, instruction: "turn the suit gold", steps, seed: 0 });
     const ms = (s: { runMs: number }) => s.runMs;
     const totalFlops = c.text_encoder.flops_per_call + c.vae_encoder.flops_per_call + steps * c.unet.flops_per_call + c.vae_decoder.flops_per_call;

@@ -4,7 +4,7 @@
  * scorer by default, or the configured judge (--scorer judge); the reported figures are always
  * the exact truth of the image each method returns.
  *
- *   node dist/src/bench/refine-report.js [--model DIR] [--suite DIR] [--rounds N] [--limit N] [--out FILE.md]
+ *   node dist/src/evaluation/refine-report.js [--model DIR] [--suite DIR] [--rounds N] [--limit N] [--out FILE.md]
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -13,7 +13,7 @@ import { type EditorModel, type Rewards, edit, loadModel } from "../../editor/in
 import { JudgeScorer, LocalScorer, type Scorer, decodeRaster, judgeConfigFrom, scoreSynthetic } from "../../reward/index.js";
 import { BUNDLED_MODEL, ROOT } from "../paths.js";
 import { type RoundSettings, type Strategy, exactScorer, refine, verdictOf } from "../refine/index.js";
-import { type SyntheticSuite, loadSyntheticSuite, sourceFile } from "./synthetic-suite.js";
+import { type SyntheticSuite, loadSyntheticSuite, sourceFile } from "../benchmark/synthetic-suite.js";
 
 interface Outcome {
   kind: string;
