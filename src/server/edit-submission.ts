@@ -2,7 +2,7 @@
  * Turning a checked edit form into a job, and waiting for it on a synchronous request: shared by
  * the project's own /v1/edits and /v1/jobs and by the OpenAI-compatible /v1/images/edits.
  */
-import type { Response } from "express";
+import type { Request, Response } from "express";
 import type { Logger } from "pino";
 import type { ServerConfig } from "../config/server.js";
 import { ParamConflictError, resolveParams } from "../edit-params.js";
@@ -10,7 +10,8 @@ import { type Preset, UnknownPresetError } from "../presets/index.js";
 import { AppError } from "./errors.js";
 import { DrainingError, QueueFullError, StoreFullError } from "./jobs.js";
 import type { JobMeta, JobQueue, JobView } from "./queue/types.js";
-import type { EditForm } from "./validation.js";
+import { uploadedFiles } from "./upload.js";
+import { type EditForm, checkImageSize, checkMask, editSchema, parseForm } from "./validation.js";
 
 export interface SubmissionDeps {
   config: ServerConfig;
@@ -115,5 +116,13 @@ export function editSubmission(d: SubmissionDeps) {
     return job;
   };
 
-  return { submitForm, awaitEdit };
+  /** The project's own edit form (/v1/edits, /v1/jobs): fields, photo and mask checked, then queued for the caller's key. */
+  const submitRequest = async (req: Request, res: Response): Promise<{ job: JobView; form: EditForm }> => {
+    const form = parseForm(editSchema(config), req.body);
+    const { image, pixels } = await checkImageSize(uploadedFiles(req).image?.[0], "image", config.maxPixels);
+    const mask = await checkMask(uploadedFiles(req).mask?.[0], "luminance", config.maxPixels);
+    return { job: await submitForm(form, { image, pixels, mask }, { responseFormat: form.response_format, owner: res.locals.owner ?? null }), form };
+  };
+
+  return { submitForm, submitRequest, awaitEdit };
 }

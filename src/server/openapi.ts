@@ -179,6 +179,10 @@ export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "P
       },
       "/v1/presets": { get: { summary: "Named reward presets", responses: { "200": { description: "presets" } } } },
       "/v1/models": { get: { summary: "The loaded model and whether it takes rewards", responses: { "200": { description: "models" } } } },
+      "/v1/models/examples/{file}": {
+        parameters: [{ name: "file", in: "path", required: true, schema: { type: "string" } }],
+        get: { summary: "One of the model's example images (only files its manifest lists)", responses: { "200": { description: "image" }, ...errors(404) } },
+      },
       "/healthz": { get: { summary: "Liveness", security: [], responses: { "200": { description: "alive" } } } },
       "/readyz": { get: { summary: "Readiness: model loaded, workers alive, not draining", security: [], responses: { "200": { description: "ready" }, "503": { description: "not ready" } } } },
       "/metrics": { get: { summary: "Prometheus metrics", security: [], responses: { "200": { description: "text exposition format" } } } },

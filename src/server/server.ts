@@ -1,4 +1,5 @@
 /** startServer / stopServer: boot (config validated, workers ready) and graceful drain. */
+import type { Express } from "express";
 import { type Server, createServer as createHttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
@@ -19,6 +20,8 @@ export interface RunningServer {
   pool: JobPool;
   queue: JobQueue;
   http: Server;
+  /** The express application (its routing table is what the route tests read). */
+  app: Express;
   /** Stop accepting, finish in-flight work (up to drainTimeoutMs), then close. */
   stop(): Promise<void>;
 }
@@ -81,5 +84,5 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
       await queue.close();
       logger.info("stopped");
     })());
-  return { url: `http://${host}:${port}`, port, config, pool, queue, http, stop };
+  return { url: `http://${host}:${port}`, port, config, pool, queue, http, app, stop };
 }

@@ -1,0 +1,66 @@
+/** /v1/jobs: an edit queued (202 + id), its state and progress, its result, and DELETE. */
+import express from "express";
+import type { Logger } from "pino";
+import { type editSubmission, failureOf } from "../edit-submission.js";
+import { AppError } from "../errors.js";
+import type { JobQueue } from "../queue/types.js";
+import type { editResults } from "../results.js";
+import type { Upload } from "../upload.js";
+import { route } from "./route.js";
+
+export function jobsRouter(d: {
+  queue: JobQueue;
+  submission: ReturnType<typeof editSubmission>;
+  results: ReturnType<typeof editResults>;
+  upload: Upload;
+  logger: Logger;
+}): express.Router {
+  const { queue, submission, results, upload, logger } = d;
+  const { finalize, sendResult, jobView, findJob, notFound } = results;
+  const r = express.Router();
+  r.post("/", upload(["image", "mask"]), route(async (req, res) => {
+    const { job } = await submission.submitRequest(req, res);
+    // scoring starts as soon as the edit is done, so the result is ready when asked for
+    queue
+      .waitFor(job.id)
+      .then((j) => (j.state === "succeeded" ? finalize(j) : undefined))
+      .catch((e) => logger.warn({ err: e }, "scoring failed"));
+    res.status(202).location(`/v1/jobs/${job.id}`).json(jobView(job));
+  }));
+  r.get("/:id", route(async (req, res) => {
+    res.json(jobView(await findJob(req, res)));
+  }));
+  r.get("/:id/result", route(async (req, res) => {
+    const job = await findJob(req, res);
+    if (job.state === "queued" || job.state === "running") throw new AppError(409, "not_ready", `job is ${job.state}`, "id");
+    if (job.state !== "succeeded") throw failureOf(job);
+    if (job.evicted || !job.output) {
+      throw new AppError(410, "result_evicted", "the result was dropped before its time-to-live to keep the server's retained results under REWARD_EDIT_RETAINED_BYTES; edit again", "id");
+    }
+    // ?format= wins; without it, the response_format the job was submitted with
+    const asked = req.query.format ?? job.meta.responseFormat;
+    if (asked !== "image" && asked !== "json") throw new AppError(400, "invalid_field", 'format must be "image" or "json"', "format");
+    const k = req.query.candidate;
+    let candidate: number | undefined;
+    if (k !== undefined) {
+      candidate = Number(k);
+      if (!Number.isInteger(candidate) || candidate < 0 || candidate >= job.output!.candidates.length) {
+        throw new AppError(400, "invalid_field", `candidate must be an integer in 0..${job.output!.candidates.length - 1}`, "candidate");
+      }
+    }
+    await sendResult(job, res, asked, candidate);
+  }));
+  // DELETE cancels a job still waiting or running (202), and deletes a finished one with its result (200)
+  r.delete("/:id", route(async (req, res) => {
+    const job = await findJob(req, res);
+    if (job.state === "queued" || job.state === "running") {
+      res.status(202).json(jobView((await queue.cancel(job.id)) ?? job));
+      return;
+    }
+    if (!(await queue.remove(job.id))) throw notFound();
+    results.forget(job.id);
+    res.status(200).json({ id: job.id, state: job.state, deleted: true });
+  }));
+
+  return r;
+}
