@@ -10,7 +10,8 @@ export const SHARED = path.resolve(ROOT, "..", "shared");
 export const SD15 = path.join(SHARED, "reference", "sd15-onnx-layout");
 export const TINY = path.join(ROOT, "test", "fixtures", "tiny-editor");
 export const TINY_NO_REWARDS = path.join(ROOT, "test", "fixtures", "tiny-editor-norewards");
-export const PHOTOS = path.join(SHARED, "photos");
+/** The repository's own copies of ../shared/photos (CC0 and public domain; ATTRIBUTION.md beside them). */
+export const PHOTOS = path.join(ROOT, "src", "benchmark", "sample", "images");
 export const CLI = path.join(ROOT, "bin", "reward-edit.js");
 
 export function tempDir(prefix = "reward-edit-test-"): string {

@@ -2,7 +2,8 @@ import { expect } from "chai";
 import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
-import { PHOTOS, SD15, TINY, runCli, tempDir } from "../helpers.js";
+import { PHOTOS, TINY, runCli, tempDir } from "../helpers.js";
+import { requireShared } from "../support/shared-data.js";
 import { loadPresets } from "../../src/presets/index.js";
 
 describe("reward-edit CLI", function () {
@@ -15,8 +16,9 @@ describe("reward-edit CLI", function () {
     for (const c of ["edit", "tokenize", "models"]) expect(r.stdout).to.contain(c);
   });
 
-  it("tokenize prints the 77 ids as one JSON array", async () => {
-    const r = await runCli(["tokenize", "--tokenizer", path.join(SD15, "tokenizer"), "a photo of a cat"]);
+  it("tokenize prints the 77 ids as one JSON array", async function () {
+    const tokenizer = requireShared(this, "reference/sd15-onnx-layout/tokenizer");
+    const r = await runCli(["tokenize", "--tokenizer", tokenizer, "a photo of a cat"]);
     expect(r.code).to.equal(0);
     const ids = JSON.parse(r.stdout);
     expect(ids).to.have.length(77);

@@ -2,6 +2,7 @@ import { expect } from "chai";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { Generator, type SchedulerName, createScheduler, parseSchedulerConfig } from "../../editor/index.js";
+import { requireShared } from "../support/shared-data.js";
 import { SHARED } from "../helpers.js";
 
 /** Trajectories of the real diffusers v0.29 classes (../shared/reference/schedulers/golden.json). */
@@ -31,7 +32,7 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 describe("multistep samplers reproduce diffusers v0.29's trajectories", function () {
   before(function () {
-    if (!existsSync(GOLDEN)) this.skip();
+    requireShared(this, "reference/schedulers/golden.json");
   });
   const golden = existsSync(GOLDEN) ? JSON.parse(readFileSync(GOLDEN, "utf8")) : { cases: [] };
 

@@ -9,10 +9,11 @@ import {
   parseSchedulerConfig,
   schedulerFromConfig,
 } from "../../editor/index.js";
-import { SD15 } from "../helpers.js";
+import { requireShared } from "../support/shared-data.js";
 
-const sd15Raw = JSON.parse(readFileSync(path.join(SD15, "scheduler", "scheduler_config.json"), "utf8"));
-const sd15 = parseSchedulerConfig(sd15Raw);
+// the real SD1.5 scheduler config, read once ../shared is known to be there
+let sd15Raw: Record<string, unknown>;
+let sd15: ReturnType<typeof parseSchedulerConfig>;
 
 /** abar_t of SD1.5, written out independently of the library. */
 function abar(t: number): number {
@@ -25,6 +26,11 @@ function abar(t: number): number {
 }
 
 describe("schedulers from the real SD1.5 scheduler_config.json", () => {
+  before(function () {
+    const dir = requireShared(this, "reference/sd15-onnx-layout/scheduler");
+    sd15Raw = JSON.parse(readFileSync(path.join(dir, "scheduler_config.json"), "utf8"));
+    sd15 = parseSchedulerConfig(sd15Raw);
+  });
   it("reads the config (PNDM class, scaled_linear, leading, steps_offset 1) and defaults to Euler ancestral", () => {
     expect(sd15).to.include({ beta_schedule: "scaled_linear", timestep_spacing: "leading", steps_offset: 1, prediction_type: "epsilon" });
     expect(schedulerFromConfig(sd15Raw)).to.be.instanceOf(EulerAncestralScheduler);

@@ -1,12 +1,13 @@
 import { expect } from "chai";
 import path from "node:path";
 import { CLIPTokenizer } from "../../editor/index.js";
-import { SD15, TINY } from "../helpers.js";
+import { TINY } from "../helpers.js";
+import { requireShared } from "../support/shared-data.js";
 
 describe("CLIP tokenizer (real CLIP vocabulary from the SD1.5 export)", () => {
   let tok: CLIPTokenizer;
-  before(async () => {
-    tok = await CLIPTokenizer.fromFolder(path.join(SD15, "tokenizer"));
+  before(async function () {
+    tok = await CLIPTokenizer.fromFolder(requireShared(this, "reference/sd15-onnx-layout/tokenizer"));
   });
 
   it("reads the special tokens from the files: BOS 49406, EOS 49407, pad = EOS", () => {

@@ -8,6 +8,7 @@ import { type HostTensor, createSession } from "../../editor/index.js";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import { PHOTOS, ROOT, SHARED, copyFolder, runCli, tempDir } from "../helpers.js";
 import { readSafetensors, relativeError } from "../support/safetensors.js";
+import { requireShared } from "../support/shared-data.js";
 
 const GOLDEN = path.join(SHARED, "reference", "checkpoints", "golden");
 const KEYS = path.join(SHARED, "reference", "checkpoints", "keys");
@@ -31,6 +32,9 @@ const f32 = (t: { data: Float32Array | BigInt64Array; dims: number[] }): HostTen
 
 describe("checkpoint converter (models/convert): golden checkpoints of the real code", function () {
   this.timeout(180_000);
+  before(function () {
+    requireShared(this, "reference/checkpoints/golden");
+  });
   const out = tempDir("convert-");
   const errors: Record<string, Record<string, number>> = {};
 
@@ -117,6 +121,9 @@ describe("checkpoint converter (models/convert): golden checkpoints of the real 
 
 describe("checkpoint converter: --unfused-attention", function () {
   this.timeout(180_000);
+  before(function () {
+    requireShared(this, "reference/checkpoints/golden");
+  });
   it("writes plain MatMul/Softmax attention with the same golden UNet output", async () => {
     const dir = path.join(tempDir("convert-unfused-"), "mrc-small");
     const r = await runCli(["models", "convert", path.join(GOLDEN, "mrc-small"), dir, "--unfused-attention"]);
@@ -138,6 +145,10 @@ describe("checkpoint converter: --unfused-attention", function () {
 
 describe("checkpoint converter: module definitions against the real code's name -> shape lists", function () {
   this.timeout(60_000);
+  before(function () {
+    requireShared(this, "reference/checkpoints/keys");
+    requireShared(this, "reference/sd15-onnx-layout");
+  });
   const keys = (args: string[]) => {
     const r = spawnSync(PY, [path.join(CONVERT, "keys.py"), ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
     expect(r.status, r.stderr).to.equal(0);
@@ -161,6 +172,9 @@ describe("checkpoint converter: module definitions against the real code's name 
 
 describe("checkpoint converter: broken checkpoints get clear messages", function () {
   this.timeout(60_000);
+  before(function () {
+    requireShared(this, "reference/checkpoints/golden");
+  });
   const convert = (src: string) => runCli(["models", "convert", src, path.join(tempDir(), "out")]);
   const unetFile = (dir: string) => path.join(dir, "unet", "diffusion_pytorch_model.safetensors");
 
