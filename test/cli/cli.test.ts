@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
 import { PHOTOS, TINY, runCli, tempDir } from "../helpers.js";
@@ -10,10 +10,16 @@ describe("reward-edit CLI", function () {
   this.timeout(60_000);
   const photo = path.join(PHOTOS, "coffee.png");
 
-  it("--help lists the commands", async () => {
+  it("--help lists every command, each on its own line of the Commands section", async () => {
     const r = await runCli(["--help"]);
     expect(r.code).to.equal(0);
-    for (const c of ["edit", "tokenize", "models"]) expect(r.stdout).to.contain(c);
+    const listed = r.stdout
+      .slice(r.stdout.indexOf("Commands:"))
+      .split("\n")
+      .slice(1)
+      .map((l) => /^\s+(\w+)/.exec(l)?.[1])
+      .filter(Boolean);
+    for (const c of ["edit", "batch", "serve", "score", "rank", "bench", "models", "tokenize"]) expect(listed, c).to.include(c);
   });
 
   it("tokenize prints the 77 ids as one JSON array", async function () {
@@ -64,7 +70,12 @@ describe("reward-edit CLI", function () {
     const meta = await sharp(path.join(dir, "m.png")).metadata();
     expect([meta.width, meta.height, meta.channels]).to.deep.equal([600, 400, 1]);
     const off = await runCli(["edit", "--image", photo, "--instruction", "make the mug red", "--detail", "off", "--out", path.join(dir, "p.png")]);
+    expect(off.code, off.stderr).to.equal(0);
     expect(off.stderr).to.contain("detail off");
+    // no blend mask exists for a resized result: none is written, and the output is the resized edit
+    expect(readdirSync(dir).sort()).to.deep.equal(["m.png", "o.png", "p.png"]);
+    const p = await sharp(path.join(dir, "p.png")).metadata();
+    expect([p.width, p.height]).to.deep.equal([600, 400]);
   });
 
   const failures: Array<[string, string[], RegExp]> = [

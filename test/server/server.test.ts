@@ -65,7 +65,13 @@ describe("HTTP service (real port, tiny model)", function () {
     expect(res.status).to.equal(200);
     const body = await res.json();
     expect(body.candidates.map((c: { seed: number }) => c.seed)).to.deep.equal([10, 11, 12]);
-    expect(body.candidates.filter((c: { chosen: boolean }) => c.chosen)).to.have.length(1);
+    const chosen = body.candidates.filter((c: { chosen: boolean }) => c.chosen);
+    expect(chosen).to.have.length(1);
+    // the chosen candidate is the one the reward module scored best (mean of the judged perspectives)
+    const overalls = body.candidates.map((c: { overall: number | null }) => c.overall).filter((o: number | null) => o !== null);
+    expect(overalls).to.have.length(3);
+    expect(chosen[0].overall).to.equal(Math.max(...overalls));
+    expect(body.seed ?? body.parameters.seed).to.equal(chosen[0].seed);
     expect(body.parameters.rewards).to.deep.equal([4.5, 3, 5]);
     expect(body.scores.perspectives.following.status).to.equal("not_judged");
     expect(body.scores.perspectives.preserving.status).to.equal("scored");
@@ -96,13 +102,17 @@ describe("HTTP service (real port, tiny model)", function () {
     expect(result.headers.get("content-type")).to.equal("image/png");
     const json = await (await fetch(url(`/v1/jobs/${job.id}/result?format=json`))).json();
     expect(json.id).to.equal(job.id);
-    await sleep(3200);
-    const gone = await fetch(url(`/v1/jobs/${job.id}`));
+    // the TTL is 3 s and the sweeper runs every 3 s: poll with a deadline rather than guess a sleep
+    let gone = await fetch(url(`/v1/jobs/${job.id}`));
+    for (const deadline = Date.now() + 15_000; gone.status !== 404 && Date.now() < deadline; ) {
+      await sleep(100);
+      gone = await fetch(url(`/v1/jobs/${job.id}`));
+    }
     expect(gone.status).to.equal(404);
     expect((await gone.json()).error.field).to.equal("id");
   });
 
-  it("DELETE cancels a running job within a step; a queued job is cancelled before it starts", async () => {
+  it("DELETE stops a running job between steps, before it finishes; a queued job is cancelled before it starts", async () => {
     const a = await (await fetch(url("/v1/jobs"), { method: "POST", body: form({ instruction: "a", steps: "100" }) })).json();
     const b = await (await fetch(url("/v1/jobs"), { method: "POST", body: form({ instruction: "b", steps: "100" }) })).json();
     expect(b.queue_position).to.equal(0);
@@ -123,12 +133,25 @@ describe("HTTP service (real port, tiny model)", function () {
 
   it("a client that disconnects cancels its edit", async () => {
     const ctrl = new AbortController();
-    const p = fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "x", steps: "100" }), signal: ctrl.signal }).catch((e) => e);
-    await sleep(150);
+    // listeners first, then the request: the job's start is the cue to go away, its end the verdict
+    const mine = (j: { request: { instruction: string } }) => j.request.instruction === "the disconnecting client's edit";
+    const event = <T>(name: string, value: (j: { state: string }) => T) =>
+      new Promise<T>((resolve) => {
+        const on = (j: { state: string; request: { instruction: string } }) => {
+          if (!mine(j)) return;
+          s.pool.off(name, on);
+          resolve(value(j));
+        };
+        s.pool.on(name, on);
+      });
+    // its first step done: it is running on the worker
+    const started = event("progress", () => undefined);
+    const finished = event("finished", (j) => j.state);
+    const p = fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "the disconnecting client's edit", steps: "100" }), signal: ctrl.signal }).catch((e) => e);
+    await started;
     ctrl.abort();
     await p;
-    const finished = await new Promise<string>((resolve) => s.pool.once("finished", (j) => resolve(j.state)));
-    expect(finished).to.equal("cancelled");
+    expect(await finished).to.equal("cancelled");
   });
 
   const awkward: Array<[string, () => Promise<Buffer>, number, number]> = [
@@ -210,11 +233,18 @@ describe("HTTP rejections: every class is a 4xx JSON error naming the field, and
     });
   }
 
-  it("after all of that the server still edits, with either key, and says rewards were not applied", async () => {
+  it("refused requests are counted by status and code; the server keeps editing and says rewards were not applied", async () => {
+    const unauthorized = async () => {
+      const m = /reward_edit_rejections_total\{status="401",code="unauthorized"\} (\d+)/.exec(await (await fetch(`${s.url}/metrics`)).text());
+      return m ? Number(m[1]) : 0;
+    };
+    const before = await unauthorized();
+    for (const header of [{}, { authorization: "Bearer wrong" }] as Array<Record<string, string>>) {
+      expect((await fetch(`${s.url}/v1/edits`, { method: "POST", body: form({ instruction: "x" }), headers: header })).status).to.equal(401);
+    }
+    expect(await unauthorized()).to.equal(before + 2);
     const res = await fetch(`${s.url}/v1/edits`, { method: "POST", body: form({ instruction: "make it red", steps: "2", rewards: "1,2,3" }), headers: { authorization: "Bearer key-one" } });
     expect(res.status).to.equal(200);
     expect(res.headers.get("x-reward-edit-rewards-applied")).to.equal("false");
-    const metrics = await (await fetch(`${s.url}/metrics`)).text();
-    expect(metrics).to.match(/reward_edit_rejections_total\{status="401",code="unauthorized"\} 2/);
   });
 });
