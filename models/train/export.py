@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import torch
 
 import bpe
@@ -182,13 +183,15 @@ def main() -> None:
     size, down = aeck.get("size", 64), aeck.get("down", 2)
     ae = AutoEncoder(down=down)
     ae.load_state_dict(aeck["ae"])
+    # the set the run trained on (20,000 at first; a continued run may have appended more)
+    triplets = int(np.load(f"{a.work}/triplets.npz")["scores"].shape[0]) if os.path.exists(f"{a.work}/triplets.npz") else 20000
     cfg = {"text_dim": 64, "text_layers": 2, "ae_width": 48, "ae_down": down, "size": size, "chs": [32, 64, 128],
            "temb": 256, "score_dim": 64}
     export_folder(a.out, text, ae, unet, ck["scaling_factor"], f"{a.work}/tokenizer",
                   {"name": a.name, "description": a.description, "licence": "Apache-2.0",
                    "training": {"steps": ck.get("before", {}).get("steps", 0) + ck["step"],
                                 "seconds": round(ck.get("before", {}).get("seconds", 0) + ck["elapsed"]), "batch": 32,
-                                "triplets": 20000, "seed": 0},
+                                "triplets": triplets, "seed": 0},
                    "domain": scenes.domain(size)}, cfg)
     shutil.rmtree(f"{a.out}/examples", ignore_errors=True)
     os.makedirs(f"{a.out}/examples", exist_ok=True)

@@ -152,8 +152,8 @@ export function editResults(d: ResultDeps) {
   });
   const notFound = () => new AppError(404, "not_found", "no such job (unknown or expired)", "id");
   /** A job of another key is as unknown as one that never was. */
-  const findJob = async (req: Request, res: Response) => {
-    const job = await queue.get(String(req.params.id));
+  const findJob = async (req: Request, res: Response, o: { blobs?: boolean } = {}) => {
+    const job = await queue.get(String(req.params.id), o);
     if (!job || (job.meta.owner ?? null) !== (res.locals.owner ?? null)) throw notFound();
     return job;
   };

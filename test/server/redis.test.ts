@@ -206,6 +206,20 @@ describe("jobs across replicas (REDIS_URL, real redis-server)", function () {
     for (const [k, v] of Object.entries({ instruction: "make the mug red", steps: "4", mask_mode: "blend" })) f.append(k, v);
     const id = ((await (await fetch(`${a.url}/v1/jobs`, { method: "POST", body: f })).json()) as { id: string }).id;
     await until("the masked job", () => job(b!, id), (j) => j.state === "succeeded");
+    // what a status poll reads (BullMQ's job hash) holds no image; the upload, mask and result live apart
+    const { Redis } = await import("ioredis");
+    const r = new Redis(redis.url);
+    try {
+      const state = await r.hget(`reward-edit:edits:${id}`, "data");
+      const result = await r.hget(`reward-edit:edits:${id}`, "returnvalue");
+      expect(state!.length + result!.length).to.be.below(4_000);
+      const blobs = await r.hgetallBuffer(`reward-edit:blobs:${id}`);
+      expect(Object.keys(blobs).sort()).to.deep.equal(["image", "mask", "out:0", "outmask:0"]);
+      expect(blobs.image.equals(photo)).to.equal(true);
+      expect(await r.pttl(`reward-edit:blobs:${id}`)).to.be.within(1, 600_000);
+    } finally {
+      r.disconnect();
+    }
     const res = await fetch(`${b.url}/v1/jobs/${id}/result?format=image`);
     expect(JSON.parse(res.headers.get("x-reward-edit-parameters")!).maskMode).to.equal("blend");
     const out = await sharp(Buffer.from(await res.arrayBuffer())).removeAlpha().raw().toBuffer();

@@ -38,6 +38,8 @@ type StoredCandidate = Omit<EditJobOutput["candidates"][number], "image" | "mask
 type StoredOutput = Omit<EditJobOutput, "candidates"> & { candidates: StoredCandidate[] };
 
 const QUEUE = "edits";
+/** How long an upload is kept while its job waits (a finished job's blobs follow the job TTL). */
+const BLOB_WAIT_MS = 24 * 3600_000;
 /** How long a Redis memory refusal keeps this replica not-ready (a successful write clears it). */
 const FULL_MS = 10_000;
 
@@ -59,8 +61,11 @@ if n > 0 then redis.call('DECR', KEYS[1]) end
 return n`;
 const CANCELLED = "cancelled";
 const b64 = (u: Uint8Array) => Buffer.from(u).toString("base64");
-const encodeRequest = (r: EditJobRequest): StoredData["request"] => ({ ...r, image: b64(r.image), editMask: r.editMask ? b64(r.editMask) : undefined });
-const decodeRequest = (r: StoredData["request"]): EditJobRequest => ({ ...r, image: bytes(r.image), editMask: r.editMask ? bytes(r.editMask) : undefined });
+/**
+ * The job's small state (what a status poll reads) holds no image: the upload, its mask and the
+ * results live in a hash of their own (`blobs:<id>`), read only for a result or for running the job.
+ */
+const stateOf = (r: EditJobRequest): StoredData["request"] => ({ ...r, image: "", editMask: r.editMask ? "" : undefined });
 const bytes = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
 
 export class RedisConfigError extends Error {}
@@ -90,13 +95,12 @@ export function redisOptions(url: string, password?: string): { host: string; po
   return { host: options.host!, port: options.port!, options };
 }
 
-function encodeOutput(o: EditJobOutput): StoredOutput {
-  return { ...o, candidates: o.candidates.map((c) => ({ ...c, image: b64(c.image), mask: c.mask ? b64(c.mask) : undefined })) };
+/** The output without its images (they go to the blobs hash). */
+function outputState(o: EditJobOutput): StoredOutput {
+  return { ...o, candidates: o.candidates.map((c) => ({ ...c, image: "", mask: c.mask ? "" : undefined })) };
 }
 
-function decodeOutput(o: StoredOutput): EditJobOutput {
-  return { ...o, candidates: o.candidates.map((c) => ({ ...c, image: bytes(c.image), mask: c.mask ? bytes(c.mask) : undefined })) };
-}
+const EMPTY = new Uint8Array(0);
 
 /** A failure as stored in BullMQ's failedReason: JSON of the worker error, or the cancel marker. */
 function decodeFailure(reason: string | undefined): { state: JobState; error: WorkerError } {
@@ -161,6 +165,7 @@ export class RedisQueue implements JobQueue {
 
   private fullUntil = 0;
   private cancelKey = (id: string) => `${this.prefix}:cancel:${id}`;
+  private blobKey = (id: string) => `${this.prefix}:blobs:${id}`;
   private ownerKey = (owner: string) => `${this.prefix}:owner:${owner}`;
   private get channel() {
     return `${this.prefix}:cancel`;
@@ -187,7 +192,9 @@ export class RedisQueue implements JobQueue {
   private async process(bj: BullJob, signal?: AbortSignal): Promise<StoredOutput> {
     const data = bj.data as StoredData;
     if (await this.conn.exists(this.cancelKey(bj.id!))) throw new UnrecoverableError(CANCELLED);
-    const job: Job = this.pool.submit(decodeRequest(data.request), { admitted: true });
+    const [image, mask] = await this.conn.hmgetBuffer(this.blobKey(bj.id!), "image", "mask");
+    if (!image) throw new UnrecoverableError(JSON.stringify({ name: "Error", message: "the job's image is gone from the store (expired)" }));
+    const job: Job = this.pool.submit({ ...data.request, image: new Uint8Array(image), editMask: mask ? new Uint8Array(mask) : undefined }, { admitted: true });
     const onAbort = () => this.pool.cancel(job);
     signal?.addEventListener("abort", onAbort);
     // progress is written at most every 250 ms: every step of a small model would flood Redis
@@ -200,7 +207,17 @@ export class RedisQueue implements JobQueue {
     this.pool.on("progress", onProgress);
     try {
       const done = await job.done;
-      if (done.state === "succeeded") return encodeOutput(done.output!);
+      if (done.state === "succeeded") {
+        const out = done.output!;
+        const fields: Record<string, Buffer> = {};
+        out.candidates.forEach((c, k) => {
+          fields[`out:${k}`] = Buffer.from(c.image);
+          if (c.mask) fields[`outmask:${k}`] = Buffer.from(c.mask);
+        });
+        // kept as long as BullMQ keeps the finished job
+        await this.conn.multi().hset(this.blobKey(bj.id!), fields).pexpire(this.blobKey(bj.id!), this.o.jobTtlMs).exec();
+        return outputState(out);
+      }
       if (done.state === "cancelled") throw new UnrecoverableError(CANCELLED);
       throw new UnrecoverableError(JSON.stringify(done.error ?? { name: "Error", message: "the edit failed" }));
     } finally {
@@ -217,10 +234,16 @@ export class RedisQueue implements JobQueue {
     const admitted = await this.conn.eval(ADMIT, 2, this.queue.toKey("wait"), reserve, this.o.queueSize, 10_000).catch((e) => this.storeError(e));
     if (admitted !== 1) throw new QueueFullError(this.pool.retryAfterSeconds());
     const ttl = Math.ceil(this.o.jobTtlMs / 1000);
-    const data: StoredData = { request: encodeRequest(request), meta };
+    const data: StoredData = { request: stateOf(request), meta };
+    const jobId = randomUUID();
     let bj;
     try {
-      bj = await this.queue.add("edit", data, { jobId: randomUUID(), attempts: 1, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } }).catch((e) => this.storeError(e));
+      // the upload first, with room to wait in the queue; its result shortens this to the job TTL
+      const blobs: Record<string, Buffer> = { image: Buffer.from(request.image), ...(request.editMask ? { mask: Buffer.from(request.editMask) } : {}) };
+      // two plain commands, not MULTI: an OOM refusal then arrives as itself, not as EXECABORT
+      await this.conn.hset(this.blobKey(jobId), blobs).catch((e) => this.storeError(e));
+      await this.conn.pexpire(this.blobKey(jobId), Math.max(this.o.jobTtlMs, BLOB_WAIT_MS)).catch((e) => this.storeError(e));
+      bj = await this.queue.add("edit", data, { jobId, attempts: 1, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } }).catch((e) => this.storeError(e));
       this.fullUntil = 0;
     } finally {
       await this.conn.eval(RELEASE, 1, reserve).catch(() => {});
@@ -229,10 +252,11 @@ export class RedisQueue implements JobQueue {
       const key = this.ownerKey(meta.owner);
       await this.conn.multi().sadd(key, bj.id!).pexpire(key, this.o.jobTtlMs).exec();
     }
-    return (await this.view(bj.id!))!;
+    return (await this.view(bj.id!, false))!;
   }
 
-  private async view(id: string): Promise<JobView | undefined> {
+  /** `blobs`: also read the upload and the results (a status poll needs neither). */
+  private async view(id: string, blobs = true): Promise<JobView | undefined> {
     // the state first, then the job's fields: a job seen as finished then has its result or reason
     const bstate = await this.queue.getJobState(id);
     if (bstate === "unknown") return undefined;
@@ -244,23 +268,45 @@ export class RedisQueue implements JobQueue {
     let output: EditJobOutput | undefined;
     if (bstate === "completed") {
       state = "succeeded";
-      output = decodeOutput(bj.returnvalue as StoredOutput);
+      const stored = bj.returnvalue as StoredOutput;
+      output = { ...stored, candidates: stored.candidates.map((c) => ({ ...c, image: EMPTY, mask: c.mask !== undefined ? EMPTY : undefined })) };
     } else if (bstate === "failed") ({ state, error } = decodeFailure(bj.failedReason));
     else if (bstate === "active") state = "running";
     else state = (await this.conn.exists(this.cancelKey(bj.id!))) ? "cancelled" : "queued";
     if (state === "cancelled") error = { name: "AbortError", message: "cancelled" };
     const progress = (typeof bj.progress === "object" && bj.progress) || { step: 0, steps: 0 };
-    return {
+    const view: JobView = {
       id: bj.id!,
       state,
       createdAt: bj.timestamp,
       progress: progress as JobView["progress"],
       position: state === "queued" ? await this.position(bj.id!) : null,
-      request: decodeRequest(data.request),
+      request: { ...data.request, image: EMPTY, editMask: data.request.editMask !== undefined ? EMPTY : undefined },
       meta: data.meta,
       output,
       error,
     };
+    if (blobs) await this.fillBlobs(view);
+    return view;
+  }
+
+  /** Reads a job's images into its view; a result whose images are gone answers as evicted (410). */
+  private async fillBlobs(view: JobView): Promise<void> {
+    const key = this.blobKey(view.id);
+    const n = view.output?.candidates.length ?? 0;
+    const names = ["image", "mask", ...Array.from({ length: n }, (_, k) => [`out:${k}`, `outmask:${k}`]).flat()];
+    const values = await this.conn.hmgetBuffer(key, ...names);
+    const get = (name: string) => values[names.indexOf(name)];
+    view.request.image = new Uint8Array(get("image") ?? EMPTY);
+    if (view.request.editMask !== undefined) view.request.editMask = get("mask") ? new Uint8Array(get("mask")!) : undefined;
+    if (view.output) {
+      if (view.output.candidates.some((_, k) => !get(`out:${k}`))) {
+        view.output = undefined;
+        view.evicted = true;
+        return;
+      }
+      view.output.candidates = view.output.candidates.map((c, k) => ({ ...c, image: new Uint8Array(get(`out:${k}`)!), mask: get(`outmask:${k}`) ? new Uint8Array(get(`outmask:${k}`)!) : undefined }));
+    }
   }
 
   /**
@@ -274,17 +320,17 @@ export class RedisQueue implements JobQueue {
     return i < 0 ? null : ids.length - 1 - i;
   }
 
-  async get(id: string): Promise<JobView | undefined> {
-    return this.view(id);
+  async get(id: string, o: { blobs?: boolean } = {}): Promise<JobView | undefined> {
+    return this.view(id, o.blobs ?? true);
   }
 
   async cancel(id: string): Promise<JobView | undefined> {
-    const before = await this.get(id);
+    const before = await this.get(id, { blobs: false });
     if (!before || FINAL_STATES.includes(before.state)) return before;
     // the flag stops a waiting job before it starts; the message aborts a running one wherever it runs
     await this.conn.set(this.cancelKey(id), "1", "PX", this.o.jobTtlMs);
     await this.conn.publish(this.channel, id);
-    return this.get(id);
+    return this.get(id, { blobs: false });
   }
 
   async remove(id: string): Promise<boolean> {
@@ -293,7 +339,7 @@ export class RedisQueue implements JobQueue {
     const bj = await this.queue.getJob(id);
     if (!bj) return false;
     await bj.remove();
-    await this.conn.del(this.cancelKey(id));
+    await this.conn.del(this.cancelKey(id), this.blobKey(id));
     return true;
   }
 
@@ -312,9 +358,9 @@ export class RedisQueue implements JobQueue {
   async waitFor(id: string): Promise<JobView> {
     // events answer at once; a poll covers events missed while Redis restarted
     for (;;) {
-      const j = await this.get(id);
+      const j = await this.get(id, { blobs: false });
       if (!j) throw new Error(`no job ${id}`);
-      if (FINAL_STATES.includes(j.state)) return j;
+      if (FINAL_STATES.includes(j.state)) return (await this.get(id)) ?? j;
       await new Promise<void>((resolve) => {
         const done = (e: { jobId: string }) => {
           if (e.jobId === id) finish();
@@ -352,7 +398,8 @@ export class RedisQueue implements JobQueue {
       this.fullUntil = Date.now() + FULL_MS;
       throw new StoreFullError(Math.ceil(FULL_MS / 1000));
     }
-    throw e;
+    // ioredis attaches the command and its arguments (the photo's bytes) to its errors: log the message only
+    throw new Error(`redis: ${(e as Error)?.message ?? String(e)}`);
   }
   get draining() {
     return this.isDraining;

@@ -46,7 +46,8 @@ export interface JobQueue {
   readonly kind: "memory" | "redis";
   /** Throws QueueFullError (429) or DrainingError (503). */
   submit(request: EditJobRequest, meta: JobMeta): Promise<JobView>;
-  get(id: string): Promise<JobView | undefined>;
+  /** `blobs: false`: state only, without the upload and result images (what a status poll needs). */
+  get(id: string, o?: { blobs?: boolean }): Promise<JobView | undefined>;
   /** Cancels a waiting or running job wherever it runs; undefined when unknown. */
   cancel(id: string): Promise<JobView | undefined>;
   /** Deletes a finished job and its result; false when unknown or not finished. */

@@ -28,7 +28,7 @@ export function jobsRouter(d: {
     res.status(202).location(`/v1/jobs/${job.id}`).json(jobView(job));
   }));
   r.get("/:id", route(async (req, res) => {
-    res.json(jobView(await findJob(req, res)));
+    res.json(jobView(await findJob(req, res, { blobs: false })));
   }));
   r.get("/:id/result", route(async (req, res) => {
     const job = await findJob(req, res);
@@ -52,7 +52,7 @@ export function jobsRouter(d: {
   }));
   // DELETE cancels a job still waiting or running (202), and deletes a finished one with its result (200)
   r.delete("/:id", route(async (req, res) => {
-    const job = await findJob(req, res);
+    const job = await findJob(req, res, { blobs: false });
     if (job.state === "queued" || job.state === "running") {
       res.status(202).json(jobView((await queue.cancel(job.id)) ?? job));
       return;
