@@ -22,19 +22,38 @@ function freePort(): Promise<number> {
 class RedisServer {
   private proc?: ChildProcess;
   readonly dir = tempDir("redis-");
+  private started = false;
   constructor(
-    readonly port: number,
+    public port: number,
     readonly password?: string,
     readonly maxMemory?: string,
   ) {}
   get url() {
     return `redis://127.0.0.1:${this.port}`;
   }
+  /**
+   * Starts redis-server; the port came from freePort(), which had to close it again, so another
+   * process may take it in between: then redis-server exits at once and, on a first start, a new
+   * port is tried (a restart keeps its port: the replicas know it).
+   */
   async start(): Promise<void> {
-    this.proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", this.dir, ...(this.password ? ["--requirepass", this.password] : []), ...(this.maxMemory ? ["--maxmemory", this.maxMemory, "--maxmemory-policy", "noeviction"] : [])], { stdio: "ignore" });
-    for (let i = 0; i < 100; i++) {
-      if (await new Promise<boolean>((r) => net.connect(this.port, "127.0.0.1").on("connect", function (this: net.Socket) { this.destroy(); r(true); }).on("error", () => r(false)))) return;
-      await sleep(50);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const proc = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", this.dir, ...(this.password ? ["--requirepass", this.password] : []), ...(this.maxMemory ? ["--maxmemory", this.maxMemory, "--maxmemory-policy", "noeviction"] : [])], { stdio: "ignore" });
+      this.proc = proc;
+      for (let i = 0; i < 100 && proc.exitCode === null; i++) {
+        const up = await new Promise<boolean>((r) => net.connect(this.port, "127.0.0.1").on("connect", function (this: net.Socket) { this.destroy(); r(true); }).on("error", () => r(false)));
+        // answering on the port is not enough: it must be our redis-server, still running
+        if (up && proc.exitCode === null) {
+          await sleep(20);
+          if (proc.exitCode === null) {
+            this.started = true;
+            return;
+          }
+        }
+        await sleep(50);
+      }
+      if (this.started) break;
+      this.port = await freePort();
     }
     throw new Error("redis-server did not start");
   }
