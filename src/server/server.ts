@@ -9,7 +9,8 @@ import { loadPresets } from "../presets/index.js";
 import { createApp, judgeFromEnv } from "./app.js";
 import { JobPool } from "./jobs.js";
 import { MemoryQueue } from "./queue/memory.js";
-import { RedisQueue, redisOptions } from "./queue/redis.js";
+import { RedisQueue } from "./queue/redis.js";
+import { redisOptions } from "./queue/redis-options.js";
 import type { JobQueue } from "./queue/types.js";
 import { createMetrics } from "./metrics.js";
 

@@ -11,10 +11,11 @@
  */
 import { randomUUID } from "node:crypto";
 import { Queue, QueueEvents, UnrecoverableError, Worker, type Job as BullJob } from "bullmq";
-import { Redis, type RedisOptions } from "ioredis";
+import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { DrainingError, type Job, type JobPool, QueueFullError, StoreFullError } from "../jobs.js";
 import type { EditJobOutput, EditJobRequest, WorkerError } from "../worker/protocol.js";
+import { RedisConfigError, redisOptions } from "./redis-options.js";
 import { FINAL_STATES, type JobMeta, type JobQueue, type JobState, type JobView } from "./types.js";
 
 export interface RedisQueueOptions {
@@ -67,33 +68,6 @@ const b64 = (u: Uint8Array) => Buffer.from(u).toString("base64");
  */
 const stateOf = (r: EditJobRequest): StoredData["request"] => ({ ...r, image: "", editMask: r.editMask ? "" : undefined });
 const bytes = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
-
-export class RedisConfigError extends Error {}
-
-/** Connection options from REDIS_URL, refusing what is not a Redis URL in one clear line. */
-export function redisOptions(url: string, password?: string): { host: string; port: number; options: RedisOptions } {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new RedisConfigError(`REDIS_URL=${JSON.stringify(url)} is not a URL (expected redis://[user:password@]host:port[/db])`);
-  }
-  if (u.protocol !== "redis:" && u.protocol !== "rediss:") throw new RedisConfigError(`REDIS_URL must start with redis:// or rediss://, got ${u.protocol}//`);
-  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
-  if (!Number.isInteger(db) || db < 0) throw new RedisConfigError(`REDIS_URL database must be a number, got ${JSON.stringify(u.pathname.slice(1))}`);
-  const options: RedisOptions = {
-    host: u.hostname || "localhost",
-    port: u.port ? Number(u.port) : 6379,
-    db,
-    username: u.username ? decodeURIComponent(u.username) : undefined,
-    password: u.password ? decodeURIComponent(u.password) : password,
-    tls: u.protocol === "rediss:" ? {} : undefined,
-    // BullMQ's blocking commands must wait out a Redis restart rather than fail
-    maxRetriesPerRequest: null,
-    retryStrategy: (n) => Math.min(200 * n, 2000),
-  };
-  return { host: options.host!, port: options.port!, options };
-}
 
 /** The output without its images (they go to the blobs hash). */
 function outputState(o: EditJobOutput): StoredOutput {
