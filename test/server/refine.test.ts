@@ -31,7 +31,12 @@ describe("HTTP refine_rounds (real port, tiny model, loopback judge)", function 
   after(async () => {
     await s.stop();
     await judge.stop();
-    process.env = saved;
+    // restored key by key: assigning a new object to process.env would leave Node's real environment
+    // (what worker threads started later inherit) holding the judge, and change every later test
+    for (const k of ["OPENAI_BASE_URL", "OPENAI_API_KEY", "REWARD_EDIT_JUDGE_MODEL"]) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
   });
 
   it("returns every round (image, settings, what changed, scores) and the chosen one", async () => {

@@ -66,15 +66,22 @@ describe("the slider page in headless Chromium", function () {
     await page.fill("#steps", "2");
     await page.fill("#seed", "11");
     await page.fill("#refine", "2");
+    const result = page.waitForResponse((r) => r.url().includes("/result?format=json"), { timeout: 60_000 }).then((r) => r.json());
     await page.click("#edit");
     await page.waitForSelector("#rounds:not([hidden])", { timeout: 60_000 });
-    const items = await page.$$eval("#round-list li", (lis) => lis.map((li) => ({ text: li.textContent, chosen: li.classList.contains("chosen") })));
-    // seeded, so the rounds are known: the tiny random model changes the whole photo, the local
-    // scorer finds preservation short, and round 2 raises image guidance with a new seed
-    expect(items).to.have.length(2);
-    expect(items[0].text).to.match(/^Round 1/);
-    expect(items.filter((i) => i.chosen)).to.have.length(1);
-    expect(items[1].text).to.match(/Changed: seed 11 -> 7930; image guidance 1\.5 -> 1\.95/);
+    const served = (await result) as { refine: { chosen_round: number; rounds: Array<{ round: number; changes: string[]; met: boolean }> } };
+    const items = await page.$$eval("#round-list li", (lis) => lis.map((li) => ({ text: li.textContent ?? "", chosen: li.classList.contains("chosen") })));
+    // the page lists exactly the rounds the server returned, each with what it changed, the chosen one marked
+    expect(items).to.have.length(served.refine.rounds.length);
+    for (const [i, r] of served.refine.rounds.entries()) {
+      expect(items[i].text).to.match(new RegExp(`^Round ${r.round}`));
+      expect(items[i].text).to.contain(r.met ? "met the levels" : "fell short");
+      for (const c of r.changes) expect(items[i].text).to.contain(c.split(" (")[0]);
+      expect(items[i].chosen).to.equal(r.round === served.refine.chosen_round);
+    }
+    // seeded: the tiny random model changes the whole photo, so the local scorer finds preservation
+    // short and a second round raises image guidance with a new seed
+    expect(served.refine.rounds.map((r) => r.changes.map((c) => c.split(" (")[0]))).to.deep.equal([[], ["seed 11 -> 7930", "image guidance 1.5 -> 1.95"]]);
     await page.screenshot({ path: path.join(ARTIFACTS, "page-refine.png"), fullPage: true });
   });
   it("the fast preset sets the sampler and sends its fast-path fields with the edit; the result reports them", async () => {
