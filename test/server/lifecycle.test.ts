@@ -68,7 +68,12 @@ describe("overload and shutdown", function () {
       await new Promise((r) => setTimeout(r, 20));
     }
     child.kill("SIGTERM");
-    await new Promise((r) => setTimeout(r, 50));
+    // the signal is handled once readiness turns false (draining): wait for that, not for a guess
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+      const ready = await fetch(`${url}/readyz`).then((r) => r.status, () => 503);
+      if (ready === 503) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const refused = await fetch(`${url}/v1/edits`, { method: "POST", body: form({ instruction: "too late", steps: "2" }, { image }) }).then(
       (r) => r.status,
       () => "connection refused",
