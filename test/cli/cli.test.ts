@@ -41,6 +41,15 @@ describe("reward-edit CLI", function () {
     expect(r.stderr).to.contain("seed 3, 8 steps, rewards 5,5,5");
   });
 
+  it("edit --working-size returns the model's working size (the photo's shape kept) instead of the photo's", async () => {
+    const out = path.join(tempDir(), "small.png");
+    const r = await runCli(["edit", "--image", photo, "--instruction", "make the mug red", "--model", TINY, "--steps", "2", "--working-size", "--out", out]);
+    expect(r.code, r.stderr).to.equal(0);
+    const meta = await sharp(out).metadata();
+    // the tiny model works at 64 px on the long side: 600x400 -> 64x43
+    expect([meta.width, meta.height]).to.deep.equal([64, 43]);
+  });
+
   it("edit --preset fast runs the fast path and says what it spent; bad fast-path flags are one-line errors", async () => {
     const out = path.join(tempDir(), "fast.png");
     const fast = loadPresets().fast;

@@ -288,6 +288,21 @@ describe("jobs across replicas (REDIS_URL, real redis-server)", function () {
     }
   });
 
+  it("results expire after REWARD_EDIT_JOB_TTL_MS under Redis too: the job answers 404 and its images are gone", async () => {
+    a = await replica(redis.url, { REWARD_EDIT_JOB_TTL_MS: "2000" });
+    const { body } = await submit(a, { candidates: "1", steps: "2" });
+    await until("the job", () => job(a!, body.id), (j) => j.state === "succeeded");
+    expect((await fetch(`${a.url}/v1/jobs/${body.id}/result`)).status).to.equal(200);
+    await until("expiry", () => fetch(`${a!.url}/v1/jobs/${body.id}`).then((r) => r.status), (status) => status === 404, 20_000);
+    const { Redis } = await import("ioredis");
+    const r = new Redis(redis.url);
+    try {
+      expect(await r.exists(`reward-edit:blobs:${body.id}`)).to.equal(0);
+    } finally {
+      r.disconnect();
+    }
+  });
+
   it("a Redis with a password: REDIS_PASSWORD (kept out of the URL) connects; a wrong one stops start-up with one line", async () => {
     const locked = new RedisServer(await freePort(), "s3cret-pass");
     await locked.start();

@@ -160,4 +160,26 @@ describe("the slider page in headless Chromium", function () {
     expect(await page.textContent("#status")).to.match(/mask is all black/);
     await page.screenshot({ path: path.join(ARTIFACTS, "page-mask.png"), fullPage: true });
   });
+
+  it("the detail checkbox: unchecked, the edit comes back resized instead of composed (no pixels kept exactly)", async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const result = () => page.waitForResponse((r) => r.url().includes("/result?format=json"), { timeout: 60_000 }).then((r) => r.json());
+    await page.goto(s.url + "/");
+    await page.setInputFiles("#file", { name: "coffee.png", mimeType: "image/png", buffer: readFileSync(path.join(PHOTOS, "coffee.png")) });
+    await page.fill("#instruction", "make the mug red");
+    await page.click("#advanced summary");
+    await page.fill("#steps", "2");
+    expect(await page.isChecked("#detail")).to.equal(true);
+    let done = result();
+    await page.click("#edit");
+    expect(((await done) as { detail: { mode: string } }).detail.mode).to.equal("keep");
+    await page.waitForSelector("#result:not([hidden])");
+    await page.uncheck("#detail");
+    done = result();
+    await page.click("#edit");
+    const off = (await done) as { detail: { mode: string; kept_fraction: number | null } };
+    expect(off.detail).to.deep.include({ mode: "off", kept_fraction: null });
+    await page.waitForFunction(() => /Done in/.test(document.getElementById("status")!.textContent ?? ""));
+    expect(await page.textContent("#status")).to.not.match(/kept exactly/);
+  });
 });

@@ -95,6 +95,7 @@ export class RedisQueue implements JobQueue {
   private readonly queue: Queue;
   private readonly events: QueueEvents;
   private worker?: Worker;
+  private sweeper?: NodeJS.Timeout;
   private isDraining = false;
   private connected = false;
   private readonly prefix: string;
@@ -149,6 +150,11 @@ export class RedisQueue implements JobQueue {
     await this.sub.subscribe(this.channel);
     this.sub.on("message", (_ch, id: string) => this.worker?.cancelJob(id, CANCELLED));
     await this.events.waitUntilReady();
+    // BullMQ's removeOnComplete age only acts when a later job completes: sweep on a timer too,
+    // so an idle service still forgets results after the TTL
+    this.sweeper = setInterval(() => {
+      for (const type of ["completed", "failed"] as const) this.queue.clean(this.o.jobTtlMs, 1000, type).catch(() => {});
+    }, Math.min(this.o.jobTtlMs, 30_000)).unref();
     this.worker = new Worker(QUEUE, (job, _token, signal) => this.process(job, signal), {
       connection: this.conn.duplicate(),
       prefix: this.prefix,
@@ -236,6 +242,8 @@ export class RedisQueue implements JobQueue {
     if (bstate === "unknown") return undefined;
     const bj = await this.queue.getJob(id);
     if (!bj) return undefined;
+    // past its time-to-live a finished job is gone, whether or not a sweep has removed it yet
+    if ((bstate === "completed" || bstate === "failed") && bj.finishedOn && Date.now() - bj.finishedOn > this.o.jobTtlMs) return undefined;
     const data = bj.data as StoredData;
     let state: JobState;
     let error: WorkerError | undefined;
@@ -393,6 +401,7 @@ export class RedisQueue implements JobQueue {
   }
 
   async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     await this.worker?.close(true).catch(() => {});
     await Promise.all([this.queue.close(), this.events.close()]).catch(() => {});
     this.sub.disconnect();
