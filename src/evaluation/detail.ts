@@ -53,7 +53,7 @@ export async function texturedScene(id: string, size: number): Promise<{ png: Bu
 }
 
 /** The region grown by r pixels (a square neighbourhood). */
-function grow(m: Uint8Array, size: number, r: number): Uint8Array {
+export function grow(m: Uint8Array, size: number, r: number): Uint8Array {
   const rows = new Uint8Array(size * size);
   for (let y = 0; y < size; y++)
     for (let x = 0; x < size; x++) {

@@ -19,7 +19,7 @@ import { type EditorModel, type MaskMode, edit, loadModel } from "../../editor/i
 import { decodeRaster } from "../../reward/local/raster.js";
 import { scoreSynthetic } from "../../reward/local/synthetic.js";
 import { BUNDLED_MODEL, ROOT } from "../paths.js";
-import { texturedScene } from "./detail.js";
+import { grow, texturedScene } from "./detail.js";
 import { type SyntheticSuite, loadSyntheticSuite, sourceFile } from "../benchmark/synthetic-suite.js";
 
 type Config = "no mask" | MaskMode;
@@ -38,28 +38,10 @@ export interface MaskRow {
   edit_ms: number;
 }
 
-/** Grows a 0/1 mask by r pixels (square neighbourhood). */
-function grow(m: Uint8Array, w: number, h: number, r: number): Uint8Array {
-  const out = new Uint8Array(w * h);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      let v = 0;
-      for (let dy = -r; dy <= r && !v; dy++)
-        for (let dx = -r; dx <= r && !v; dx++) {
-          const yy = y + dy;
-          const xx = x + dx;
-          if (yy >= 0 && yy < h && xx >= 0 && xx < w) v = m[yy * w + xx];
-        }
-      out[y * w + x] = v;
-    }
-  return out;
-}
-
 /** Pixels within `r` of the mask's edge, on either side. */
-function band(m: Uint8Array, w: number, h: number, r: number): Uint8Array {
-  const inner = new Uint8Array(w * h).map((_, i) => 1 - m[i]);
-  const a = grow(m, w, h, r);
-  const b = grow(inner, w, h, r);
+function band(m: Uint8Array, size: number, r: number): Uint8Array {
+  const a = grow(m, size, r);
+  const b = grow(m.map((v) => 1 - v), size, r);
   return a.map((v, i) => (v && b[i] ? 1 : 0));
 }
 
@@ -100,7 +82,7 @@ async function measureScene(
 ) {
   const { size, mask } = scene;
   const png = await maskPng(mask, size, size);
-  const seamBand = band(mask, size, size, Math.max(1, size / 64));
+  const seamBand = band(mask, size, Math.max(1, size / 64));
   const sourceEnergy = gradientEnergy(scene.rgb, size, size, seamBand);
   for (const config of CONFIGS) {
     const r = await edit(model, {
@@ -145,7 +127,7 @@ export async function runMaskBench(o: { limit: number; hires: number; modelDir: 
         const png = readFileSync(sourceFile(s, c.record.id));
         const size = c.source.width;
         const region = c.region;
-        await measureScene(model, acc, { png, rgb: await sharp(png).removeAlpha().raw().toBuffer(), size, mask: grow(region, size, size, 2), instruction: c.record.instruction, seed: 1000 + i }, async (img) =>
+        await measureScene(model, acc, { png, rgb: await sharp(png).removeAlpha().raw().toBuffer(), size, mask: grow(region, size, 2), instruction: c.record.instruction, seed: 1000 + i }, async (img) =>
           scoreSynthetic(c, await decodeRaster(img, { width: size, height: size }), s.palette).following,
         );
       }
@@ -158,7 +140,7 @@ export async function runMaskBench(o: { limit: number; hires: number; modelDir: 
       const cases = local(v1).slice(0, size === 512 ? o.hires : Math.ceil(o.hires / 2));
       for (const [i, c] of cases.entries()) {
         const t = await texturedScene(c.record.id, size);
-        await measureScene(model, acc, { png: t.png, rgb: t.rgb, size, mask: grow(t.region, size, size, (2 * size) / 64), instruction: c.record.instruction, seed: 1000 + i }, async (img) =>
+        await measureScene(model, acc, { png: t.png, rgb: t.rgb, size, mask: grow(t.region, size, (2 * size) / 64), instruction: c.record.instruction, seed: 1000 + i }, async (img) =>
           scoreSynthetic(c, await decodeRaster(img, { width: 64, height: 64 }), v1.palette).following,
         );
       }

@@ -23,7 +23,7 @@ import { editResults } from "./results.js";
 import { catalogRouter } from "./routes/catalog.js";
 import { editsRouter } from "./routes/edits.js";
 import { jobsRouter } from "./routes/jobs.js";
-import { openAiErrorHandler, openAiImagesRouter } from "./routes/openai-images.js";
+import { openAiErrorBody, openAiImagesRouter } from "./routes/openai-images.js";
 import { operationsRouter } from "./routes/operations.js";
 import { scoresRouter } from "./routes/scores.js";
 import { uploadParser } from "./upload.js";
@@ -142,7 +142,7 @@ export function createApp(d: AppDeps): express.Express {
     } else metrics.rejections.inc({ status: String(e.status), code: e.code });
   };
   // OpenAI's clients read OpenAI's error shape: everything under /v1/images answers in it
-  app.use("/v1/images", openAiErrorHandler(onError));
+  app.use("/v1/images", errorHandler(onError, openAiErrorBody));
   app.use(errorHandler(onError));
   return app;
 }

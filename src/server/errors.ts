@@ -37,8 +37,12 @@ export function toAppError(err: unknown): AppError {
   return new AppError(500, "internal", "internal error");
 }
 
-/** The one error middleware: every failure becomes a JSON body naming its field; the process keeps serving. */
-export function errorHandler(onError: (e: AppError, cause: unknown) => void): ErrorRequestHandler {
+/** The JSON body an error answers with; the project's own names the field. */
+export type ErrorBody = (e: AppError) => unknown;
+const projectBody: ErrorBody = (e) => ({ error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } });
+
+/** The one error middleware: every failure becomes a JSON body (`body` shapes it); the process keeps serving. */
+export function errorHandler(onError: (e: AppError, cause: unknown) => void, body: ErrorBody = projectBody): ErrorRequestHandler {
   return (err, _req, res, _next) => {
     const e = toAppError(err);
     onError(e, err);
@@ -46,6 +50,6 @@ export function errorHandler(onError: (e: AppError, cause: unknown) => void): Er
       res.end();
       return;
     }
-    res.set(e.headers).status(e.status).json({ error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } });
+    res.set(e.headers).status(e.status).json(body(e));
   };
 }

@@ -98,8 +98,12 @@ export async function checkImage(file: Express.Multer.File | undefined, field: s
   return (await checkImageSize(file, field, maxPixels)).image;
 }
 
-/** checkImage, also returning the decoded size in pixels. */
-export async function checkImageSize(file: Express.Multer.File | undefined, field: string, maxPixels: number): Promise<{ image: Buffer; pixels: number }> {
+/** checkImage, also returning the decoded size in pixels and the upright (EXIF-rotated) size. */
+export async function checkImageSize(
+  file: Express.Multer.File | undefined,
+  field: string,
+  maxPixels: number,
+): Promise<{ image: Buffer; pixels: number; width: number; height: number }> {
   if (!file) throw new AppError(400, "missing_field", `${field} file is required`, field);
   let meta: Metadata;
   try {
@@ -117,7 +121,8 @@ export async function checkImageSize(file: Express.Multer.File | undefined, fiel
   }
   const pixels = (meta.width ?? 0) * (meta.pageHeight ?? meta.height ?? 0);
   if (pixels > maxPixels) throw new AppError(413, "image_too_large", `${field} has ${pixels} pixels; the limit is ${maxPixels}`, field);
-  return { image: file.buffer, pixels };
+  const swap = (meta.orientation ?? 1) >= 5;
+  return { image: file.buffer, pixels, width: (swap ? meta.height : meta.width) ?? 0, height: (swap ? meta.width : meta.height) ?? 0 };
 }
 
 /**

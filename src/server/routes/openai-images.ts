@@ -4,13 +4,13 @@
  * levels, presets and the project's other edit fields travel as extra body fields; errors have
  * OpenAI's shape, {"error": {message, type, param, code}}.
  */
-import express, { type ErrorRequestHandler, type NextFunction, type Request, type RequestHandler, type Response } from "express";
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import sharp from "sharp";
 import { z } from "zod";
 import { OUTPUT_FORMATS } from "../../../editor/index.js";
 import type { ServerConfig } from "../../config/server.js";
 import type { editSubmission } from "../edit-submission.js";
-import { AppError, toAppError } from "../errors.js";
+import { AppError, type ErrorBody } from "../errors.js";
 import { checkImageSize, checkMask, editSchema, parseForm } from "../validation.js";
 
 /** OpenAI's own fields; `quality`, `background`, `input_fidelity`, `output_compression` and `partial_images` are accepted and have no effect here. */
@@ -47,13 +47,6 @@ function parseSize(size: string | undefined): { width: number; height: number } 
   return { width, height };
 }
 
-/** The photo's upright size, for checking that a requested size keeps its shape. */
-async function uprightSize(image: Buffer): Promise<{ width: number; height: number }> {
-  const m = await sharp(image, { limitInputPixels: false }).metadata();
-  const swap = (m.orientation ?? 1) >= 5;
-  return { width: (swap ? m.height : m.width) ?? 0, height: (swap ? m.width : m.height) ?? 0 };
-}
-
 export interface OpenAiImagesDeps {
   config: ServerConfig;
   submission: ReturnType<typeof editSubmission>;
@@ -76,13 +69,10 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
       const form = parseForm(editSchema(config), { instruction: o.prompt, candidates: o.n ?? "1", output_format: o.output_format, ...extras });
       const images = [...(files(req).image ?? []), ...(files(req)["image[]"] ?? [])];
       if (images.length > 1) throw new AppError(400, "invalid_value", "one image per edit", "image");
-      const { image, pixels } = await checkImageSize(images[0], "image", config.maxPixels);
+      const { image, pixels, width, height } = await checkImageSize(images[0], "image", config.maxPixels);
       const mask = await checkMask(files(req).mask?.[0], "alpha", config.maxPixels);
-      if (size) {
-        const own = await uprightSize(image);
-        if (Math.abs(size.width / size.height - own.width / own.height) > 0.01 * (own.width / own.height)) {
-          throw new AppError(400, "invalid_value", `size ${size.width}x${size.height} does not keep the image's shape (${own.width}x${own.height}); use "auto" or the same aspect ratio`, "size");
-        }
+      if (size && Math.abs(size.width / size.height - width / height) > 0.01 * (width / height)) {
+        throw new AppError(400, "invalid_value", `size ${size.width}x${size.height} does not keep the image's shape (${width}x${height}); use "auto" or the same aspect ratio`, "size");
       }
       const submitted = await submission.submitForm(form, { image, pixels, mask }, { responseFormat: "image", owner: res.locals.owner ?? null });
       const job = await submission.awaitEdit(submitted, res);
@@ -111,17 +101,9 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
 
 const ERROR_TYPES: Record<number, string> = { 401: "invalid_request_error", 404: "invalid_request_error", 429: "rate_limit_error" };
 
-/** Any failure under /v1/images in OpenAI's error shape (the official clients read it into their APIError). */
-export function openAiErrorHandler(onError: (e: AppError, cause: unknown) => void): ErrorRequestHandler {
-  return (err, _req, res, _next) => {
-    const e = toAppError(err);
-    onError(e, err);
-    if (res.headersSent) {
-      res.end();
-      return;
-    }
-    const type = e.status >= 500 ? "server_error" : (ERROR_TYPES[e.status] ?? "invalid_request_error");
-    const param = e.field && e.field !== "body" ? (PARAM_NAMES[e.field] ?? e.field) : null;
-    res.set(e.headers).status(e.status).json({ error: { message: e.message.replace(/^instruction:/, "prompt:").replace(/^candidates:/, "n:"), type, param, code: e.code } });
-  };
-}
+/** OpenAI's error shape, for every failure under /v1/images (the official clients read it into their APIError). */
+export const openAiErrorBody: ErrorBody = (e) => {
+  const type = e.status >= 500 ? "server_error" : (ERROR_TYPES[e.status] ?? "invalid_request_error");
+  const param = e.field && e.field !== "body" ? (PARAM_NAMES[e.field] ?? e.field) : null;
+  return { error: { message: e.message.replace(/^instruction:/, "prompt:").replace(/^candidates:/, "n:"), type, param, code: e.code } };
+};
