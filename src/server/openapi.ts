@@ -88,6 +88,7 @@ export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "P
             state: { enum: ["queued", "running", "succeeded", "failed", "cancelled"] },
             progress: { type: "integer", minimum: 0, maximum: 100 },
             queue_position: { type: ["integer", "null"] },
+            replica: { type: ["string", "null"], description: "the replica that runs or ran the job (its pod name under Kubernetes); null while it waits" },
             result: { type: "string" },
           },
         },

@@ -145,6 +145,7 @@ export function editResults(d: ResultDeps) {
     step: job.progress.step,
     steps: job.progress.steps,
     queue_position: job.position,
+    replica: job.replica ?? null,
     created_at: new Date(job.createdAt).toISOString(),
     error: job.state === "failed" || job.state === "cancelled" ? errorView(failureOf(job)) : undefined,
     result: job.state === "succeeded" && !job.evicted ? `/v1/jobs/${job.id}/result` : undefined,

@@ -183,15 +183,22 @@ describe("jobs across replicas (REDIS_URL, real redis-server)", function () {
   });
 
   it("SIGTERM drains A without losing its queued jobs: A finishes the one it runs, B the rest", async () => {
-    [a, b] = await Promise.all([replica(redis.url), replica(redis.url)]);
+    [a, b] = await Promise.all([replica(redis.url, { REWARD_EDIT_REPLICA: "A" }), replica(redis.url, { REWARD_EDIT_REPLICA: "B" })]);
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) ids.push((await submit(a)).body.id as string);
-    await until("two running", async () => Promise.all(ids.map((id) => job(b!, id))), (js) => js.filter((j) => j.state === "running").length === 2);
+    const running = await until("one running on each replica", async () => Promise.all(ids.map((id) => job(b!, id))), (js) => js.filter((j) => j.state === "running").length === 2);
+    const onA = running.filter((j) => j.state === "running" && j.replica === "A").map((j) => j.id as string);
+    expect(onA).to.have.length(1);
+    expect(running.filter((j) => j.state === "running" && j.replica === "B")).to.have.length(1);
+    expect(running.filter((j) => j.state === "queued").map((j) => j.replica)).to.deep.equal([null, null]);
     expect(await stopReplica(a, "SIGTERM")).to.equal(0);
     a = undefined;
-    const states: string[] = [];
-    for (const id of ids) states.push((await until(`job ${id}`, () => job(b!, id), (j) => j.state === "succeeded" || j.state === "failed", 90_000)).state);
-    expect(states).to.deep.equal(["succeeded", "succeeded", "succeeded", "succeeded"]);
+    const finished = [];
+    for (const id of ids) finished.push(await until(`job ${id}`, () => job(b!, id), (j) => j.state === "succeeded" || j.state === "failed", 90_000));
+    expect(finished.map((j) => j.state)).to.deep.equal(["succeeded", "succeeded", "succeeded", "succeeded"]);
+    // A's running job was finished by A before it exited; everything else went to B
+    expect(finished.filter((j) => j.replica === "A").map((j) => j.id)).to.deep.equal(onA);
+    expect(finished.filter((j) => j.replica === "B")).to.have.length(3);
   });
 
   it("Redis restarting mid-run: both replicas reconnect, no accepted job is lost, new jobs are served", async () => {

@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import os from "node:os";
 import sharp from "sharp";
 import { pino } from "pino";
 import { type RunningServer, startServer } from "../../src/server/server.js";
@@ -98,6 +99,8 @@ describe("HTTP service (real port, tiny model)", function () {
       expect(view.state).to.not.equal("failed");
     }
     expect(view).to.include({ progress: 100, step: 6, steps: 6, result: `/v1/jobs/${job.id}/result` });
+    // run in this process: its replica name is hostname-pid
+    expect(view.replica).to.equal(`${os.hostname()}-${process.pid}`);
     const result = await fetch(url(`/v1/jobs/${job.id}/result`));
     expect(result.headers.get("content-type")).to.equal("image/png");
     const json = await (await fetch(url(`/v1/jobs/${job.id}/result?format=json`))).json();
@@ -116,6 +119,7 @@ describe("HTTP service (real port, tiny model)", function () {
     const a = await (await fetch(url("/v1/jobs"), { method: "POST", body: form({ instruction: "a", steps: "100" }) })).json();
     const b = await (await fetch(url("/v1/jobs"), { method: "POST", body: form({ instruction: "b", steps: "100" }) })).json();
     expect(b.queue_position).to.equal(0);
+    expect(b.replica).to.equal(null);
     const db = await fetch(url(`/v1/jobs/${b.id}`), { method: "DELETE" });
     expect(db.status).to.equal(202);
     expect((await db.json()).state).to.equal("cancelled");

@@ -4,9 +4,10 @@ import path from "node:path";
 import type { Browser } from "playwright-core";
 import { pino } from "pino";
 import { type RunningServer, startServer } from "../../src/server/server.js";
-import { PHOTOS, TINY } from "../helpers.js";
+import { PHOTOS, ROOT, TINY } from "../helpers.js";
 import { ARTIFACTS, launchChromium } from "../support/browser.js";
 
+const PRESETS = JSON.parse(readFileSync(path.join(ROOT, "src", "presets", "presets.json"), "utf8")) as Record<string, { description: string; rewards: number[]; steps?: number }>;
 
 
 describe("the slider page in headless Chromium", function () {
@@ -31,14 +32,14 @@ describe("the slider page in headless Chromium", function () {
     page.on("pageerror", (e) => problems.push(e.message));
     await page.goto(s.url + "/");
     await page.waitForSelector(".presets button[data-preset=bold]");
-    await page.click(".presets button[data-preset=bold]");
-    expect(await page.inputValue("#following")).to.equal("5");
-    expect(await page.inputValue("#preserving")).to.equal("2");
-    expect(await page.inputValue("#quality")).to.equal("4");
-    expect(await page.textContent("#preset-description")).to.match(/Following first/);
-    await page.click(".presets button[data-preset=draft]");
-    expect(await page.inputValue("#preserving")).to.equal("5");
-    expect(await page.inputValue("#steps")).to.equal("8");
+    // the values come from the presets file the server serves
+    for (const name of ["bold", "draft"]) {
+      await page.click(`.presets button[data-preset=${name}]`);
+      const preset = PRESETS[name];
+      expect([await page.inputValue("#following"), await page.inputValue("#preserving"), await page.inputValue("#quality")]).to.deep.equal(preset.rewards.map(String));
+      expect(await page.inputValue("#steps")).to.equal(preset.steps === undefined ? "" : String(preset.steps));
+      expect(await page.textContent("#preset-description")).to.equal(preset.description);
+    }
     await page.setInputFiles("#file", { name: "coffee.png", mimeType: "image/png", buffer: readFileSync(path.join(PHOTOS, "coffee.png")) });
     await page.fill("#instruction", "make the mug red");
     await page.click("#edit");
@@ -159,6 +160,31 @@ describe("the slider page in headless Chromium", function () {
     await page.waitForFunction(() => /Edit failed/.test(document.getElementById("status")!.textContent ?? ""), undefined, { timeout: 30_000 });
     expect(await page.textContent("#status")).to.match(/mask is all black/);
     await page.screenshot({ path: path.join(ARTIFACTS, "page-mask.png"), fullPage: true });
+  });
+
+  it("an upload the server refuses: the page shows the server's own message as an error and can edit again", async () => {
+    const page = await browser.newPage();
+    await page.goto(s.url + "/");
+    // not an image at all: refused in the page before anything is sent
+    await page.setInputFiles("#file", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hello") });
+    expect(await page.textContent("#status")).to.equal("Please choose an image file.");
+    expect(await page.getAttribute("#status", "class")).to.contain("error");
+    // claims to be a PNG but is not one: the server refuses it, and says why
+    const broken = Buffer.from("\x89PNG\r\n\x1a\n this is not really a PNG");
+    const direct = new FormData();
+    direct.append("image", new Blob([new Uint8Array(broken)], { type: "image/png" }), "broken.png");
+    direct.append("instruction", "make the mug red");
+    const refused = await fetch(`${s.url}/v1/jobs`, { method: "POST", body: direct });
+    expect(refused.status).to.be.within(400, 499);
+    const { error } = await refused.json();
+    expect(error.field).to.equal("image");
+    await page.setInputFiles("#file", { name: "broken.png", mimeType: "image/png", buffer: broken });
+    await page.fill("#instruction", "make the mug red");
+    await page.click("#edit");
+    await page.waitForSelector("#status.error");
+    expect(await page.textContent("#status")).to.equal(`Edit failed: ${error.message}`);
+    expect(await page.isEnabled("#edit")).to.equal(true);
+    await page.close();
   });
 
   it("the detail checkbox: unchecked, the edit comes back resized instead of composed (no pixels kept exactly)", async () => {

@@ -1,5 +1,6 @@
 /** The embedded queue: jobs live in this process (JobPool), as before REDIS_URL existed. */
 import type { Job, JobPool } from "../jobs.js";
+import { REPLICA_NAME } from "../replica.js";
 import type { EditJobRequest } from "../worker/protocol.js";
 import type { JobMeta, JobQueue, JobView } from "./types.js";
 
@@ -24,6 +25,7 @@ export class MemoryQueue implements JobQueue {
       output: job.output,
       error: job.error,
       evicted: job.evicted,
+      replica: job.startedAt === undefined ? undefined : REPLICA_NAME,
     };
   }
 

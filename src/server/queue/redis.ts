@@ -15,6 +15,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { DrainingError, type Job, type JobPool, QueueFullError, StoreFullError } from "../jobs.js";
 import type { EditJobOutput, EditJobRequest, WorkerError } from "../worker/protocol.js";
+import { REPLICA_NAME } from "../replica.js";
 import { RedisConfigError, redisOptions } from "./redis-options.js";
 import { FINAL_STATES, type JobMeta, type JobQueue, type JobState, type JobView } from "./types.js";
 
@@ -158,6 +159,8 @@ export class RedisQueue implements JobQueue {
     this.worker = new Worker(QUEUE, (job, _token, signal) => this.process(job, signal), {
       connection: this.conn.duplicate(),
       prefix: this.prefix,
+      // BullMQ records the worker's name on each job it takes (processedBy)
+      name: REPLICA_NAME,
       concurrency: Math.max(1, this.pool.capacity),
       lockDuration: this.o.lockMs,
       stalledInterval: Math.max(500, Math.floor(this.o.lockMs / 2)),
@@ -267,6 +270,7 @@ export class RedisQueue implements JobQueue {
       meta: data.meta,
       output,
       error,
+      replica: state === "queued" ? undefined : bj.processedBy,
     };
     if (blobs) await this.fillBlobs(view);
     return view;

@@ -38,6 +38,8 @@ export interface JobView {
   meta: JobMeta;
   output?: EditJobOutput;
   error?: WorkerError;
+  /** The replica that runs or ran it (REPLICA_NAME); undefined until one takes it. */
+  replica?: string;
   /** Succeeded, but its result was dropped early to keep the retained bytes under their cap. */
   evicted?: boolean;
 }
