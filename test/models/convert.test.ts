@@ -7,6 +7,7 @@ import { pino } from "pino";
 import { type HostTensor, createSession } from "../../editor/index.js";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import { PHOTOS, ROOT, SHARED, copyFolder, runCli, tempDir } from "../helpers.js";
+import { f32 } from "../support/golden-outputs.js";
 import { readSafetensors, relativeError } from "../support/safetensors.js";
 import { requireShared } from "../support/shared-data.js";
 
@@ -31,7 +32,6 @@ const folderBytes = (dir: string) =>
     .filter((e) => e.isFile() && /^(text_encoder|vae_encoder|unet|unet_shallow|vae_decoder)$/.test(path.basename(e.parentPath)))
     .reduce((a, e) => a + statSync(path.join(e.parentPath, e.name)).size, 0);
 
-const f32 = (t: { data: Float32Array | BigInt64Array; dims: number[] }): HostTensor => ({ type: "float32", data: t.data as Float32Array, dims: t.dims });
 
 describe("checkpoint converter (models/convert): golden checkpoints of the real code", function () {
   this.timeout(180_000);
