@@ -25,6 +25,8 @@ export interface ResultRow {
   preset: string;
   seed: number;
   status: "ok" | "edit_failed";
+  /** What the returned edit was made with (the model's defaults filled in; with --refine, its round's). */
+  settings?: { rewards: [number, number, number] | null; steps: number; textGuidance: number; imageGuidance: number; seed: number };
   error?: string;
   edited?: string;
   scores?: { following: PerspectiveCell; preserving: PerspectiveCell; quality: PerspectiveCell };

@@ -45,6 +45,15 @@ export interface Task {
 export const RESULTS_FILE = "results.jsonl";
 
 /** Every task of the plan in a fixed order; a shard keeps every count-th one. */
+/**
+ * With --compare, the report compares the compared model against the main one (B minus A) on the
+ * first preset; otherwise undefined (the report then compares its first two groups, if any).
+ */
+export function comparePair(p: { models: Array<{ label: string }>; presets: Array<{ label: string }> }): [string, string] | undefined {
+  if (p.models.length < 2) return undefined;
+  return [`${p.models[0].label} / ${p.presets[0].label}`, `${p.models[1].label} / ${p.presets[0].label}`];
+}
+
 export function planTasks(p: Pick<RunPlan, "suite" | "models" | "presets" | "seeds" | "shard" | "limit">): Task[] {
   const samples = p.suite.samples.slice(0, p.limit);
   const tasks: Task[] = [];
@@ -125,6 +134,7 @@ export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; 
           );
           const best = rr.rounds[rr.best];
           edited = best.image;
+          row.settings = { rewards: model.takesRewards ? best.settings.rewards : null, steps: plan.steps ?? t.preset.steps ?? defaults.steps, textGuidance: best.settings.textGuidance, imageGuidance: best.settings.imageGuidance, seed: best.settings.seed };
           score = best.score;
           row.latency.editMs = rr.rounds.reduce((a, r) => a + r.editMs, 0);
           row.latency.scoreMs = rr.rounds.reduce((a, r) => a + r.scoreMs, 0);
@@ -139,6 +149,8 @@ export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; 
           const r = await runEdit({ rewards: t.preset.rewards, textGuidance: t.preset.textGuidance, imageGuidance: t.preset.imageGuidance, seed: t.seed }, source);
           row.latency.editMs = r.timings.totalMs;
           edited = r.image;
+          const p = r.parameters;
+          row.settings = { rewards: p.rewardsApplied ? p.rewards : null, steps: p.steps, textGuidance: p.textGuidance, imageGuidance: p.imageGuidance, seed: p.seed };
         }
         row.edited = imageName(t.key);
         writeFileSync(path.join(plan.outDir, "images", row.edited), edited);

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
@@ -7,8 +7,9 @@ import { BASELINE_MODEL, defaultModelDir } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
 import { writeReport } from "../benchmark/report.js";
 import { MAX_ROUNDS } from "../refine/index.js";
-import { RESULTS_FILE, type PresetChoice, runBenchmark } from "../benchmark/runner.js";
-import { type ResultRow, readRows } from "../benchmark/results.js";
+import { RESULTS_FILE, type PresetChoice, comparePair, runBenchmark } from "../benchmark/runner.js";
+import { MergeError, mergeShards } from "../benchmark/merge.js";
+import type { ResultRow } from "../benchmark/results.js";
 import { loadSuite } from "../benchmark/suites.js";
 import { CliError, parseNumber, parseRewards } from "./errors.js";
 
@@ -99,7 +100,7 @@ export function registerBench(program: Command): void {
         },
       });
       bar?.stop();
-      const report = await writeReport(sortRows(rows), o.out, suite.name);
+      const report = await writeReport(sortRows(rows), o.out, suite.name, comparePair(plan));
       process.stderr.write(`bench: ${ran} edits run, ${skipped} resumed from ${path.join(o.out, RESULTS_FILE)}; report in ${path.join(o.out, "report.html")}\n`);
       for (const g of report.groups) {
         process.stdout.write(
@@ -114,20 +115,9 @@ export function registerBench(program: Command): void {
     .requiredOption("--out <dir>", "merged output folder")
     .argument("<shards...>", "shard output folders")
     .action(async (shards: string[], o) => {
-      const byKey = new Map<string, ResultRow>();
-      mkdirSync(path.join(o.out, "images"), { recursive: true });
-      let suite = "merged";
-      for (const dir of shards) {
-        if (!existsSync(path.join(dir, RESULTS_FILE))) throw new CliError(`${dir} has no ${RESULTS_FILE}`);
-        const run = JSON.parse(readFileSync(path.join(dir, "run.json"), "utf8"));
-        suite = run.suite;
-        for (const r of readRows(path.join(dir, RESULTS_FILE))) if (!byKey.has(r.key)) byKey.set(r.key, r);
-        const imgDir = path.join(dir, "images");
-        if (existsSync(imgDir)) for (const f of readdirSync(imgDir)) copyFileSync(path.join(imgDir, f), path.join(o.out, "images", f));
-      }
-      const rows = sortRows([...byKey.values()]);
-      writeFileSync(path.join(o.out, RESULTS_FILE), rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
-      await writeReport(rows, o.out, suite);
+      const rows = await mergeShards(shards, o.out).catch((e) => {
+        throw e instanceof MergeError ? new CliError(e.message) : e;
+      });
       process.stderr.write(`merged ${rows.length} rows from ${shards.length} shard(s) into ${o.out}\n`);
     });
 }

@@ -45,7 +45,7 @@ describe("benchmark runner", function () {
     expect(bad.stderr).to.match(/--refine/);
   });
 
-  it("a run killed mid-way resumes with no duplicate and no lost row", async () => {
+  it("a run killed mid-way resumes with no duplicate and no lost row, equal to an uninterrupted run", async () => {
     const out = path.join(tempDir(), "run");
     const args = ["bench", "--suite", "sample", "--model", TINY, "--steps", "25", "--out", out];
     const child = spawn(process.execPath, [CLI, ...args], { stdio: "ignore" });
@@ -71,6 +71,12 @@ describe("benchmark runner", function () {
     expect(rows).to.have.length(12);
     expect(new Set(rows.map((x) => x.key)).size).to.equal(12);
     expect(readFileSync(file, "utf8").endsWith("\n")).to.equal(true);
+    // and the resumed run equals one that was never interrupted: the same rows, the same images
+    const whole = path.join(tempDir(), "whole");
+    expect((await runCli([...args.slice(0, -1), whole])).code).to.equal(0);
+    const byKey = (rs: ReturnType<typeof readRows>) => strip(rs).sort((x, y) => x.key.localeCompare(y.key));
+    expect(byKey(rows)).to.deep.equal(byKey(readRows(path.join(whole, "results.jsonl"))));
+    for (const row of rows) expect(readFileSync(path.join(out, "images", row.edited!)).equals(readFileSync(path.join(whole, "images", row.edited!))), row.key).to.equal(true);
   });
 
   it("shards merged equal one run; the HTML report opens in Chromium with every sample and no console error", async () => {

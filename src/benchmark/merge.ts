@@ -1,0 +1,68 @@
+/**
+ * `bench merge`: shard outputs combined into one results file and report, the same as one run.
+ * Only shards of one run combine: the same arguments apart from the shard, each slice of 0..N-1
+ * exactly once. Anything else would average unlike edits into one table, so it is refused.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { writeReport } from "./report.js";
+import { type ResultRow, readRows } from "./results.js";
+import { RESULTS_FILE, comparePair } from "./runner.js";
+
+export class MergeError extends Error {}
+
+interface RunDescription {
+  suite: string;
+  shard?: { index: number; count: number };
+  [k: string]: unknown;
+}
+
+function readRun(dir: string): RunDescription {
+  if (!existsSync(path.join(dir, RESULTS_FILE))) throw new MergeError(`${dir} has no ${RESULTS_FILE}`);
+  if (!existsSync(path.join(dir, "run.json"))) throw new MergeError(`${dir} has no run.json (not a bench output folder)`);
+  return JSON.parse(readFileSync(path.join(dir, "run.json"), "utf8")) as RunDescription;
+}
+
+/** Names the arguments two runs differ in, e.g. `steps (3 vs 4)`. */
+function differences(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => k !== "shard");
+  return keys.filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).map((k) => `${k} (${JSON.stringify(a[k]) ?? "unset"} vs ${JSON.stringify(b[k]) ?? "unset"})`);
+}
+
+export function checkShards(runs: Array<{ dir: string; run: RunDescription }>): void {
+  const [first] = runs;
+  for (const r of runs.slice(1)) {
+    const diff = differences(first.run, r.run);
+    if (diff.length) throw new MergeError(`${r.dir} was run with other arguments than ${first.dir}: ${diff.join(", ")}`);
+  }
+  const slices = runs.map((r) => r.run.shard ?? { index: 0, count: 1 });
+  const count = slices[0].count;
+  if (slices.some((s) => s.count !== count)) throw new MergeError(`the shards split the run differently: ${slices.map((s) => `${s.index}/${s.count}`).join(", ")}`);
+  const seen = new Map<number, string>();
+  for (const [i, s] of slices.entries()) {
+    if (seen.has(s.index)) throw new MergeError(`shard ${s.index}/${count} given twice: ${seen.get(s.index)} and ${runs[i].dir}`);
+    seen.set(s.index, runs[i].dir);
+  }
+  const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !seen.has(i));
+  if (missing.length) throw new MergeError(`shard${missing.length > 1 ? "s" : ""} ${missing.map((i) => `${i}/${count}`).join(", ")} missing`);
+}
+
+export async function mergeShards(shards: string[], out: string): Promise<ResultRow[]> {
+  const runs = shards.map((dir) => ({ dir, run: readRun(dir) }));
+  checkShards(runs);
+  mkdirSync(path.join(out, "images"), { recursive: true });
+  const byKey = new Map<string, ResultRow>();
+  for (const { dir } of runs) {
+    for (const r of readRows(path.join(dir, RESULTS_FILE))) byKey.set(r.key, r);
+    const imgDir = path.join(dir, "images");
+    if (existsSync(imgDir)) for (const f of readdirSync(imgDir)) copyFileSync(path.join(imgDir, f), path.join(out, "images", f));
+  }
+  const rows = [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  writeFileSync(path.join(out, RESULTS_FILE), rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+  // the merged folder describes the whole run, so it can be resumed or merged like one
+  const { shard: _s, ...whole } = runs[0].run;
+  writeFileSync(path.join(out, "run.json"), JSON.stringify(whole, null, 2));
+  const { models, presets } = runs[0].run as unknown as Parameters<typeof comparePair>[0];
+  await writeReport(rows, out, runs[0].run.suite, models && presets ? comparePair({ models, presets }) : undefined);
+  return rows;
+}
