@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { JudgeScorer, type JudgeConfig, judgeConfigFrom, parseReply } from "../../reward/index.js";
 import { FakeJudge } from "../support/fake-judge.js";
@@ -199,6 +199,76 @@ describe("VLM judge against a chat-completions server on 127.0.0.1", function ()
     // a different model is a different key
     await new JudgeScorer(config({ cacheDir: dir, model: "judge-model-2" })).score(input);
     expect(server.requests).to.have.length(6);
+  });
+
+  for (const limit of [2, 4]) {
+    it(`concurrency ${limit}: at most ${limit} requests in flight, and that many used`, async () => {
+      let inFlight = 0;
+      let most = 0;
+      server.handler = async () => {
+        most = Math.max(most, ++inFlight);
+        await new Promise((r) => setTimeout(r, 80));
+        inFlight--;
+        return { reply: '{"answer": "yes", "score": 4}' };
+      };
+      // three perspectives x three passes: nine calls issued at once
+      const r = await new JudgeScorer(config({ concurrency: limit, passes: 3 })).score(input);
+      expect(server.requests).to.have.length(9);
+      expect(r.perspectives.following.status).to.equal("scored");
+      expect(most).to.equal(limit);
+    });
+  }
+
+  it("REWARD_EDIT_JUDGE_CACHE: a second CLI process is answered from the disk cache", async () => {
+    const cache = tempDir();
+    const env = { OPENAI_BASE_URL: server.url, OPENAI_API_KEY: KEY, REWARD_EDIT_JUDGE_MODEL: "judge-env", REWARD_EDIT_JUDGE_CACHE: cache };
+    const args = ["score", "--source", path.join(PHOTOS, "coffee.png"), "--edited", path.join(PHOTOS, "chelsea.png"), "--instruction", "make the mug red"];
+    const first = await runCli(args, env);
+    expect(first.code, first.stderr).to.equal(0);
+    expect(server.requests).to.have.length(3);
+    expect(readdirSync(cache).length).to.be.greaterThan(0);
+    const second = await runCli(args, env);
+    expect(second.code, second.stderr).to.equal(0);
+    expect(server.requests).to.have.length(3);
+    const [a, b] = [JSON.parse(first.stdout), JSON.parse(second.stdout)];
+    expect(b.cached).to.equal(true);
+    expect(b.perspectives).to.deep.equal(a.perspectives);
+  });
+
+  it("CLI score --protocol multi-round: two turns per perspective; a protocol it does not know is one line", async () => {
+    server.handler = (r) => (r.body.messages.length === 2 ? { reply: "The mug is now red." } : { reply: '{"answer": "yes", "score": 5}' });
+    const env = { OPENAI_BASE_URL: server.url, OPENAI_API_KEY: KEY, REWARD_EDIT_JUDGE_MODEL: "judge-env" };
+    const args = ["score", "--source", path.join(PHOTOS, "coffee.png"), "--edited", path.join(PHOTOS, "chelsea.png"), "--instruction", "make the mug red"];
+    const r = await runCli([...args, "--protocol", "multi-round"], env);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(JSON.parse(r.stdout)).to.include({ protocol: "multi-round", promptVersion: "multi-round-v1" });
+    expect(server.requests.map((q) => q.body.messages.length).sort()).to.deep.equal([2, 2, 2, 4, 4, 4]);
+    const bad = await runCli([...args, "--protocol", "pairwise"], env);
+    expect(bad.code).to.equal(1);
+    expect(bad.stderr.trim()).to.equal('reward-edit: --protocol must be mrc or multi-round, got "pairwise"');
+  });
+
+  it("a config file (REWARD_EDIT_JUDGE_CONFIG) is read, the environment overrides it, and a bad one is one line naming the key", async () => {
+    const dir = tempDir();
+    const file = path.join(dir, "judge.json");
+    writeFileSync(file, JSON.stringify({ baseURL: server.url, apiKey: KEY, model: "judge-file", protocol: "multi-round", passes: 2, concurrency: 3, timeoutMs: 9000 }));
+    expect(judgeConfigFrom({ REWARD_EDIT_JUDGE_CONFIG: file })).to.include({ model: "judge-file", protocol: "multi-round", passes: 2, concurrency: 3, timeoutMs: 9000, maxRetries: 3 });
+    expect(judgeConfigFrom({ REWARD_EDIT_JUDGE_CONFIG: file, REWARD_EDIT_JUDGE_MODEL: "judge-env", REWARD_EDIT_JUDGE_PASSES: "1" })).to.include({ model: "judge-env", protocol: "multi-round", passes: 1 });
+    server.handler = (r) => (r.body.messages.length === 2 ? { reply: "The mug is now red." } : { reply: '{"answer": "yes", "score": 5}' });
+    const args = ["score", "--source", path.join(PHOTOS, "coffee.png"), "--edited", path.join(PHOTOS, "chelsea.png"), "--instruction", "make the mug red"];
+    const r = await runCli(args, { REWARD_EDIT_JUDGE_CONFIG: file });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(JSON.parse(r.stdout)).to.include({ backend: "judge", model: "judge-file", protocol: "multi-round", passes: 2 });
+    // two passes of three perspectives, two turns each
+    expect(server.requests).to.have.length(12);
+    expect(server.requests.every((q) => q.body.model === "judge-file")).to.equal(true);
+    for (const [content, key] of [[{ model: "m", concurrency: 0 }, "concurrency"], [{ model: "m", colour: "red" }, "colour"]] as const) {
+      writeFileSync(file, JSON.stringify(content));
+      const bad = await runCli(args, { REWARD_EDIT_JUDGE_CONFIG: file });
+      expect(bad.code).to.equal(1);
+      expect(bad.stderr.trim().split("\n"), key).to.have.length(1);
+      expect(bad.stderr, key).to.match(/judge configuration: /).and.to.contain(key);
+    }
   });
 
   it("configuration from the standard variables; the CLI prints JSON and never the key", async () => {
