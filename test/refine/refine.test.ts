@@ -49,6 +49,28 @@ describe("refinement: verdicts and the next round's settings", () => {
     const z = nextRound({ ...first, textGuidance: 0 }, verdictOf(score(0, 5, 5), [5, 5, 5]), 1, first);
     expect(z.settings.textGuidance).to.equal(1.5); // a scale of 0 still moves
   });
+
+  it("quality short -> its level raised to 5; the guidance factors (x1.5 or +1.5 text, x0.85 / x1.3 image) and their bounds", () => {
+    const q = nextRound({ ...first, rewards: [5, 5, 3] }, verdictOf(score(5, 5, 0), [5, 5, 3]), 1, first);
+    expect(q.settings.rewards).to.deep.equal([5, 5, 5]);
+    expect(q.settings).to.include({ textGuidance: 3, imageGuidance: 1.5, from: "source" }); // quality alone moves no guidance
+    expect(q.changes[1]).to.match(/^quality level 3 -> 5 \(quality 0 < 1.5/);
+    // following short: text x1.5 when that is more than +1.5, image x0.85
+    const f = nextRound({ ...first, textGuidance: 6, imageGuidance: 2 }, verdictOf(score(1, 5, 5), [5, 5, 5]), 1, first);
+    expect(f.settings.textGuidance).to.equal(9);
+    expect(f.settings.imageGuidance).to.be.closeTo(1.7, 1e-12);
+    // bounds: text at most 12, image at least 1 (following) and at most 4 (preserving)
+    expect(nextRound({ ...first, textGuidance: 10, imageGuidance: 1.1 }, verdictOf(score(1, 5, 5), [5, 5, 5]), 1, first).settings).to.include({ textGuidance: 12, imageGuidance: 1 });
+    const p = nextRound({ ...first, imageGuidance: 2 }, verdictOf(score(5, 1, 5), [5, 5, 5]), 1, first);
+    expect(p.settings.imageGuidance).to.be.closeTo(2.6, 1e-12);
+    expect(nextRound({ ...first, imageGuidance: 3.5 }, verdictOf(score(5, 1, 5), [5, 5, 5]), 1, first).settings.imageGuidance).to.equal(4);
+    // both short: following's text rule, preservation keeps the image guidance and raises its level
+    const b = nextRound({ ...first, rewards: [5, 3, 5] }, verdictOf(score(1, 0, 5), [5, 3, 5]), 1, first);
+    expect(b.settings).to.include({ textGuidance: 4.5, imageGuidance: 1.5 });
+    expect(b.settings.rewards).to.deep.equal([5, 5, 5]);
+    // each round's seed is the first seed plus 7919 per round, whatever failed
+    expect(nextRound(first, verdictOf(score(1, 5, 5), [5, 5, 5]), 3, first).settings.seed).to.equal(10 + 3 * 7919);
+  });
 });
 
 /**
