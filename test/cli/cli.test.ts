@@ -94,7 +94,7 @@ describe("reward-edit CLI", function () {
     ["an unknown detail mode", ["--detail", "max"], /--detail must be one of keep, off, got "max"/],
     ["a mask without detail", ["--detail", "off", "--mask", "/tmp/m.png"], /--mask needs --detail keep/],
     ["rewards that are not three numbers", ["--rewards", "5,5"], /--rewards must be three numbers/],
-    ["an unknown preset", ["--preset", "shiny"], /unknown preset "shiny"; known: best, faithful, bold, draft/],
+    ["an unknown preset", ["--preset", "shiny"], new RegExp(`unknown preset "shiny"; known: ${Object.keys(loadPresets()).join(", ")}$`, "m")],
     ["rewards and a preset together", ["--rewards", "5,5,5", "--preset", "best"], /either rewards or preset/],
     ["an invalid model folder", ["--model", "/nonexistent-model"], /invalid model folder \/nonexistent-model: .*does not exist/],
     ["a bad output extension", ["--out", "x.gif"], /--out must end in \.png, \.jpg or \.webp/],

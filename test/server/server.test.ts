@@ -6,7 +6,7 @@ import sharp from "sharp";
 import { pino } from "pino";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import * as images from "../fixtures/images.js";
-import { PHOTOS, TINY, TINY_NO_REWARDS } from "../helpers.js";
+import { PHOTOS, ROOT, TINY, TINY_NO_REWARDS } from "../helpers.js";
 import { baseForm } from "../support/forms.js";
 
 const quiet = pino({ level: "silent" });
@@ -29,7 +29,9 @@ describe("HTTP service (real port, tiny model)", function () {
     expect(await (await fetch(url("/healthz"))).json()).to.deep.equal({ status: "ok" });
     expect(await (await fetch(url("/readyz"))).json()).to.include({ ready: true, model: "tiny-random", workers: 1 });
     const presets = (await (await fetch(url("/v1/presets"))).json()).presets;
-    expect(presets.map((p: { name: string }) => p.name)).to.include.members(["best", "faithful", "bold", "draft"]);
+    // exactly the presets file, each with its name
+    const file = JSON.parse(readFileSync(path.join(ROOT, "src", "presets", "presets.json"), "utf8")) as Record<string, object>;
+    expect(presets).to.deep.equal(Object.entries(file).map(([name, p]) => ({ name, ...p })));
     const models = (await (await fetch(url("/v1/models"))).json()).models;
     expect(models[0]).to.include({ name: "tiny-random", takes_rewards: true, provider: "cpu" });
     const doc = await (await fetch(url("/openapi.json"))).json();
