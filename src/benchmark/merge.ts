@@ -11,9 +11,12 @@ import { RESULTS_FILE, comparePair } from "./runner.js";
 
 export class MergeError extends Error {}
 
+/** A bench output folder's run.json (written by `reward-edit bench`). */
 interface RunDescription {
   suite: string;
   shard?: { index: number; count: number };
+  models?: Array<{ label: string }>;
+  presets?: Array<{ label: string }>;
   [k: string]: unknown;
 }
 
@@ -62,7 +65,7 @@ export async function mergeShards(shards: string[], out: string): Promise<Result
   // the merged folder describes the whole run, so it can be resumed or merged like one
   const { shard: _s, ...whole } = runs[0].run;
   writeFileSync(path.join(out, "run.json"), JSON.stringify(whole, null, 2));
-  const { models, presets } = runs[0].run as unknown as Parameters<typeof comparePair>[0];
+  const { models, presets } = runs[0].run;
   await writeReport(rows, out, runs[0].run.suite, models && presets ? comparePair({ models, presets }) : undefined);
   return rows;
 }

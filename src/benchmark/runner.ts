@@ -44,7 +44,6 @@ export interface Task {
 
 export const RESULTS_FILE = "results.jsonl";
 
-/** Every task of the plan in a fixed order; a shard keeps every count-th one. */
 /**
  * With --compare, the report compares the compared model against the main one (B minus A) on the
  * first preset; otherwise undefined (the report then compares its first two groups, if any).
@@ -54,6 +53,7 @@ export function comparePair(p: { models: Array<{ label: string }>; presets: Arra
   return [`${p.models[0].label} / ${p.presets[0].label}`, `${p.models[1].label} / ${p.presets[0].label}`];
 }
 
+/** Every task of the plan in a fixed order; a shard keeps every count-th one. */
 export function planTasks(p: Pick<RunPlan, "suite" | "models" | "presets" | "seeds" | "shard" | "limit">): Task[] {
   const samples = p.suite.samples.slice(0, p.limit);
   const tasks: Task[] = [];
