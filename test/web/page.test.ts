@@ -9,7 +9,6 @@ import { ARTIFACTS, launchChromium } from "../support/browser.js";
 
 const PRESETS = JSON.parse(readFileSync(path.join(ROOT, "src", "presets", "presets.json"), "utf8")) as Record<string, { description: string; rewards: number[]; steps?: number }>;
 
-
 describe("the slider page in headless Chromium", function () {
   this.timeout(90_000);
   let s: RunningServer;
@@ -170,7 +169,7 @@ describe("the slider page in headless Chromium", function () {
     expect(await page.textContent("#status")).to.equal("Please choose an image file.");
     expect(await page.getAttribute("#status", "class")).to.contain("error");
     // claims to be a PNG but is not one: the server refuses it, and says why
-    const broken = Buffer.from("\x89PNG\r\n\x1a\n this is not really a PNG");
+    const broken = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from(" this is not really a PNG")]);
     const direct = new FormData();
     direct.append("image", new Blob([new Uint8Array(broken)], { type: "image/png" }), "broken.png");
     direct.append("instruction", "make the mug red");
