@@ -63,7 +63,7 @@ class TextEncoder(nn.Module):
             x = x + blk["mlp"](blk["ln2"](x))
         x = self.ln(x)
         # CLIP pools at the first EOS, which has the largest id in the vocabulary
-        pooled = x[torch.arange(x.shape[0]), input_ids.argmax(-1)]
+        pooled = x[torch.arange(x.shape[0], device=x.device), input_ids.argmax(-1)]
         return x, pooled
 
 

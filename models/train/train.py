@@ -92,16 +92,16 @@ def prepare(args) -> None:
 class Data:
     """The fixed triplet set, latents precomputed once with the frozen autoencoder."""
 
-    def __init__(self, work: str, tok: bpe.Tokenizer, ae: AutoEncoder, sf: float):
+    def __init__(self, work: str, tok: bpe.Tokenizer, ae: AutoEncoder, sf: float, device: str = "cpu"):
         d = np.load(f"{work}/triplets.npz")
-        self.scores = torch.from_numpy(d["scores"])
+        self.scores = torch.from_numpy(d["scores"]).to(device)
         with torch.no_grad():
-            enc = lambda a: torch.cat([ae.encode(to_tensor(a[i:i + 512])) for i in range(0, len(a), 512)])
+            enc = lambda a: torch.cat([ae.encode(to_tensor(a[i:i + 512]).to(device)) for i in range(0, len(a), 512)])
             self.src = enc(d["source"])  # image latent: unscaled (DESIGN.md 3)
             self.tgt = enc(d["target"]) * sf
-        self.ids = torch.tensor([tok(t) for t in d["instruction"]])
-        self.fb = torch.tensor([tok(t) for t in d["feedback"]])
-        self.empty = torch.tensor(tok(""))
+        self.ids = torch.tensor([tok(t) for t in d["instruction"]], device=device)
+        self.fb = torch.tensor([tok(t) for t in d["feedback"]], device=device)
+        self.empty = torch.tensor(tok(""), device=device)
 
 
 def train_editor(args) -> None:
@@ -113,17 +113,18 @@ def train_editor(args) -> None:
     ae = AutoEncoder(down=aeck.get("down", 2))
     ae.load_state_dict(aeck["ae"])
     sf = aeck["scaling_factor"]
-    data = Data(args.work, tok, ae, sf)
+    dev = args.device
+    data = Data(args.work, tok, ae.to(dev), sf, dev)
     n = len(data.ids)
-    text = TextEncoder(len(vocab))
-    unet = UNet(rewards=args.rewards)
+    text = TextEncoder(len(vocab)).to(dev)
+    unet = UNet(rewards=args.rewards).to(dev)
     eps = EpsUNet(unet, sf)
     params = list(text.parameters()) + list(unet.parameters())
     print(f"params: text {sum(p.numel() for p in text.parameters())}, unet {sum(p.numel() for p in unet.parameters())}",
           flush=True)
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     ema = [p.detach().clone() for p in params]
-    sigmas = sd_sigmas()
+    sigmas = sd_sigmas().to(dev)
     out = args.out
     os.makedirs(out, exist_ok=True)
     start, step = time.time(), 0
@@ -132,7 +133,7 @@ def train_editor(args) -> None:
     if args.init and not os.path.exists(ck):
         # continue a shipped model: its (EMA) weights start both the parameters and the EMA; the
         # optimiser starts afresh
-        shipped = torch.load(f"{args.init}/reference/weights.pt")
+        shipped = torch.load(f"{args.init}/reference/weights.pt", map_location=dev)
         assert shipped["config"]["rewards"] == args.rewards, "--init model and --rewards disagree"
         text.load_state_dict(shipped["text"])
         unet.load_state_dict(shipped["unet"])
@@ -140,11 +141,11 @@ def train_editor(args) -> None:
         before = json.load(open(f"{args.init}/reward-edit.json"))["training"]
         print(f"initialised from {args.init} ({before['steps']} steps)", flush=True)
     if os.path.exists(ck):
-        state = torch.load(ck)
+        state = torch.load(ck, map_location=dev)
         text.load_state_dict(state["text"])
         unet.load_state_dict(state["unet"])
         opt.load_state_dict(state["opt"])
-        ema = state["ema"]
+        ema = [e.to(dev) for e in state["ema"]]
         step = state["step"]
         start -= state["elapsed"]
         before = state.get("before", before)
@@ -155,20 +156,22 @@ def train_editor(args) -> None:
         elapsed = time.time() - start
         done = (args.steps and step >= args.steps) or (not args.steps and elapsed >= args.minutes * 60)
         if step % 500 == 0 or done:
-            torch.save({"text": text.state_dict(), "unet": unet.state_dict(), "opt": opt.state_dict(), "ema": ema,
-                        "step": step, "elapsed": elapsed, "rng": torch.get_rng_state(), "rewards": args.rewards,
-                        "scaling_factor": sf, "before": before}, ck)
+            # stored on the CPU whatever the device, so export.py and a CPU resume read it as is
+            cpu = lambda sd: {k: v.cpu() for k, v in sd.items()}
+            torch.save({"text": cpu(text.state_dict()), "unet": cpu(unet.state_dict()), "opt": opt.state_dict(),
+                        "ema": [e.cpu() for e in ema], "step": step, "elapsed": elapsed, "rng": torch.get_rng_state(),
+                        "rewards": args.rewards, "scaling_factor": sf, "before": before}, ck)
         if done:
             break
-        idx = torch.randint(0, n, (args.batch,))
+        idx = torch.randint(0, n, (args.batch,)).to(dev)
         src, tgt, ids = data.src[idx], data.tgt[idx], data.ids[idx].clone()
         # InstructPix2Pix conditioning dropout: text only, image only, both (5 % each)
-        r = torch.rand(args.batch)
+        r = torch.rand(args.batch).to(dev)
         drop_text = (r < 0.05) | ((r >= 0.10) & (r < 0.15))
         drop_img = (r >= 0.05) & (r < 0.15)
         ids[drop_text] = data.empty
         src = src * (~drop_img).float()[:, None, None, None]
-        t = torch.randint(0, 1000, (args.batch,))
+        t = torch.randint(0, 1000, (args.batch,)).to(dev)
         sigma = sigmas[t][:, None, None, None]
         x = tgt + sigma * torch.randn_like(tgt)
         sample = torch.cat([x / (sigma ** 2 + 1).sqrt(), src], 1)
@@ -228,6 +231,7 @@ def main() -> None:
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--init", help="a shipped model folder to continue training from (fresh optimiser)")
+    e.add_argument("--device", default="cpu", help="torch device, e.g. cuda (checkpoints are stored on the CPU either way)")
     h = sub.add_parser("heldout")
     h.add_argument("--out", default=f"{HERE}/../heldout-v2")
     h.add_argument("--size", type=int, default=64, choices=(64, 128))
