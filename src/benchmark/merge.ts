@@ -26,8 +26,13 @@ function readRun(dir: string): RunDescription {
   return JSON.parse(readFileSync(path.join(dir, "run.json"), "utf8")) as RunDescription;
 }
 
-/** Names the arguments two runs differ in, e.g. `steps (3 vs 4)`. */
-function differences(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
+/**
+ * Names the arguments two runs differ in, e.g. `steps (3 vs 4)`. Models count by name, not by
+ * folder: shards run on other machines find the same model at other paths.
+ */
+function differences(x: RunDescription, y: RunDescription): string[] {
+  const byName = (r: RunDescription) => ({ ...r, models: r.models?.map((m) => m.label) });
+  const [a, b] = [byName(x), byName(y)] as Array<Record<string, unknown>>;
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => k !== "shard");
   return keys.filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).map((k) => `${k} (${JSON.stringify(a[k]) ?? "unset"} vs ${JSON.stringify(b[k]) ?? "unset"})`);
 }

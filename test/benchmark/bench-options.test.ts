@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { type ResultRow, readRows } from "../../src/benchmark/results.js";
 import { PHOTOS, ROOT, TINY, TINY_NO_REWARDS, runCli, tempDir } from "../helpers.js";
@@ -91,7 +91,7 @@ describe("bench options: presets, --compare, --suite real-edit, merging only mat
     expect(missing.stderr).to.contain("--suite real-edit needs --suite-path DIR");
   });
 
-  it("bench merge refuses shards of different runs, a slice given twice and a missing slice, naming each", async () => {
+  it("bench merge refuses shards of different runs, a slice given twice and a missing slice, naming each; a model at another path is the same run", async () => {
     const base = tempDir();
     const common = ["bench", "--suite", "sample", "--model", TINY, "--limit", "3"];
     const run = async (name: string, extra: string[]) => {
@@ -115,5 +115,12 @@ describe("bench options: presets, --compare, --suite real-edit, merging only mat
     const ok = await merge(s0, s1);
     expect(ok.code, ok.stderr).to.equal(0);
     expect(ok.stderr).to.contain("merged 3 rows from 2 shard(s)");
+    // the same model found at another path (another machine's mount) is the same run
+    const moved = path.join(tempDir(), "tiny-editor");
+    cpSync(TINY, moved, { recursive: true });
+    const r = await runCli([...common.map((a) => (a === TINY ? moved : a)), "--steps", "2", "--shard", "1/2", "--out", path.join(base, "moved")]);
+    expect(r.code, r.stderr).to.equal(0);
+    const elsewhere = await merge(s0, path.join(base, "moved"));
+    expect(elsewhere.code, elsewhere.stderr).to.equal(0);
   });
 });
