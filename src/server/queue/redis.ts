@@ -62,13 +62,11 @@ local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n > 0 then redis.call('DECR', KEYS[1]) end
 return n`;
 const CANCELLED = "cancelled";
-const b64 = (u: Uint8Array) => Buffer.from(u).toString("base64");
 /**
  * The job's small state (what a status poll reads) holds no image: the upload, its mask and the
  * results live in a hash of their own (`blobs:<id>`), read only for a result or for running the job.
  */
 const stateOf = (r: EditJobRequest): StoredData["request"] => ({ ...r, image: "", editMask: r.editMask ? "" : undefined });
-const bytes = (s: string) => new Uint8Array(Buffer.from(s, "base64"));
 
 /** The output without its images (they go to the blobs hash). */
 function outputState(o: EditJobOutput): StoredOutput {
