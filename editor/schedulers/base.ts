@@ -107,30 +107,86 @@ function linspaceAt(start: number, end: number, n: number, i: number): number {
   return n === 1 ? start : start + ((end - start) * i) / (n - 1);
 }
 
+/** numpy's round(): halves go to the even neighbour. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
 /**
- * Inference timesteps, highest first, as floats: `linspace` keeps fractions (Euler interpolates
- * sigmas between them); DDIM rounds them itself.
+ * numpy.arange(start, stop, step) for a float step. Its length is ceil((stop - start) / step) in
+ * float64, and element i is start + i * ((start + step) - start) rather than a running sum: a
+ * loop that keeps subtracting the step drifts and lets one more element (about 1e-13) through for
+ * about half the step counts.
  */
-export function spacedTimesteps(config: SchedulerConfig, n: number): number[] {
-  const N = config.num_train_timesteps;
-  if (!Number.isInteger(n) || n < 1 || n > N) throw new RangeError(`steps must be an integer in 1..${N}, got ${n}`);
+export function npArange(start: number, stop: number, step: number): number[] {
+  const length = Math.max(0, Math.ceil((stop - start) / step));
   const out: number[] = [];
+  if (length > 0) out.push(start);
+  if (length > 1) out.push(start + step);
+  const delta = start + step - start;
+  for (let i = 2; i < length; i++) out.push(start + i * delta);
+  return out;
+}
+
+/** numpy.linspace(start, stop, num): i * step + start, the last point exactly stop. */
+export function npLinspace(start: number, stop: number, num: number): number[] {
+  const div = num - 1;
+  const delta = stop - start;
+  const step = delta / div;
+  const out = Array.from({ length: num }, (_, i) => (div <= 0 ? i * delta : step === 0 ? (i / div) * delta : i * step) + start);
+  if (num > 1) out[num - 1] = stop;
+  return out;
+}
+
+export interface SpacingOptions {
+  /**
+   * diffusers' multistep solvers (DPMSolverMultistep, UniPC) space linspace and leading over
+   * n + 1 points and drop the lowest, so their last step does not land on t = 0.
+   */
+  multistep?: boolean;
+  /** Round linspace to integers as DDIM and the multistep solvers do; Euler interpolates sigmas between fractions. */
+  integer?: boolean;
+}
+
+/**
+ * The inference timesteps of a spacing, highest first: the one place every scheduler gets them
+ * from, so the Euler, DDIM and multistep families cannot drift apart again. As diffusers computes
+ * them, except that the result is always n distinct values in 0..T-1: a RangeError where diffusers'
+ * own formula would step past T - 1 or repeat a timestep (leading with steps near T).
+ */
+export function spacedTimesteps(config: SchedulerConfig, n: number, opts: SpacingOptions = {}): number[] {
+  const T = config.num_train_timesteps;
+  if (!Number.isInteger(n) || n < 1 || n > T) throw new RangeError(`steps must be an integer in 1..${T}, got ${n}`);
+  const points = opts.multistep ? n + 1 : n;
+  let ts: number[];
   switch (config.timestep_spacing) {
     case "linspace":
-      for (let i = 0; i < n; i++) out.push(linspaceAt(0, N - 1, n, i));
+      ts = npLinspace(0, T - 1, points).reverse();
+      if (opts.integer) ts = ts.map(roundHalfEven);
       break;
     case "leading": {
-      const ratio = Math.floor(N / n);
-      for (let i = 0; i < n; i++) out.push(Math.round(i * ratio) + config.steps_offset);
+      const ratio = Math.floor(T / points);
+      ts = Array.from({ length: points }, (_, i) => (points - 1 - i) * ratio + config.steps_offset);
       break;
     }
-    case "trailing": {
-      const ratio = N / n;
-      for (let i = n - 1; i >= 0; i--) out.push(Math.round(N - i * ratio) - 1);
+    case "trailing":
+      // the same for every diffusers scheduler (no extra point to drop)
+      ts = npArange(T, 0, -T / n).map((t) => roundHalfEven(t) - 1);
       break;
+  }
+  // Dropping the multistep solvers' extra point, and numpy's own overshoot: for some n (61, 103,
+  // 121, ... of T = 1000) T / (T / n) rounds above n, np.arange yields n + 1 values and diffusers'
+  // trailing schedule ends in -1; the n asked for are the first n.
+  ts = ts.slice(0, n);
+  for (let i = 0; i < n; i++) {
+    if (!(ts[i] >= 0 && ts[i] <= T - 1 && (i === 0 || ts[i] < ts[i - 1]))) {
+      throw new RangeError(
+        `${config.timestep_spacing} spacing (steps_offset ${config.steps_offset}) cannot place ${n} distinct timesteps in 0..${T - 1}`,
+      );
     }
   }
-  return out.reverse();
+  return ts;
 }
 
 /** numpy.interp over the integer grid 0..len-1. */

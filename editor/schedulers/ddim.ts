@@ -19,7 +19,7 @@ export class DDIMScheduler implements Scheduler {
   }
 
   setTimesteps(n: number): void {
-    this.timesteps = spacedTimesteps(this.config, n).map((t) => Math.round(t));
+    this.timesteps = spacedTimesteps(this.config, n, { integer: true });
     this.stepRatio = Math.floor(this.config.num_train_timesteps / n);
   }
 

@@ -1,8 +1,8 @@
 /**
  * What diffusers' multistep solvers (DPMSolverMultistepScheduler, UniPCMultistepScheduler, v0.29)
- * share: their own integer timestep spacing (n + 1 points with the last dropped, unlike the Euler
- * family), optional Karras sigmas, a final sigma of zero, the VP view (alpha_t, sigma_t,
- * lambda_t = log alpha_t - log sigma_t) and the data prediction x0 they integrate.
+ * share: their own integer timestep spacing (spacedTimesteps' `multistep`: n + 1 points with the
+ * last dropped, unlike the Euler family), optional Karras sigmas, a final sigma of zero, the VP view
+ * (alpha_t, sigma_t, lambda_t = log alpha_t - log sigma_t) and the data prediction x0 they integrate.
  */
 import type { Generator } from "../tensor/random.js";
 import {
@@ -11,38 +11,16 @@ import {
   type SchedulerConfig,
   alphasCumprod,
   betasFor,
+  roundHalfEven,
   sigmasFromAlphasCumprod,
+  spacedTimesteps,
 } from "./base.js";
 
-/** numpy's round(): halves go to the even neighbour. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+export { roundHalfEven };
 
 /** The timesteps both multistep solvers space (highest first, integers). */
 export function multistepTimesteps(config: SchedulerConfig, n: number): number[] {
-  const N = config.num_train_timesteps;
-  if (!Number.isInteger(n) || n < 1 || n > N) throw new RangeError(`steps must be an integer in 1..${N}, got ${n}`);
-  const out: number[] = [];
-  switch (config.timestep_spacing) {
-    case "linspace":
-      // np.linspace(0, N - 1, n + 1).round()[::-1][:-1]
-      for (let i = n; i >= 1; i--) out.push(roundHalfEven(((N - 1) * i) / n));
-      break;
-    case "leading": {
-      const ratio = Math.floor(N / (n + 1));
-      for (let i = n; i >= 1; i--) out.push(i * ratio + config.steps_offset);
-      break;
-    }
-    case "trailing": {
-      // np.arange(N, 0, -N / n).round() - 1
-      const ratio = N / n;
-      for (let v = N; v > 0; v -= ratio) out.push(roundHalfEven(v) - 1);
-      break;
-    }
-  }
-  return out;
+  return spacedTimesteps(config, n, { multistep: true, integer: true });
 }
 
 /** Karras et al. (2022) sigmas, rho = 7, between the schedule's extremes. */

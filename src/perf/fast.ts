@@ -26,6 +26,7 @@ import { FULLSCALE_CACHE, ensureFullScaleModel } from "./fullscale.js";
 import { type SyntheticSuite, loadSyntheticSuite } from "../benchmark/synthetic-suite.js";
 import { WORLD_SUITES } from "../evaluation/world-eval.js";
 import { renderFast } from "./fast-report.js";
+import { peakRssGb } from "./peak-rss.js";
 import type { CostRow, FastConfig, FastReport, FidelityRow, QualityRow } from "./fast-types.js";
 import { stat } from "../stats.js";
 
@@ -179,7 +180,7 @@ async function costChild(req: CostRequest): Promise<void> {
       shallowEvaluations: last!.timings.shallowEvaluations,
       wallS: stat(wall),
       componentS,
-      peakRssGb: process.resourceUsage().maxRSS / 2 ** 20,
+      peakRssGb: peakRssGb(),
     }) + "\n",
   );
   await model.dispose();

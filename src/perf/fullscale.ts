@@ -14,6 +14,7 @@ import path from "node:path";
 import { createSession, edit, loadModel } from "../../editor/index.js";
 import { CONVERTER, PYTHON, ROOT } from "../paths.js";
 import { compareFloat16 } from "./float16.js";
+import { peakRssGb } from "./peak-rss.js";
 
 const CACHE = process.env.REWARD_EDIT_CACHE ?? path.join(os.homedir(), ".cache", "reward-edit");
 export const FULLSCALE_CHECKPOINT = path.join(CACHE, "mrc-random-checkpoint");
@@ -147,7 +148,7 @@ async function measureWholeEdit(threads: number, steps: number, c: Record<"unet"
       achieved_gflops: totalFlops / (r.timings.totalMs / 1000) / 1e9,
       // the working size is capped at the model's resolution, so this bounds any input and says
       // whether VAE tiling would be needed (measured first in the process, before other sessions)
-      peak_rss_gb: process.resourceUsage().maxRSS / 2 ** 20,
+      peak_rss_gb: peakRssGb(),
     };
   } finally {
     await model.dispose();
