@@ -1,5 +1,6 @@
 /** Locations inside the installed package (compiled code lives in dist/, data beside the sources). */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import os from "node:os";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
@@ -16,3 +17,10 @@ export const CLI_PATH = path.join(ROOT, "bin", "reward-edit.js");
 /** The Python with torch for models/ tools (Debian's python3-torch by default). */
 export const PYTHON = process.env.REWARD_EDIT_PYTHON ?? "/usr/bin/python3";
 export const CONVERTER = path.join(ROOT, "models", "convert", "convert.py");
+
+/** The package's own version, as results and manifests name it. */
+export const VERSION: string = (JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+/** The project's own cache (converted models, extracted data sets, the perf run's checkpoints). */
+export function projectCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.REWARD_EDIT_CACHE || path.join(os.homedir(), ".cache", "reward-edit");
+}

@@ -1,13 +1,14 @@
 /**
  * Model folders (DESIGN.md 2): a diffusers ONNX export plus our reward-edit.json manifest.
  * `inspectModelFolder` lists every problem at once; `loadModel` opens each session once and
- * refuses a folder with problems.
+ * refuses a folder with problems. Where a graph leaves a text-encoder width symbolic, both run
+ * the text encoder (and, if the UNet's side is symbolic too, the UNet) once on a tiny probe.
  */
 import { access, readFile } from "node:fs/promises";
 import path from "node:path";
 import { CLIPTokenizer } from "../tokenizer/clip.js";
 import { type Manifest, parseManifest } from "./manifest.js";
-import { type InputInfo, type Session, type SessionOptions, createSession } from "./session.js";
+import { type HostTensor, type InputInfo, type Session, type SessionOptions, createSession } from "./session.js";
 
 export const COMPONENTS = ["text_encoder", "vae_encoder", "unet", "vae_decoder"] as const;
 /** The graphs a folder may add: DeepCache's shallow UNet, when reward-edit.json declares deep_cache. */
@@ -107,34 +108,153 @@ export interface FolderReport {
   sessions: Partial<Record<Component, Session>>;
 }
 
-/**
- * Opens everything a folder should hold and reports every problem found, not just the first.
- * The caller owns the returned sessions.
- */
 /** A fixed size of one axis, or undefined when the graph leaves it symbolic. */
 function axis(info: { shape: Array<number | string | null> } | undefined, i: number): number | undefined {
   const d = info?.shape.at(i);
   return typeof d === "number" && d > 0 ? d : undefined;
 }
 
+const POOLED = ["pooler_output", "text_embeds"];
+
+/** One text-encoder width and the UNet input it feeds. */
+interface Link {
+  /** The text encoder's output, as problem lines name it. */
+  what: "last_hidden_state" | "pooled";
+  input: string;
+  /** The text encoder's width: declared by its graph, else measured by the probe. */
+  width?: number;
+  measured?: boolean;
+}
+
+/** ONNX Runtime's own words from a failed Session.run, on one line. */
+function ortMessage(err: unknown): string {
+  const e = err as Error;
+  const msg = ((e.cause as Error | undefined)?.message ?? e.message).split("\n")[0];
+  const node = /running (\w+) node\. Name:'([^']*)' Status Message: (.*)/.exec(msg);
+  return node ? `${node[1]} node '${node[2]}': ${node[3]}` : msg;
+}
+
 /**
- * Whether the components can feed each other, by the shapes their graphs declare: the text
- * encoder's width against the UNet's cross-attention and feedback inputs, the latent channels of
- * the VAE halves against the UNet's. A folder assembled from mismatched exports otherwise loads
- * and fails only inside ONNX Runtime at the first edit.
+ * The text encoder's real output widths, from one run on a [1, 77] probe: torch.onnx declares
+ * them symbolic ("Addlast_hidden_state_dim_2") unless the converter fixes them, and such a
+ * folder otherwise passes and fails only at the first edit.
  */
-function checkFit(s: Partial<Record<Component, Session>>, m: Manifest): string[] {
+async function probeTextEncoder(te: Session, problems: string[]): Promise<Partial<Record<Link["what"], number>> | undefined> {
+  const ids = te.inputs.find((i) => i.name === "input_ids")!;
+  const len = axis(ids, 1) ?? 77;
+  const feed: HostTensor =
+    ids.type === "int32" ? { type: "int32", data: new Int32Array(len), dims: [1, len] } : { type: "int64", data: new BigInt64Array(len), dims: [1, len] };
+  try {
+    const out = await te.run({ input_ids: feed }, { probe: true });
+    const hidden = out.last_hidden_state ?? out[te.outputNames[0]];
+    const pooled = POOLED.map((n) => out[n]).find((o) => o !== undefined);
+    return { last_hidden_state: hidden?.dims.at(-1), pooled: pooled?.dims.at(-1) };
+  } catch (err) {
+    problems.push(`text_encoder: one run on a [1, ${len}] input_ids probe fails: ${ortMessage(err)}`);
+    return undefined;
+  }
+}
+
+/**
+ * Where the UNet declares a width symbolic too, only its weights know it: one run at batch 1 on
+ * the smallest latent the pipeline can ask for, each width input fed what the text encoder
+ * gives, says whether it takes them; ONNX Runtime's dimension error becomes one problem line.
+ */
+async function probeUnet(unet: Session, m: Manifest, fed: Link[], unsure: Link[]): Promise<string[]> {
+  const input = (name: string) => unet.inputs.find((i) => i.name === name)!;
+  const zeros = (dims: number[]): HostTensor => ({ type: "float32", data: new Float32Array(dims.reduce((a, b) => a * b, 1)), dims });
+  const side = Math.max(1, Math.round(m.size_multiple / m.latent_downscale));
+  const t = input("timestep");
+  const tDims = t.shape.length === 0 ? [] : [1];
+  const feeds: Record<string, HostTensor> = {
+    sample: zeros([1, 2 * m.latent_channels, side, side]),
+    timestep: t.type === "int64" ? { type: "int64", data: new BigInt64Array([500n]), dims: tDims } : { type: "float32", data: new Float32Array([500]), dims: tDims },
+  };
+  if (m.rewards) feeds[m.rewards.scores_input] = zeros([1, 3]);
+  const feed = (l: Link, w: number) => zeros(l.what === "pooled" ? [1, w] : [1, axis(input(l.input), 1) ?? 77, w]);
+  // a width the UNet declares is fed as declared (a mismatch there is already a problem line),
+  // so the run tests only the symbolic ones
+  for (const l of fed) feeds[l.input] = feed(l, axis(input(l.input), -1) ?? l.width!);
+  const attempt = (f: Record<string, HostTensor>) => unet.run(f, { probe: true }).then(() => undefined, (err: unknown) => err as Error);
+  const err = await attempt(feeds);
+  if (!err) return [];
+  const raw = (err.cause as Error | undefined)?.message ?? err.message;
+  const words = ortMessage(err);
+  let got: number | undefined;
+  let expected: number | undefined;
+  let named: string | undefined;
+  const boundary = /invalid dimensions for input: (\S+) for the following indices\s+index: \d+ Got: (\d+) Expected: (\d+)/.exec(raw);
+  const gemm = /W: \{(\d+),(\d+)\} K: (\d+) N:\s*(\d+)/.exec(raw);
+  if (boundary) [named, got, expected] = [boundary[1], Number(boundary[2]), Number(boundary[3])];
+  else if (gemm) [got, expected] = [Number(gemm[3]), gemm[1] === gemm[4] ? Number(gemm[2]) : Number(gemm[1])];
+  else if (!/dimension|shape|broadcast|mismatch/i.test(raw)) {
+    return [`unet: one run on a probe (batch 1, ${side}x${side} latent, the text encoder's widths) fails: ${words}`];
+  }
+  // the input that was fed the rejected width
+  let blamed = unsure.filter((l) => (named ? l.input === named : got === undefined || l.width === got));
+  if (!blamed.length) blamed = unsure;
+  // both, when the text encoder's two widths agree: the one that runs once given the UNet's
+  // width is it; else both, when the graph runs with both given it; else the UNet's width for
+  // the other is not known
+  if (blamed.length > 1 && expected !== undefined) {
+    const alone = [];
+    for (const l of blamed) if (!(await attempt({ ...feeds, [l.input]: feed(l, expected) }))) alone.push(l);
+    if (alone.length === 1) blamed = alone;
+    else if (await attempt({ ...feeds, ...Object.fromEntries(blamed.map((l) => [l.input, feed(l, expected!)])) })) expected = undefined;
+  }
+  const joiner = blamed.length > 1 && expected !== undefined ? " and " : " or ";
+  const what = [...new Set(blamed.map((l) => l.what))].join(joiner);
+  const inputs = blamed.map((l) => l.input).join(joiner);
+  const width = got ?? blamed[0].width;
+  return [
+    `components do not fit: text_encoder ${what} width vs unet ${inputs} width (${width} vs ${expected ?? "another"}; ` +
+      `unet declares the width symbolic and its graph rejects ${width} in a probe run: ${words})`,
+  ];
+}
+
+/**
+ * Whether the components can feed each other: the text encoder's width against the UNet's
+ * cross-attention and feedback inputs, the latent channels of the VAE halves against the UNet's.
+ * Declared shapes decide where both sides are fixed; a symbolic side is settled by probe runs
+ * (probeTextEncoder, probeUnet). A folder assembled from mismatched exports otherwise loads and
+ * fails only inside ONNX Runtime at the first edit.
+ */
+async function checkFit(s: Partial<Record<Component, Session>>, m: Manifest): Promise<string[]> {
   const problems: string[] = [];
   const input = (c: Component, name: string) => s[c]?.inputs.find((i) => i.name === name);
   const output = (c: Component, names: string[]) => s[c]?.outputs.find((o) => names.includes(o.name)) ?? s[c]?.outputs[0];
-  const mismatch = (what: string, a: number | undefined, b: number | undefined) => {
-    if (a !== undefined && b !== undefined && a !== b) problems.push(`components do not fit: ${what} (${a} vs ${b})`);
+  const mismatch = (what: string, a: number | undefined, b: number | undefined, note = "") => {
+    if (a !== undefined && b !== undefined && a !== b) problems.push(`components do not fit: ${what} (${a} vs ${b}${note})`);
   };
-  const hidden = output("text_encoder", ["last_hidden_state"]);
-  mismatch("text_encoder last_hidden_state width vs unet encoder_hidden_states width", axis(hidden, -1), axis(input("unet", "encoder_hidden_states"), -1));
-  if (m.rewards?.feedback_input) {
-    const pooled = s.text_encoder?.outputs.find((o) => o.name === "pooler_output" || o.name === "text_embeds");
-    mismatch(`text_encoder pooled width vs unet ${m.rewards.feedback_input} width`, axis(pooled, -1), axis(input("unet", m.rewards.feedback_input), -1));
+  const te = s.text_encoder;
+  const clean = (c: Component) => s[c] !== undefined && checkSignature(c, s[c]!.inputs, m).length === 0;
+  if (te && s.unet) {
+    const links: Link[] = [{ what: "last_hidden_state", input: "encoder_hidden_states", width: axis(output("text_encoder", ["last_hidden_state"]), -1) }];
+    const feedback = m.rewards?.feedback_input;
+    if (feedback && input("unet", feedback)) {
+      const pooled = te.outputs.find((o) => POOLED.includes(o.name));
+      if (pooled) links.push({ what: "pooled", input: feedback, width: axis(pooled, -1) });
+      else problems.push(`components do not fit: text_encoder has no pooled output (${POOLED.join(" or ")}) for unet ${feedback}`);
+    }
+    const fed = links.filter((l) => input("unet", l.input));
+    if (fed.some((l) => l.width === undefined) && clean("text_encoder")) {
+      const measured = await probeTextEncoder(te, problems);
+      for (const l of fed) {
+        if (l.width === undefined && measured?.[l.what] !== undefined) Object.assign(l, { width: measured[l.what], measured: true });
+      }
+    }
+    const unsure: Link[] = [];
+    for (const l of fed) {
+      const want = axis(input("unet", l.input), -1);
+      if (l.width === undefined) continue;
+      if (want === undefined) unsure.push(l);
+      const note = l.measured ? `; text_encoder declares its width symbolic, ${l.width} is what a probe run returns` : "";
+      mismatch(`text_encoder ${l.what} width vs unet ${l.input} width`, l.width, want, note);
+      // the shallow graph only where it differs from the whole UNet, so one mismatch is one line
+      const shallow = axis(input("unet_shallow", l.input), -1);
+      if (shallow !== want) mismatch(`text_encoder ${l.what} width vs unet_shallow ${l.input} width`, l.width, shallow, note);
+    }
+    if (unsure.length && fed.every((l) => l.width !== undefined) && clean("unet")) problems.push(...(await probeUnet(s.unet, m, fed, unsure)));
   }
   const C = m.latent_channels;
   mismatch("unet sample channels vs 2 x latent_channels (noisy latent + image latent)", axis(input("unet", "sample"), 1), 2 * C);
@@ -145,6 +265,10 @@ function checkFit(s: Partial<Record<Component, Session>>, m: Manifest): string[]
   return problems;
 }
 
+/**
+ * Opens everything a folder should hold and reports every problem found, not just the first.
+ * The caller owns the returned sessions.
+ */
 export async function inspectModelFolder(dir: string, options: SessionOptions = {}): Promise<FolderReport> {
   const problems: string[] = [];
   const sessions: Partial<Record<Component, Session>> = {};
@@ -173,7 +297,6 @@ export async function inspectModelFolder(dir: string, options: SessionOptions = 
     }
     if (manifest) problems.push(...checkSignature(c, sessions[c]!.inputs, manifest));
   }
-  if (manifest) problems.push(...checkFit(sessions, manifest));
   const cache = manifest?.deep_cache;
   if (cache) {
     if (sessions.unet && !sessions.unet.outputNames.includes(cache.features)) {
@@ -190,6 +313,8 @@ export async function inspectModelFolder(dir: string, options: SessionOptions = 
       }
     }
   }
+  // after the shallow graph opens: checkFit checks its widths too
+  if (manifest) problems.push(...(await checkFit(sessions, manifest)));
   return { dir, problems, manifest, sessions };
 }
 

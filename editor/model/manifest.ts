@@ -73,6 +73,8 @@ export const ManifestSchema = z.object({
   deep_cache: DeepCacheSchema.optional(),
   domain: DomainSchema.optional(),
   training: z.record(z.string(), z.unknown()).optional(),
+  /** Where the weights came from (the converter's record; `hub`: repository, subfolder, commit), so /v1/models can say what is served. */
+  source: z.record(z.string(), z.unknown()).optional(),
 });
 
 export type Manifest = z.infer<typeof ManifestSchema>;

@@ -41,6 +41,14 @@ export interface SessionOptions {
   log?: (msg: string) => void;
 }
 
+export interface RunOptions {
+  /**
+   * A check of the graph (inspectModelFolder's width probe), not work: a failure is expected and
+   * reported by the caller, so ONNX Runtime logs nothing to stderr, and runMs does not count it.
+   */
+  probe?: boolean;
+}
+
 export interface Session {
   readonly path: string;
   readonly inputNames: readonly string[];
@@ -57,7 +65,7 @@ export interface Session {
    * into a fresh ArrayBuffer even when given one to write into, and `npm run bench` measured no
    * difference (0.93-1.05 per UNet call across three runs).
    */
-  run(feeds: Record<string, HostTensor>): Promise<Record<string, RunOutput>>;
+  run(feeds: Record<string, HostTensor>, options?: RunOptions): Promise<Record<string, RunOutput>>;
   /** Ends profiling; ORT writes the trace to <model>-profile_<timestamp>.json. */
   endProfiling(): void;
   dispose(): Promise<void>;
@@ -86,7 +94,7 @@ class OrtSession implements Session {
     return this.inner.outputNames;
   }
 
-  async run(feeds: Record<string, HostTensor>): Promise<Record<string, RunOutput>> {
+  async run(feeds: Record<string, HostTensor>, options: RunOptions = {}): Promise<Record<string, RunOutput>> {
     // one checkpoint before each call: a missing input names itself instead of a native error
     for (const name of this.inputNames) {
       if (!(name in feeds)) throw new Error(`${this.path}: missing input "${name}"`);
@@ -96,12 +104,13 @@ class OrtSession implements Session {
     const start = performance.now();
     let out: ort.InferenceSession.ReturnType;
     try {
-      out = await this.inner.run(ortFeeds);
+      out = options.probe ? await this.inner.run(ortFeeds, { logSeverityLevel: 4 }) : await this.inner.run(ortFeeds);
     } catch (err) {
       const shapes = Object.entries(feeds).map(([k, v]) => `${k}: ${v.type}[${v.dims.join(",")}]`).join("; ");
-      throw new Error(`${this.path}: run failed (${(err as Error).message}); inputs ${shapes}`);
+      // cause: ONNX Runtime's own words, for callers that read its dimension errors
+      throw new Error(`${this.path}: run failed (${(err as Error).message}); inputs ${shapes}`, { cause: err });
     } finally {
-      this.runMs += performance.now() - start;
+      if (!options.probe) this.runMs += performance.now() - start;
     }
     const result: Record<string, RunOutput> = {};
     for (const [name, t] of Object.entries(out)) {

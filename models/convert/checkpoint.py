@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -64,9 +65,10 @@ def weight_file(component_dir: str, component: str) -> str | None:
 
 
 def shard_files(component_dir: str) -> list[str]:
-    """Sharded checkpoints: *.safetensors.index.json / *.bin.index.json name their shards."""
+    """Sharded checkpoints: *.safetensors.index.json / *.bin.index.json name their shards (a variant's
+    index is *.safetensors.index.fp16.json)."""
     for f in sorted(os.listdir(component_dir)) if os.path.isdir(component_dir) else []:
-        if f.endswith(".index.json"):
+        if re.search(r"\.index(\.\w+)?\.json$", f):
             shards = sorted(set(json.load(open(os.path.join(component_dir, f)))["weight_map"].values()))
             return [os.path.join(component_dir, s) for s in shards]
     return []

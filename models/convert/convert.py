@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "train"))
 
 import checkpoint  # noqa: E402
 import deepcache  # noqa: E402
+import single_file  # noqa: E402
 import unet as unet_mod  # noqa: E402
 from vae import VaeDecoderGraph, VaeEncoderGraph  # noqa: E402
 
@@ -35,16 +36,21 @@ GRAPHS = ("text_encoder", "vae_encoder", "unet", "unet_shallow", "vae_decoder")
 EXTERNAL_DATA_BYTES = int(os.environ.get("REWARD_EDIT_EXTERNAL_DATA_BYTES", 1_800_000_000))
 
 
-def save_onnx(path: str, export) -> None:
+def save_onnx(path: str, export, dims: dict[str, dict[int, int | str]] | None = None) -> None:
     """Exports through a scratch folder, then writes model.onnx with its weights inline, or, past
-    protobuf's limit, in one model.onnx_data file beside it (torch writes one file per tensor)."""
+    protobuf's limit, in one model.onnx_data file beside it (torch writes one file per tensor).
+    `dims` sets declared dims of inputs and outputs (graph_dims.set_dims): torch.onnx leaves every
+    output dim symbolic that it cannot prove constant, the weight-fixed widths included."""
     import onnx
     from onnx.external_data_helper import load_external_data_for_model
+    import graph_dims
     with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as tmp:
         raw = os.path.join(tmp, "model.onnx")
         export(raw)
         model = onnx.load(raw, load_external_data=False)
         load_external_data_for_model(model, tmp)
+        if dims:
+            graph_dims.set_dims(model, dims)
         large = sum(t.ByteSize() for t in model.graph.initializer) > EXTERNAL_DATA_BYTES
         for f in ("model.onnx", "model.onnx_data"):
             if os.path.exists(os.path.join(os.path.dirname(path), f)):
@@ -54,11 +60,15 @@ def save_onnx(path: str, export) -> None:
 
 
 def export_text_encoder(module, out: str) -> None:
+    import graph_dims
     ids = torch.zeros(2, 77, dtype=torch.int64)
+    axes = {"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"}, "pooler_output": {0: "batch"}}
+    hidden, pooled = module(ids)
+    # the widths the UNet's inputs declare, so `models validate` compares them without a run
+    dims = graph_dims.fixed_dims({"last_hidden_state": hidden.shape, "pooler_output": pooled.shape}, axes)
     save_onnx(out, lambda p: torch.onnx.export(
         module, (ids,), p, opset_version=OPSET, input_names=["input_ids"],
-        output_names=["last_hidden_state", "pooler_output"],
-        dynamic_axes={"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"}, "pooler_output": {0: "batch"}}))
+        output_names=["last_hidden_state", "pooler_output"], dynamic_axes=axes), dims)
 
 
 def export_vae(vae, out_dir: str) -> None:
@@ -81,6 +91,7 @@ DEEP_CACHE = deepcache.manifest_entry("input of up_blocks[-1]: conv_in, the rewa
 def export_unet(unet, cfg: dict, rewards: bool, out_dir: str, text_dim: int) -> None:
     """unet/model.onnx (out_sample and deep_features) and unet_shallow/model.onnx, which holds only the
     outer blocks' weights, so no deep block is stored twice."""
+    import graph_dims
     b, c = 3, cfg.get("in_channels", 8)
     args = [torch.zeros(b, c, 8, 8), torch.full((b,), 500.0), torch.zeros(b, 77, cfg.get("cross_attention_dim", text_dim))]
     names = ["sample", "timestep", "encoder_hidden_states"]
@@ -93,13 +104,15 @@ def export_unet(unet, cfg: dict, rewards: bool, out_dir: str, text_dim: int) -> 
         axes.update({"reward_scores": {0: "batch"}, "feedback_embeds": {0: "batch"}})
     os.makedirs(f"{out_dir}/unet_shallow", exist_ok=True)
     ms = unet_mod.MS_OPSET if unet_mod.FUSED_ATTENTION else None
+    out, deep = unet.forward_cached(*args)
+    # the output channels, which torch.onnx declares symbolic ("Addout_sample_dim_1")
+    dims = graph_dims.fixed_dims({"out_sample": out.shape, "deep_features": deep.shape}, axes)
     save_onnx(f"{out_dir}/unet/model.onnx", lambda p: torch.onnx.export(
         deepcache.CachedGraph(unet), tuple(args), p, opset_version=OPSET, input_names=names,
-        output_names=["out_sample", "deep_features"], dynamic_axes=axes, custom_opsets=ms))
-    _, deep = unet.forward_cached(*args)
+        output_names=["out_sample", "deep_features"], dynamic_axes=axes, custom_opsets=ms), dims)
     save_onnx(f"{out_dir}/unet_shallow/model.onnx", lambda p: torch.onnx.export(
         deepcache.ShallowGraph(unet), tuple(args + [deep]), p, opset_version=OPSET, input_names=names + ["deep_features"],
-        output_names=["out_sample"], dynamic_axes=axes, custom_opsets=ms))
+        output_names=["out_sample"], dynamic_axes=axes, custom_opsets=ms), {"out_sample": dims["out_sample"]})
 
 
 def manifest(ck: checkpoint.Checkpoint, name: str, dtype: str) -> dict:
@@ -165,9 +178,14 @@ def _relocate(path: str, location: str) -> None:
     onnx.save(m, path)
 
 
-def convert(src: str, out: str, dtype: str = "float32", name: str | None = None) -> dict:
+def convert(src: str, out: str, dtype: str = "float32", name: str | None = None, config: str | None = None,
+            ema: bool = False) -> dict:
+    """SRC is a diffusers folder, or a single original-layout file whose configs, tokenizer and
+    scheduler come from the diffusers folder `config`."""
     t0 = time.time()
-    ck = checkpoint.inspect(src)
+    single = single_file.is_single_file(src)
+    ck = single_file.inspect(src, config, ema) if single else checkpoint.inspect(src)
+    small_files = config if single else src
     os.makedirs(out, exist_ok=True)
     for c in ("text_encoder", "vae_encoder", "unet", "vae_decoder"):
         os.makedirs(f"{out}/{c}", exist_ok=True)
@@ -188,9 +206,12 @@ def convert(src: str, out: str, dtype: str = "float32", name: str | None = None)
         to_float16(out)
     for d in ("tokenizer", "scheduler"):
         # copyfile: the source may be read-only, the folder we write must not be
-        shutil.copytree(os.path.join(src, d), os.path.join(out, d), dirs_exist_ok=True, copy_function=shutil.copyfile)
-    shutil.copyfile(os.path.join(src, "model_index.json"), os.path.join(out, "model_index.json"))
+        shutil.copytree(os.path.join(small_files, d), os.path.join(out, d), dirs_exist_ok=True, copy_function=shutil.copyfile)
+    shutil.copyfile(os.path.join(small_files, "model_index.json"), os.path.join(out, "model_index.json"))
     m = manifest(ck, name or os.path.basename(os.path.normpath(out)), dtype)
+    if single:
+        m["source"].update({"layout": "single-file", "file": os.path.basename(src),
+                            "config": os.path.basename(os.path.normpath(config)), "ema": ema})
     json.dump(m, open(os.path.join(out, "reward-edit.json"), "w"), indent=2)
     sizes = {c: sum(os.path.getsize(os.path.join(out, c, f)) for f in os.listdir(os.path.join(out, c))) for c in GRAPHS}
     return {"kind": ck.kind, "dtype": dtype, "out": out, "seconds": round(time.time() - t0, 1), "bytes": sizes,
@@ -198,14 +219,19 @@ def convert(src: str, out: str, dtype: str = "float32", name: str | None = None)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("src")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="SRC may also be one original-layout (CompVis/LDM) file, FILE.safetensors or FILE.ckpt, "
+                                        "with --config naming a diffusers folder of the same model (single_file.py).")
+    ap.add_argument("src", help="diffusers checkpoint folder, or a single .safetensors/.ckpt file with --config")
     ap.add_argument("out")
     ap.add_argument("--dtype", choices=["float32", "float16"], default="float32")
     ap.add_argument("--name")
     ap.add_argument("--check", action="store_true", help="only check names and shapes; write nothing")
     ap.add_argument("--unfused-attention", action="store_true",
                     help="export attention as MatMul/Softmax/MatMul instead of ONNX Runtime's MultiHeadAttention")
+    ap.add_argument("--config", help="single file only: diffusers folder with model_index.json, the component "
+                                     "config.json files, tokenizer/ and scheduler/ (its weights are not read)")
+    ap.add_argument("--ema", action="store_true", help="single file only: take the UNet's EMA weights (model_ema.*)")
     a = ap.parse_args()
     unet_mod.FUSED_ATTENTION = not a.unfused_attention
     # torch.onnx's tracer warns about constant folding and shape inference on every graph: noise here
@@ -214,13 +240,21 @@ def main() -> int:
     # torch 1.13 calls its own custom-op helper deprecated, for the fused attention's g.op
     warnings.filterwarnings("ignore", category=FutureWarning, message=".*_graph_op.*")
     torch.set_num_threads(max(1, os.cpu_count() or 1))
+    single = single_file.is_single_file(a.src)
+    if os.path.isdir(a.src) and (a.config or a.ema):
+        print(f"{a.src}: --config and --ema are for single-file checkpoints; a folder carries its own configs", file=sys.stderr)
+        return 2
     try:
         if a.check:
-            ck = checkpoint.inspect(a.src, load_weights=False)
+            ck = (single_file.inspect(a.src, a.config, a.ema, load_weights=False) if single
+                  else checkpoint.inspect(a.src, load_weights=False))
             print(json.dumps({"kind": ck.kind, "ok": True}))
             return 0
-        print(json.dumps(convert(a.src, a.out, a.dtype, a.name)))
+        print(json.dumps(convert(a.src, a.out, a.dtype, a.name, a.config, a.ema)))
         return 0
+    except single_file.Refused as e:
+        print(f"{e.problems[0]}", file=sys.stderr)
+        return 2
     except checkpoint.CheckpointError as e:
         n = len(e.problems)
         print(f"{a.src}: cannot convert ({n} problem{'s' if n != 1 else ''}):", file=sys.stderr)

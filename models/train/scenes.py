@@ -646,7 +646,7 @@ def domain(size: int) -> dict:
             f"{len(COLOURS)} named colours with light and dark shades, on plain, gradient, textured or photographic "
             f"({', '.join(TEXTURE_NAMES)}) backdrops. It has never seen a photograph: a real photo is edited at "
             f"{size} px and the result is blurred and often wrong. For photos, convert a real InstructPix2Pix or "
-            "Multi-Reward checkpoint (README, 'Convert a real model')."),
+            "Multi-Reward checkpoint (README, 'Use a real model')."),
         "working_size": size,
         "instructions": [f"{k}: {PHRASES[k][0].format(kind='mug', colour='red', bg='beige')}" for k in EDIT_KINDS],
         "examples": [{"image": f"examples/{name}", "instruction": instr} for _, name, instr in EXAMPLES],

@@ -1,4 +1,5 @@
 /** The edit settings `edit` and `batch` share: one definition of the flags, one parser. */
+import { resolveModelDir } from "../pull/resolve.js";
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { DETAIL_MODES, type DetailMode, MASK_MODES, type MaskMode, SCHEDULER_NAMES, type SchedulerName, declaresDeepCache } from "../../editor/index.js";
@@ -10,7 +11,7 @@ import { CliError, parseInterval, parseNumber, parseRewards } from "./errors.js"
 
 export function addEditFlags(cmd: Command): Command {
   return cmd
-    .option("--model <dir>", "model folder (default: the bundled editor)")
+    .option("--model <dir>", "model folder or hub:REPO[/SUBFOLDER][@REV] (default: the bundled editor)")
     .option("--rewards <F,P,Q>", "desired following, preserving, quality levels, each 0..5")
     .option("--preset <name>", "named preset: best, faithful, bold, draft, fast (GET /v1/presets describes them)")
     .option("--steps <n>", "denoising steps")
@@ -87,7 +88,7 @@ export async function parseEditFlags(o: EditFlagValues): Promise<EditFlags> {
   }
   if (o.maskMode !== undefined && !MASK_MODES.includes(o.maskMode as MaskMode)) throw new CliError(`--mask-mode must be one of ${MASK_MODES.join(", ")}, got "${o.maskMode}"`);
   if (o.maskMode !== undefined && o.maskIn === undefined) throw new CliError("--mask-mode needs --mask-in");
-  const modelDir = o.model ?? defaultModelDir();
+  const modelDir = await resolveModelDir(o.model ?? defaultModelDir(), (line) => process.stderr.write(`${line}\n`));
   const deepCache = await declaresDeepCache(modelDir);
   let params: ResolvedParams;
   let requested: RequestedParams;

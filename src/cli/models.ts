@@ -1,31 +1,71 @@
-import { spawn } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
 import type { Command } from "commander";
 import { inspectModelFolder } from "../../editor/index.js";
-import { CONVERTER, PYTHON } from "../paths.js";
+import { HubError } from "../hub/index.js";
+import { ConverterMissing, runConverter } from "../pull/converter.js";
+import { pullConfig } from "../pull/model.js";
+import { HUB_PREFIX, parseHubSpec } from "../pull/spec.js";
 import { CliError } from "./errors.js";
+import { registerPull } from "./pull.js";
 
-/** Runs the Python converter (models/convert), its progress and problems going straight to the user. */
-function runConverter(args: string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, [CONVERTER, ...args], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, OPENBLAS_NUM_THREADS: "1" } });
-    child.on("error", (e) => reject(new CliError(`cannot run ${PYTHON} (${e.message}); the converter needs Python 3 with torch and onnx (Debian: python3-torch python3-onnx)`)));
-    child.on("close", (code) => resolve(code ?? 1));
-  });
+/** One file is an original-layout (CompVis/LDM) single-file checkpoint; a folder is diffusers'. */
+function sourceKind(src: string): "file" | "folder" | "missing" {
+  try {
+    return statSync(src).isFile() ? "file" : "folder";
+  } catch {
+    return "missing";
+  }
+}
+
+/** Where single files get their configs, tokenizer and scheduler when --config names none. */
+export const DEFAULT_CONFIG_REPO = "timbrooks/instruct-pix2pix";
+
+/**
+ * The diffusers folder whose small files (model_index.json, the component config.json files,
+ * tokenizer/, scheduler/) go with a single-file checkpoint: a local folder, or a Hub repository
+ * (REPO[/SUBFOLDER][@REV], default timbrooks/instruct-pix2pix) of which only those files are pulled.
+ */
+export async function configDirFor(config: string | undefined): Promise<string> {
+  if (config !== undefined && existsSync(config)) return config;
+  const spec = config ?? DEFAULT_CONFIG_REPO;
+  let repo;
+  try {
+    repo = parseHubSpec(spec.startsWith(HUB_PREFIX) ? spec : `${HUB_PREFIX}${spec}`);
+  } catch {
+    throw new CliError(`--config ${spec}: neither a folder nor a Hub repository (NAMESPACE/NAME[/SUBFOLDER][@REVISION])`);
+  }
+  try {
+    const dir = await pullConfig(repo);
+    process.stderr.write(`config: the small files of ${repo.repo}${repo.subfolder ? `/${repo.subfolder}` : ""} (no weights), from the Hub cache\n`);
+    return dir;
+  } catch (e) {
+    throw e instanceof HubError ? new CliError(`--config ${spec}: ${e.message}`) : e;
+  }
 }
 
 export function registerModels(program: Command): void {
-  const models = program.command("models").description("inspect model folders");
+  const models = program.command("models").description("pull, convert and inspect model folders");
+  registerPull(models);
   models
     .command("convert")
-    .description("convert a diffusers-format InstructPix2Pix or Multi-Reward checkpoint folder into a model folder, then validate it")
-    .argument("<src>", "checkpoint folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)")
+    .description("convert a diffusers-format InstructPix2Pix or Multi-Reward checkpoint folder, or an original-layout single-file InstructPix2Pix checkpoint, into a model folder, then validate it")
+    .argument("<src>", "checkpoint folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/), or one original-layout (CompVis/LDM) FILE.safetensors or FILE.ckpt")
     .argument("<out>", "model folder to write")
     .option("--dtype <dtype>", "float32 or float16 (half the size; float32 inputs and outputs)", "float32")
     .option("--check", "only check tensor names and shapes against the configs; write nothing")
     .option("--unfused-attention", "export attention as MatMul/Softmax/MatMul instead of ONNX Runtime's fused MultiHeadAttention")
-    .action(async (src: string, out: string, o: { dtype: string; check?: boolean; unfusedAttention?: boolean }) => {
+    .option("--config <dir|repo>", `single file only: diffusers folder or Hub repository of the same model giving its configs, tokenizer and scheduler (default ${DEFAULT_CONFIG_REPO})`)
+    .option("--ema", "single file only: take the UNet's EMA weights (model_ema.*) instead of the raw ones")
+    .action(async (src: string, out: string, o: { dtype: string; check?: boolean; unfusedAttention?: boolean; config?: string; ema?: boolean }) => {
       if (o.dtype !== "float32" && o.dtype !== "float16") throw new CliError(`--dtype must be float32 or float16, got "${o.dtype}"`);
-      const code = await runConverter([src, out, "--dtype", o.dtype, ...(o.check ? ["--check"] : []), ...(o.unfusedAttention ? ["--unfused-attention"] : [])]);
+      const kind = sourceKind(src);
+      if (kind === "folder" && (o.config !== undefined || o.ema)) throw new CliError(`--config and --ema are for single-file checkpoints; ${src} is a folder with its own configs`);
+      // a missing SRC goes to the converter as it is, which names what does not exist
+      const config = kind === "file" ? await configDirFor(o.config) : o.config;
+      const singleArgs = [...(config !== undefined ? ["--config", config] : []), ...(o.ema ? ["--ema"] : [])];
+      const code = await runConverter([src, out, "--dtype", o.dtype, ...(o.check ? ["--check"] : []), ...(o.unfusedAttention ? ["--unfused-attention"] : []), ...singleArgs]).catch((e) => {
+        throw e instanceof ConverterMissing ? new CliError(e.message) : e;
+      });
       if (code !== 0) {
         process.exitCode = code;
         return;

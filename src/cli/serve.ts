@@ -7,7 +7,7 @@ export function registerServe(program: Command): void {
     .command("serve")
     .description("serve the HTTP API, the slider page and metrics (configuration by environment: see README)")
     .option("--port <n>", "port (default: $PORT or 8080)")
-    .option("--model <dir>", "model folder (default: $REWARD_EDIT_MODEL or the bundled editor)")
+    .option("--model <dir>", "model folder or hub:REPO[/SUBFOLDER][@REV] (default: $REWARD_EDIT_MODEL or the bundled editor)")
     .action(async (o) => {
       const env = { ...process.env, ...(o.port ? { PORT: o.port } : {}), ...(o.model ? { REWARD_EDIT_MODEL: o.model } : {}) };
       const s = await startServer(logger, {}, env);

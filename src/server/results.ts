@@ -53,7 +53,7 @@ export function domainWarnings(m: ModelInfo | undefined, width: number, height: 
   const dom = m?.manifest.domain;
   if (dom?.kind !== "synthetic" || Math.max(width, height) <= 2 * dom.working_size) return [];
   return [
-    `model ${m!.name} was trained only on ${dom.working_size} px synthetic scenes; a ${width}x${height} photo is edited at ${dom.working_size} px and the result will be blurred and often wrong (README: "Convert a real model")`,
+    `model ${m!.name} was trained only on ${dom.working_size} px synthetic scenes; a ${width}x${height} photo is edited at ${dom.working_size} px and the result will be blurred and often wrong (README: "Use a real model")`,
   ];
 }
 

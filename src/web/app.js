@@ -99,7 +99,7 @@ function warnDomain(isExample) {
   w.replaceChildren();
   if (w.hidden) return;
   w.append(
-    `This model was trained only on ${domain.working_size} px synthetic product scenes, never on photos: your photo will be edited at ${domain.working_size} px and the result will be blurred and probably wrong. Try an example above, or serve a real InstructPix2Pix / Multi-Reward checkpoint (README, "Convert a real model").`,
+    `This model was trained only on ${domain.working_size} px synthetic product scenes, never on photos: your photo will be edited at ${domain.working_size} px and the result will be blurred and probably wrong. Try an example above, or serve a real InstructPix2Pix / Multi-Reward checkpoint (README, "Use a real model").`,
   );
 }
 

@@ -27,6 +27,20 @@ function python(code: string): void {
   if (r.status !== 0) throw new Error(r.stderr);
 }
 
+/**
+ * mrc-small's text encoder is 32 wide while the Multi-Reward UNet's feedback input is 768 (DESIGN.md
+ * 8): its components are checked one by one, and the folder as a whole is rightly refused.
+ */
+function expectConverted(r: Awaited<ReturnType<typeof runCli>>, name: string): void {
+  if (name !== "mrc-small") {
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/^ok: /m);
+    return;
+  }
+  expect(r.code, r.stderr).to.equal(1);
+  expect(r.stderr).to.match(/does not validate: components do not fit: text_encoder pooled width vs unet feedback_embeds width \(32 vs 768\)/);
+}
+
 const folderBytes = (dir: string) =>
   readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile() && /^(text_encoder|vae_encoder|unet|unet_shallow|vae_decoder)$/.test(path.basename(e.parentPath)))
@@ -50,10 +64,9 @@ describe("checkpoint converter (models/convert): golden checkpoints of the real 
 
   for (const name of ["ip2p-tiny", "mrc-small"]) {
     for (const dtype of ["float32", "float16"] as const) {
-      it(`${name} (${dtype}): converts, validates, and every ONNX output matches the real code's (<= ${LIMIT[dtype]})`, async () => {
+      it(`${name} (${dtype}): converts, ${name === "mrc-small" ? "is refused as a whole (32-wide text, 768-wide feedback)" : "validates"}, and every ONNX output matches the real code's (<= ${LIMIT[dtype]})`, async () => {
         const { r, dir } = await converted(name, dtype);
-        expect(r.code, r.stderr).to.equal(0);
-        expect(r.stdout).to.match(/^ok: /m);
+        expectConverted(r, name);
         const manifest = JSON.parse(readFileSync(path.join(dir, "reward-edit.json"), "utf8"));
         expect(manifest.defaults).to.deep.equal({ steps: 30, text_guidance: 7.5, image_guidance: 1.5, scheduler: "euler-a" });
         expect(manifest).to.include({ resolution: 32, latent_downscale: 2, size_multiple: 16, scaling_factor: 0.18215 });
@@ -120,8 +133,9 @@ describe("checkpoint converter (models/convert): golden checkpoints of the real 
       const res = await fetch(`${s.url}/v1/edits`, { method: "POST", body: form });
       expect(res.status).to.equal(200);
       expect(JSON.parse(res.headers.get("x-reward-edit-parameters")!)).to.include({ model: "ip2p-tiny-float32", rewardsApplied: false });
-      // same seed, same inputs, same model: the same bytes from CLI and server
-      expect(Buffer.from(await res.arrayBuffer()).equals(readFileSync(file))).to.equal(true);
+      // same seed, same inputs, same model: the same pixels from CLI and server (each C2PA signature is its own)
+      const pixels = (b: Buffer) => sharp(b).raw().toBuffer();
+      expect((await pixels(Buffer.from(await res.arrayBuffer()))).equals(await pixels(readFileSync(file)))).to.equal(true);
     } finally {
       await s?.stop();
     }
@@ -136,7 +150,7 @@ describe("checkpoint converter: --unfused-attention", function () {
   it("writes plain MatMul/Softmax attention with the same golden UNet output", async () => {
     const dir = path.join(tempDir("convert-unfused-"), "mrc-small");
     const r = await runCli(["models", "convert", path.join(GOLDEN, "mrc-small"), dir, "--unfused-attention"]);
-    expect(r.code, r.stderr).to.equal(0);
+    expectConverted(r, "mrc-small");
     for (const g of ["unet", "unet_shallow"]) expect(readFileSync(path.join(dir, g, "model.onnx")).includes("MultiHeadAttention"), g).to.equal(false);
     const g = readSafetensors(path.join(GOLDEN, "mrc-small", "golden.safetensors"));
     const unet = await createSession(path.join(dir, "unet", "model.onnx"));

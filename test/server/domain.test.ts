@@ -27,7 +27,7 @@ describe("what the loaded model is for (bundled model: synthetic scenes only)", 
   it("GET /v1/models gives the domain: synthetic, 64 px, instruction kinds, example images it serves", async () => {
     const [m] = (await (await fetch(url("/v1/models"))).json()).models;
     expect(m.domain).to.include({ kind: "synthetic", working_size: 64 });
-    expect(m.domain.description).to.match(/synthetic product scenes/).and.match(/Convert a real model/);
+    expect(m.domain.description).to.match(/synthetic product scenes/).and.match(/Use a real model/);
     expect(m.domain.instructions.join(" ")).to.match(/recolour/).and.match(/background/).and.match(/remove/);
     expect(m.domain.examples).to.have.length.at.least(3);
     for (const ex of m.domain.examples) {
@@ -47,7 +47,7 @@ describe("what the loaded model is for (bundled model: synthetic scenes only)", 
     expect(body.warnings).to.have.length(1);
     expect(body.warnings[0]).to.match(/trained only on 64 px synthetic scenes/).and.match(/600x400/);
     const img = await fetch(url("/v1/edits"), { method: "POST", body: baseForm({ instruction: "make the mug red", seed: "1" }, { image: photo }) });
-    expect(JSON.parse(img.headers.get("x-reward-edit-warning")!)[0]).to.match(/Convert a real model/);
+    expect(JSON.parse(img.headers.get("x-reward-edit-warning")!)[0]).to.match(/Use a real model/);
     const scene = readFileSync(path.join(BUNDLED_MODEL, "examples", "box-on-tiles.png"));
     const ok = await (await fetch(url("/v1/edits"), { method: "POST", body: baseForm({ instruction: "make the box yellow", response_format: "json" }, { image: scene }) })).json();
     expect(ok.warnings).to.deep.equal([]);
@@ -71,7 +71,7 @@ describe("what the loaded model is for (bundled model: synthetic scenes only)", 
     expect(await page.textContent("#status")).to.match(/Done in/);
     await page.setInputFiles("#file", { name: "coffee.png", mimeType: "image/png", buffer: photo });
     expect(await page.isVisible("#domain-warning")).to.equal(true);
-    expect(await page.textContent("#domain-warning")).to.match(/only on 64 px synthetic product scenes/).and.match(/Convert a real model/);
+    expect(await page.textContent("#domain-warning")).to.match(/only on 64 px synthetic product scenes/).and.match(/Use a real model/);
     await page.screenshot({ path: path.join(ARTIFACTS, "page-domain.png"), fullPage: true });
     expect(problems).to.deep.equal([]);
   });
