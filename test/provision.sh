@@ -7,11 +7,12 @@
 #   python3-pil            image I/O of the PyTorch reference
 #   libopenblas0-pthread   a real BLAS for Debian's torch (the reference BLAS is ~70x slower)
 #   redis-server           the shared job store of the multi-replica tests (REDIS_URL)
+#   libimage-exiftool-perl ExifTool, reading the XMP marks of results as image tools do (issue 32)
 # Missing ones are installed with apt-get when this user may (root, or sudo without a password);
 # otherwise the script stops at once with the command to run. REWARD_EDIT_SKIP_PROVISION=1 skips it.
 set -euo pipefail
 
-PACKAGES=(chromium python3-torch python3-onnx python3-pil libopenblas0-pthread redis-server)
+PACKAGES=(chromium python3-torch python3-onnx python3-pil libopenblas0-pthread redis-server libimage-exiftool-perl)
 
 if [ "${REWARD_EDIT_SKIP_PROVISION:-}" = "1" ]; then exit 0; fi
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -13,6 +13,7 @@ import type { Scorer } from "../../reward/index.js";
 import { workerLayout } from "../config/workers.js";
 import { type ModelAbilities, type RequestedParams, resolveParams } from "../edit-params.js";
 import type { Preset } from "../presets/index.js";
+import type { ProvenanceSetup } from "../provenance/index.js";
 import { JobPool } from "../server/jobs.js";
 import type { EditJobRequest } from "../server/worker/protocol.js";
 import { writeContactSheet } from "./contact-sheet.js";
@@ -38,6 +39,8 @@ export interface BatchOptions {
   ortThreads: number;
   /** Scores each result (judge or local scorer); none: no scores column. */
   scorer?: Scorer;
+  /** How results are marked (setupProvenance); null or absent: not at all. */
+  provenance?: ProvenanceSetup;
   onStart?: (todo: number, done: number, total: number) => void;
   onRow?: (row: SummaryRow) => void;
 }
@@ -91,7 +94,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchOutcome> {
 
   if (todo.length) {
     const layout = workerLayout(o.workers, o.ortThreads, o.modelDir);
-    const pool = new JobPool({ modelDir: o.modelDir, workers: layout.workers, queueSize: Number.MAX_SAFE_INTEGER, jobTtlMs: 60_000, providers: o.providers, ortThreads: layout.ortThreads, pixelBudget: PIXEL_BUDGET });
+    const pool = new JobPool({ modelDir: o.modelDir, workers: layout.workers, queueSize: Number.MAX_SAFE_INTEGER, jobTtlMs: 60_000, providers: o.providers, ortThreads: layout.ortThreads, pixelBudget: PIXEL_BUDGET, provenance: o.provenance });
     await pool.start();
     const model = pool.model!;
     try {
@@ -142,6 +145,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchOutcome> {
           candidates: 1,
           detail: o.detail,
           pixels,
+          preset: params.preset,
           ...(maskBytes ? { editMask: maskBytes, maskMode: o.maskMode } : {}),
         });
         const finished = await job.done;

@@ -9,6 +9,7 @@ import { runBatch } from "../batch/run.js";
 import { sessionOptionsFromEnv } from "../config/session.js";
 import { loadPresets } from "../presets/index.js";
 import { addEditFlags, parseEditFlags } from "./edit-flags.js";
+import { cliProvenance } from "./provenance.js";
 import { CliError, parseNumber } from "./errors.js";
 
 export function registerBatch(program: Command): void {
@@ -34,6 +35,7 @@ export function registerBatch(program: Command): void {
         if (err instanceof ManifestError) throw new CliError(err.message);
         throw err;
       }
+      const provenance = await cliProvenance();
       const judge = judgeConfigFrom();
       const session = sessionOptionsFromEnv();
       const bar = process.stderr.isTTY ? new SingleBar({ format: "batch [{bar}] {value}/{total} photos | {failed} failed | ETA {eta_formatted}", stream: process.stderr }) : null;
@@ -56,6 +58,7 @@ export function registerBatch(program: Command): void {
         workers,
         providers: session.providers ?? ["cpu"],
         ortThreads: session.intraOpThreads ?? 0,
+        provenance,
         scorer: o.score ? (judge ? new JudgeScorer(judge) : new LocalScorer()) : undefined,
         onStart: (todo, done, all) => {
           total = todo;

@@ -8,6 +8,10 @@ import { refineToFiles } from "./refine.js";
 import { sessionOptionsFromEnv } from "../config/session.js";
 import { addEditFlags, parseEditFlags } from "./edit-flags.js";
 import { CliError, parseNumber } from "./errors.js";
+import { applyLike } from "./like.js";
+import { cliProvenance } from "./provenance.js";
+import { createMarker, maskDigest, modelDigest } from "../provenance/index.js";
+import { sha256 } from "../provenance/parameters.js";
 
 const FORMAT_BY_EXT: Record<string, OutputFormat> = { ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp" };
 
@@ -16,30 +20,52 @@ export function registerEdit(program: Command): void {
     .command("edit")
     .description("edit one image with an instruction and desired reward levels")
     .requiredOption("--image <file>", "input image (any format sharp reads)")
-    .requiredOption("--instruction <text>", 'what to change, e.g. "make the mug red"');
+    .option("--instruction <text>", 'what to change, e.g. "make the mug red" (required unless --like records it)')
+    .option("--like <result>", "a result of reward-edit: edit --image with the settings recorded in it (same source, same model = same pixels); flags given here win");
   addEditFlags(cmd)
     .option("--mask <file>", "write the full-resolution blend mask (PNG, white = edited; with --detail keep)")
     .option("--refine <n>", "refinement rounds: score each result (judge when configured, else the local scorer) and edit again from its verdict; the best round is written", "1")
     .option("--rounds-dir <dir>", "with --refine: write every round's image and rounds.json here")
     .requiredOption("--out <file>", "output image (.png, .jpg or .webp)")
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
+      const like = o.like ? await applyLike(o.like, o, cmd) : undefined;
+      if (!o.instruction) throw new CliError("--instruction is required (or --like a result that records it)");
       const rounds = parseNumber("--refine", o.refine, { integer: true, min: 1, max: MAX_ROUNDS });
       const format = FORMAT_BY_EXT[path.extname(o.out).toLowerCase()];
       if (!format) throw new CliError(`--out must end in .png, .jpg or .webp, got "${o.out}"`);
       if (o.mask && o.detail !== "keep") throw new CliError("--mask needs --detail keep");
       const f = await parseEditFlags(o);
       const { params, seed } = f;
+      if (like?.mask_sha256 && maskDigest(f.editMask) !== like.mask_sha256) {
+        throw new CliError(`--like ${o.like} was made with a mask (pixels sha256 ${like.mask_sha256.slice(0, 12)}...): give that mask with --mask-in`);
+      }
+      const marker = createMarker(await cliProvenance());
       let image: Buffer;
       try {
         image = await readFile(o.image);
       } catch (err) {
         throw new CliError(`cannot read --image ${o.image}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
+      if (like) {
+        const digest = await modelDigest(f.modelDir);
+        if (like.model.digest !== digest) process.stderr.write(`like: ${o.like} was made with model ${like.model.name} (${like.model.digest ?? "no digest"}); ${f.modelDir} differs, so the pixels will too\n`);
+        if (like.source_sha256 !== sha256(image)) process.stderr.write(`like: --image is not the photo ${o.like} was made from (its sha256 differs)\n`);
+      }
       const model = await loadModel(f.modelDir, sessionOptionsFromEnv());
+      const facts = async (res: Awaited<ReturnType<typeof edit>>) => ({
+        parameters: res.parameters,
+        preset: params.preset,
+        maskSha256: maskDigest(f.editMask),
+        workingSize: f.workingSize,
+        format,
+        model: { name: model.manifest.name, digest: await modelDigest(f.modelDir) },
+        source: image,
+      });
       const bar = process.stderr.isTTY ? new SingleBar({ format: "editing [{bar}] {value}/{total} steps | ETA {eta}s", stream: process.stderr }) : null;
       try {
         if (rounds > 1) {
-          await refineToFiles(model, { image, instruction: o.instruction, params, seed, rounds, out: o.out, roundsDir: o.roundsDir, format, editMask: f.editMask, maskMode: f.maskMode });
+          await refineToFiles(model, { image, instruction: o.instruction, params, seed, rounds, out: o.out, roundsDir: o.roundsDir, format, editMask: f.editMask, maskMode: f.maskMode,
+            mark: async (res, refine) => marker.markResult(res.image, format, { ...(await facts(res)), refine }) });
           return;
         }
         const { preset: _, sampling, ...numbers } = params;
@@ -62,7 +88,7 @@ export function registerEdit(program: Command): void {
           },
         });
         bar?.stop();
-        await writeFile(o.out, result.image);
+        await writeFile(o.out, await marker.markResult(result.image, format, await facts(result)));
         if (o.mask && result.mask) await writeFile(o.mask, result.mask);
         const r = result.parameters;
         const t = result.timings;

@@ -4,6 +4,7 @@ import { EditInputError, ImageInputError, ModelFolderError } from "../../editor/
 import { registerBatch } from "./batch.js";
 import { registerBench } from "./bench.js";
 import { registerEdit } from "./edit.js";
+import { registerInspect } from "./inspect.js";
 import { CliError } from "./errors.js";
 import { registerModels } from "./models.js";
 import { registerScore } from "./score.js";
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerScore(program);
   registerServe(program);
   registerBench(program);
+  registerInspect(program);
   return program;
 }
 

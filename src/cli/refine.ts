@@ -1,7 +1,7 @@
 /** `edit --refine N`: the refinement loop from the command line, one line per round on stderr. */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { DEFAULT_REWARDS, type EditorModel, type MaskMode, type OutputFormat, edit } from "../../editor/index.js";
+import { DEFAULT_REWARDS, type EditResult, type EditorModel, type MaskMode, type OutputFormat, edit } from "../../editor/index.js";
 import { type EditMask, encodeMask } from "../../raster/mask.js";
 import { JudgeScorer, LocalScorer, type Scorer, judgeConfigFrom } from "../../reward/index.js";
 import type { ResolvedParams } from "../edit-params.js";
@@ -18,6 +18,8 @@ interface RefineArgs {
   format: OutputFormat;
   editMask?: EditMask;
   maskMode?: MaskMode;
+  /** Marks a round's result with its provenance (the identity when provenance is off). */
+  mark: (res: EditResult, refine: { round: number; from: "source" | "last" }) => Promise<Buffer>;
 }
 
 export async function refineToFiles(model: EditorModel, a: RefineArgs): Promise<void> {
@@ -27,6 +29,7 @@ export async function refineToFiles(model: EditorModel, a: RefineArgs): Promise<
     process.stderr.write("refine: no judge configured, so the local scorer drives the rounds: it judges preservation and quality, not whether the instruction was followed\n");
   }
   const d = model.manifest.defaults;
+  const made: EditResult[] = [];
   const result = await refine(
     {
       source: a.image,
@@ -45,9 +48,8 @@ export async function refineToFiles(model: EditorModel, a: RefineArgs): Promise<
         );
       },
     },
-    async (s, image) =>
-      (
-        await edit(model, {
+    async (s, image) => {
+      const res = await edit(model, {
           image,
           instruction: s.instruction,
           rewards: s.rewards,
@@ -60,15 +62,18 @@ export async function refineToFiles(model: EditorModel, a: RefineArgs): Promise<
           format: a.format,
           editMask: a.editMask,
           maskMode: a.maskMode,
-        })
-      ).image,
+      });
+      made.push(res);
+      return res.image;
+    },
     scorer,
   );
-  await writeFile(a.out, result.rounds[result.best].image);
+  const marked = await Promise.all(made.map((res, i) => a.mark(res, { round: i + 1, from: result.rounds[i].settings.from })));
+  await writeFile(a.out, marked[result.best]);
   if (a.roundsDir) {
     await mkdir(a.roundsDir, { recursive: true });
     const ext = path.extname(a.out);
-    for (const r of result.rounds) await writeFile(path.join(a.roundsDir, `round-${r.round}${ext}`), r.image);
+    for (const [i, r] of result.rounds.entries()) await writeFile(path.join(a.roundsDir, `round-${r.round}${ext}`), marked[i]);
     const json = result.rounds.map((r) => ({ round: r.round, settings: r.settings, changes: r.changes, verdict: r.verdict, editMs: r.editMs, scoreMs: r.scoreMs }));
     await writeFile(path.join(a.roundsDir, "rounds.json"), JSON.stringify({ best: result.best + 1, stopped: result.stopped, rounds: json }, null, 2));
   }

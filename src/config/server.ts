@@ -12,7 +12,7 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 export const SERVER_SETTINGS = {
   port: { env: "PORT", doc: "TCP port to listen on", schema: int(0, 65535), default: "8080" },
   host: { env: "HOST", doc: "interface to bind", schema: z.string().min(1), default: "0.0.0.0" },
-  modelDir: { env: "REWARD_EDIT_MODEL", doc: "model folder to serve (empty: the bundled editor)", schema: z.string(), default: "" },
+  modelDir: { env: "REWARD_EDIT_MODEL", doc: "model folder to serve, or hub:REPO[/SUBFOLDER][@REV] (pulled and converted on first use; empty: the bundled editor)", schema: z.string(), default: "" },
   workers: {
     env: "REWARD_EDIT_WORKERS",
     doc: "inference worker threads, each with its own sessions; auto = one per core for a model under 256 MB, else one",
@@ -55,6 +55,31 @@ export const SERVER_SETTINGS = {
   drainTimeoutMs: { env: "REWARD_EDIT_DRAIN_TIMEOUT_MS", doc: "on SIGTERM, longest wait for in-flight work", schema: int(0, 3_600_000), default: "60000" },
   redisPassword: { env: "REDIS_PASSWORD", doc: "Redis password when REDIS_URL carries none (from a Secret, so the URL can sit in a ConfigMap)", schema: z.string(), default: "" },
   redisUrl: { env: "REDIS_URL", doc: "redis://host:port shared by every replica: jobs, progress and results go through it (empty: jobs stay in this process)", schema: z.string(), default: "" },
+  c2pa: {
+    env: "REWARD_EDIT_C2PA",
+    doc: "on: every result carries a signed C2PA manifest and XMP saying it was edited by AI (docs/provenance.md); off: results carry no provenance at all",
+    schema: z.enum(["on", "off"]),
+    default: "on",
+  },
+  c2paCert: {
+    env: "REWARD_EDIT_C2PA_CERT",
+    doc: "PEM file: the signing certificate, then its issuers (ES256 or PS256); empty: this installation's self-signed certificate in the cache folder",
+    schema: z.string(),
+    default: "",
+  },
+  c2paKey: { env: "REWARD_EDIT_C2PA_KEY", doc: "PEM file: the private key of REWARD_EDIT_C2PA_CERT (EC P-256 or RSA)", schema: z.string(), default: "" },
+  c2paTrustAnchors: {
+    env: "REWARD_EDIT_C2PA_TRUST_ANCHORS",
+    doc: "PEM file of CA certificates whose signatures /v1/scores, score and inspect report as trusted",
+    schema: z.string(),
+    default: "",
+  },
+  provenanceParameters: {
+    env: "REWARD_EDIT_PROVENANCE_PARAMETERS",
+    doc: "on: results record the instruction with the other edit parameters; off: the instruction (and feedback) are left out, the AI mark stays",
+    schema: z.enum(["on", "off"]),
+    default: "on",
+  },
   jobLockMs: { env: "REWARD_EDIT_JOB_LOCK_MS", doc: "with Redis: how long a replica's claim on a running job lasts unrenewed, i.e. how soon another replica takes over the jobs of one that died", schema: int(1_000, 600_000), default: "30000" },
 } as const;
 
@@ -63,19 +88,32 @@ export type ServerConfig = { [K in keyof Settings]: z.output<Settings[K]["schema
 
 export class ConfigError extends Error {}
 
-export function serverConfigFrom(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ServerConfig> = {}): ServerConfig {
+function parseSettings<K extends keyof Settings>(keys: readonly K[], env: NodeJS.ProcessEnv): Pick<ServerConfig, K> {
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
-  for (const [key, s] of Object.entries(SERVER_SETTINGS)) {
+  for (const key of keys) {
+    const s = SERVER_SETTINGS[key];
     const raw = env[s.env] ?? s.default;
     const r = (s.schema as z.ZodType).safeParse(raw);
     if (r.success) out[key] = r.data;
     else problems.push(`${s.env}=${JSON.stringify(raw)}: ${r.error.issues[0].message}`);
   }
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
-  const config = { ...(out as ServerConfig), ...overrides };
+  return out as Pick<ServerConfig, K>;
+}
+
+export function serverConfigFrom(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ServerConfig> = {}): ServerConfig {
+  const config = { ...parseSettings(Object.keys(SERVER_SETTINGS) as Array<keyof Settings>, env), ...overrides };
   if (!config.modelDir) config.modelDir = defaultModelDir();
   return config;
+}
+
+export const PROVENANCE_KEYS = ["c2pa", "c2paCert", "c2paKey", "c2paTrustAnchors", "provenanceParameters"] as const;
+export type ProvenanceConfig = Pick<ServerConfig, (typeof PROVENANCE_KEYS)[number]>;
+
+/** The provenance settings alone, for the commands that write or read results without serving. */
+export function provenanceConfigFrom(env: NodeJS.ProcessEnv = process.env): ProvenanceConfig {
+  return parseSettings(PROVENANCE_KEYS, env);
 }
 
 export function configTable(): string {

@@ -14,6 +14,7 @@ import { JudgeScorer, LocalScorer, judgeConfigFrom } from "../../reward/index.js
 import type { ServerConfig } from "../config/server.js";
 import { ROOT } from "../paths.js";
 import type { Preset } from "../presets/index.js";
+import { type ProvenanceSetup, createMarker } from "../provenance/index.js";
 import { bearerAuth } from "./auth.js";
 import { editSubmission } from "./edit-submission.js";
 import { AppError, errorHandler } from "./errors.js";
@@ -36,6 +37,8 @@ export interface AppDeps {
   logger: Logger;
   /** null when no judge is configured: the local scorer is used. */
   judge: JudgeScorer | null;
+  /** How results are marked (setupProvenance); null or absent: not at all. */
+  provenance?: ProvenanceSetup;
 }
 
 const PROBES = new Set(["/healthz", "/readyz", "/metrics"]);
@@ -127,8 +130,8 @@ export function createApp(d: AppDeps): express.Express {
   app.use("/v1", catalogRouter({ queue, presets: d.presets }));
   app.use("/v1/edits", editsRouter({ submission, results, upload }));
   app.use("/v1/jobs", jobsRouter({ queue, submission, results, upload, logger }));
-  app.use("/v1/scores", scoresRouter({ config, judge: d.judge, upload }));
-  app.use("/v1/images", openAiImagesRouter({ config, submission, upload }));
+  app.use("/v1/scores", scoresRouter({ config, judge: d.judge, upload, trustAnchors: d.provenance?.trustAnchors }));
+  app.use("/v1/images", openAiImagesRouter({ config, submission, upload, marker: createMarker(d.provenance ?? null) }));
 
   // a known path asked with another method: 405 naming the methods it takes
   for (const [p, methods] of ALLOWED_METHODS) {

@@ -11,6 +11,9 @@ import { AppError } from "./errors.js";
 import { DrainingError, QueueFullError, StoreFullError } from "./jobs.js";
 import type { JobMeta, JobQueue, JobView } from "./queue/types.js";
 import { uploadedFiles } from "./upload.js";
+import { decodeMask } from "../../raster/mask.js";
+import { maskDigest } from "../provenance/index.js";
+import { LikeError, likeFormFields, recordedParameters } from "../provenance/like.js";
 import { type EditForm, checkImageSize, checkMask, editSchema, parseForm } from "./validation.js";
 
 export interface SubmissionDeps {
@@ -27,6 +30,11 @@ export function failureOf(job: JobView): AppError {
   if (e?.field) return new AppError(e.name === "ImageInputError" ? 415 : 400, "invalid_field", e.message, e.field);
   return new AppError(500, "edit_failed", e?.message ?? "the edit failed");
 }
+
+const toAppError = (err: unknown): never => {
+  if (err instanceof LikeError) throw new AppError(400, "invalid_field", err.message, err.field);
+  throw err;
+};
 
 export function editSubmission(d: SubmissionDeps) {
   const { config, queue, presets, logger } = d;
@@ -80,6 +88,7 @@ export function editSubmission(d: SubmissionDeps) {
           detail: form.detail,
           ...(mask ? { editMask: new Uint8Array(mask), maskMode: form.mask_mode } : {}),
           pixels,
+          preset: params.preset ?? null,
         },
         { ...meta, preset: params.preset ?? null },
       );
@@ -118,9 +127,18 @@ export function editSubmission(d: SubmissionDeps) {
 
   /** The project's own edit form (/v1/edits, /v1/jobs): fields, photo and mask checked, then queued for the caller's key. */
   const submitRequest = async (req: Request, res: Response): Promise<{ job: JobView; form: EditForm }> => {
-    const form = parseForm(editSchema(config), req.body);
+    const like = uploadedFiles(req).like?.[0];
+    const recorded = like ? await recordedParameters(like.buffer).catch(toAppError) : undefined;
+    if (recorded?.instruction_withheld && !(req.body ?? {}).instruction) {
+      throw new AppError(400, "invalid_field", "instruction: the like image does not record its instruction (REWARD_EDIT_PROVENANCE_PARAMETERS=off where it was made); send instruction", "instruction");
+    }
+    // a like upload's settings, under the fields the request gives itself
+    const form = parseForm(editSchema(config), recorded ? { ...likeFormFields(recorded), ...(req.body ?? {}) } : req.body);
     const { image, pixels } = await checkImageSize(uploadedFiles(req).image?.[0], "image", config.maxPixels);
     const mask = await checkMask(uploadedFiles(req).mask?.[0], "luminance", config.maxPixels);
+    if (recorded?.mask_sha256 && (!mask || maskDigest(await decodeMask(mask)) !== recorded.mask_sha256)) {
+      throw new AppError(400, "invalid_field", `mask: the like image was made with a mask (pixels sha256 ${recorded.mask_sha256.slice(0, 12)}...); upload that mask as mask`, "mask");
+    }
     return { job: await submitForm(form, { image, pixels, mask }, { responseFormat: form.response_format, owner: res.locals.owner ?? null }), form };
   };
 

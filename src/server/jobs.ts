@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
+import type { ProvenanceSetup } from "../provenance/index.js";
 import type { EditJobOutput, EditJobRequest, FromWorker, WorkerError, WorkerInit } from "./worker/protocol.js";
 
 import type { JobState, ModelInfo } from "./queue/types.js";
@@ -64,6 +65,8 @@ export interface PoolOptions {
   retainedBytes?: number;
   /** Most decoded source pixels the running jobs may hold together (0: no limit). */
   pixelBudget?: number;
+  /** How the workers mark results (setupProvenance); absent or null: not at all. */
+  provenance?: ProvenanceSetup;
 }
 
 
@@ -95,7 +98,7 @@ export class JobPool extends EventEmitter {
 
   private spawn(): Promise<void> {
     const cancel = new SharedArrayBuffer(4);
-    const init: WorkerInit = { modelDir: this.o.modelDir, providers: this.o.providers, ortThreads: this.o.ortThreads, cancel };
+    const init: WorkerInit = { modelDir: this.o.modelDir, providers: this.o.providers, ortThreads: this.o.ortThreads, cancel, provenance: this.o.provenance ?? null };
     const worker = new Worker(new URL("./worker/edit-worker.js", import.meta.url), { workerData: init });
     const slot: Slot = { worker, cancel: new Int32Array(cancel), ready: false };
     this.slots.push(slot);

@@ -3,9 +3,11 @@ import type { Express } from "express";
 import { type Server, createServer as createHttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { type ServerConfig, serverConfigFrom } from "../config/server.js";
+import { ConfigError, type ServerConfig, serverConfigFrom } from "../config/server.js";
 import { workerLayout } from "../config/workers.js";
 import { loadPresets } from "../presets/index.js";
+import { resolveModelDir } from "../pull/resolve.js";
+import { isHubSpec } from "../pull/spec.js";
 import { createApp, judgeFromEnv } from "./app.js";
 import { JobPool } from "./jobs.js";
 import { MemoryQueue } from "./queue/memory.js";
@@ -13,6 +15,7 @@ import { RedisQueue } from "./queue/redis.js";
 import { redisOptions } from "./queue/redis-options.js";
 import type { JobQueue } from "./queue/types.js";
 import { createMetrics } from "./metrics.js";
+import { SignerSetupError, setupProvenance } from "../provenance/index.js";
 
 export interface RunningServer {
   url: string;
@@ -28,9 +31,15 @@ export interface RunningServer {
 }
 
 export async function startServer(logger: Logger, overrides: Partial<ServerConfig> = {}, env = process.env): Promise<RunningServer> {
-  const config = serverConfigFrom(env, overrides);
+  const given = serverConfigFrom(env, overrides);
+  // hub:REPO[/SUBFOLDER][@REV]: pulled (or found in the cache) and converted before anything starts
+  const config = isHubSpec(given.modelDir) ? { ...given, modelDir: await resolveModelDir(given.modelDir, (line) => logger.info(line)) } : given;
   if (config.redisUrl) redisOptions(config.redisUrl); // a malformed REDIS_URL fails before anything starts
   const presets = config.presetsFile ? loadPresets(config.presetsFile) : loadPresets();
+  // a certificate that cannot sign stops start-up here, in one line, before any worker loads
+  const provenance = await setupProvenance(config, (line) => logger.warn(line)).catch((err) => {
+    throw err instanceof SignerSetupError ? new ConfigError(err.message) : err;
+  });
   const metrics = createMetrics();
   const layout = workerLayout(config.workers, config.ortThreads, config.modelDir);
   logger.info(layout, "inference layout");
@@ -43,6 +52,7 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
     ortThreads: layout.ortThreads,
     pixelBudget: config.pixelBudget,
     retainedBytes: config.retainedBytes,
+    provenance,
   });
   pool.on("worker-error", (err) => logger.error({ err }, "inference worker failed"));
   pool.on("finished", (job) => {
@@ -59,7 +69,7 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
       throw err;
     }
   } else queue = new MemoryQueue(pool);
-  const app = createApp({ config, queue, presets, metrics, logger, judge: judgeFromEnv(metrics) });
+  const app = createApp({ config, queue, presets, metrics, logger, judge: judgeFromEnv(metrics), provenance });
   // Node's own defaults hold a trickled upload open for 300 s and check only every 30 s
   const http = createHttpServer(
     { requestTimeout: config.uploadTimeoutMs, headersTimeout: config.uploadTimeoutMs, connectionsCheckingInterval: Math.min(1_000, config.uploadTimeoutMs) },

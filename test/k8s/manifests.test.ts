@@ -106,6 +106,23 @@ describe("Kubernetes manifests", () => {
     expect(Object.keys(loadPresets())).to.deep.equal(Object.keys(fromMap));
   });
 
+  it("the C2PA certificate and key come from the operator's Secret as read-only files the ConfigMap names, documented beside the API-key Secret (issue 32)", () => {
+    const cm = docs.find(([, d]) => d.kind === "ConfigMap")![1].data!;
+    for (const [f, d] of docs.filter(([, x]) => x.kind === "Deployment")) {
+      const pod = d.spec.template.spec;
+      const volume = pod.volumes.find((v: { secret?: { secretName: string } }) => v.secret?.secretName === "reward-edit-c2pa");
+      expect(volume, f).to.deep.include({ secret: { secretName: "reward-edit-c2pa", optional: false, defaultMode: 0o440, items: [{ key: "tls.crt", path: "tls.crt" }, { key: "tls.key", path: "tls.key" }] } });
+      const mount = pod.containers[0].volumeMounts.find((m: { name: string }) => m.name === volume.name);
+      expect(mount.readOnly, f).to.equal(true);
+      expect(cm.REWARD_EDIT_C2PA_CERT).to.equal(`${mount.mountPath}/tls.crt`);
+      expect(cm.REWARD_EDIT_C2PA_KEY).to.equal(`${mount.mountPath}/tls.key`);
+      // files, never environment variables holding the key
+      expect(JSON.stringify(pod.containers[0].env ?? [])).to.not.contain("C2PA");
+    }
+    const doc = readFileSync(path.join(ROOT, "docs", "scaling-out.md"), "utf8");
+    expect(doc).to.match(/kubectl create secret generic reward-edit [\s\S]*\nkubectl create secret tls reward-edit-c2pa --cert=\S+ --key=\S+/);
+  });
+
   it("the GPU variant asks for a GPU and keeps CPU as the fallback provider", () => {
     const gpu = docs.find(([f]) => f === "deployment-gpu.yaml")![1];
     const c = gpu.spec.template.spec.containers[0];

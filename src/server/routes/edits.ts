@@ -9,7 +9,7 @@ export function editsRouter(d: { submission: ReturnType<typeof editSubmission>; 
   const r = express.Router();
   r.post(
     "/",
-    d.upload(["image", "mask"]),
+    d.upload(["image", "mask", "like"]),
     route(async (req, res) => {
       const { job: submitted, form } = await d.submission.submitRequest(req, res);
       const job = await d.submission.awaitEdit(submitted, res);

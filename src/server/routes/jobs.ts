@@ -18,7 +18,7 @@ export function jobsRouter(d: {
   const { queue, submission, results, upload, logger } = d;
   const { finalize, sendResult, jobView, findJob, notFound } = results;
   const r = express.Router();
-  r.post("/", upload(["image", "mask"]), route(async (req, res) => {
+  r.post("/", upload(["image", "mask", "like"]), route(async (req, res) => {
     const { job } = await submission.submitRequest(req, res);
     // scoring starts as soon as the edit is done, so the result is ready when asked for
     queue

@@ -9,6 +9,7 @@ import sharp from "sharp";
 import { z } from "zod";
 import { OUTPUT_FORMATS } from "../../../editor/index.js";
 import type { ServerConfig } from "../../config/server.js";
+import type { Marker } from "../../provenance/index.js";
 import type { editSubmission } from "../edit-submission.js";
 import { AppError, type ErrorBody } from "../errors.js";
 import { checkImageSize, checkMask, editSchema, parseForm } from "../validation.js";
@@ -51,10 +52,11 @@ export interface OpenAiImagesDeps {
   config: ServerConfig;
   submission: ReturnType<typeof editSubmission>;
   upload: (fields: string[]) => RequestHandler;
+  marker: Marker;
 }
 
 export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
-  const { config, submission, upload } = d;
+  const { config, submission, upload, marker } = d;
   const router = express.Router();
   const files = (req: Request) => (req.files ?? {}) as Record<string, Express.Multer.File[]>;
 
@@ -81,9 +83,10 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
       const data = await Promise.all(
         out.candidates.map(async (c, k) => {
           if (o.response_format === "url") return { url: `${base}/v1/jobs/${job.id}/result?candidate=${k}`, revised_prompt: null };
-          let bytes = Buffer.from(c.image);
+          let bytes: Buffer = Buffer.from(c.image);
           if (size && (size.width !== out.width || size.height !== out.height)) {
-            bytes = await sharp(bytes).resize(size.width, size.height, { fit: "fill" }).toFormat(o.output_format).toBuffer();
+            const scaled = await sharp(bytes).resize(size.width, size.height, { fit: "fill" }).toFormat(o.output_format).toBuffer();
+            bytes = await marker.markResized(bytes, scaled, o.output_format, size);
           }
           return { b64_json: bytes.toString("base64"), revised_prompt: null };
         }),

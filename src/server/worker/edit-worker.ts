@@ -7,6 +7,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { EditInputError, ImageInputError, edit, loadModel } from "../../../editor/index.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 import { jobEdits } from "./job-edits.js";
+import { workerMarker } from "./provenance.js";
 import { refineJob } from "./refine-job.js";
 
 const init = workerData as WorkerInit;
@@ -25,6 +26,7 @@ try {
     intraOpThreads: init.ortThreads > 0 ? init.ortThreads : undefined,
     log: (m) => process.stderr.write(`${m}\n`),
   });
+  const mark = workerMarker(init.provenance, model);
   post({ type: "ready", model: { name: model.manifest.name, takesRewards: model.takesRewards, dir: model.dir, provider: model.unet.provider, manifest: model.manifest } });
 
   parentPort!.on("message", async (msg: ToWorker) => {
@@ -33,7 +35,7 @@ try {
     const ctrl = new AbortController();
     try {
       if ((r.refineRounds ?? 1) > 1) {
-        const output = await refineJob(model, r, jobId, ctrl, cancelFlag, post);
+        const output = await refineJob(model, r, jobId, ctrl, cancelFlag, post, mark);
         post({ type: "done", jobId, output }, output.candidates.map((c) => c.image.buffer as ArrayBuffer));
         return;
       }
@@ -55,7 +57,7 @@ try {
         first ??= res;
         totalMs += res.timings.totalMs;
         ortMs += res.timings.ortMs;
-        candidates.push({ image: new Uint8Array(res.image), seed: res.parameters.seed, keptFraction: res.keptFraction, mask: res.mask ? new Uint8Array(res.mask) : undefined });
+        candidates.push({ image: await mark(r, res), seed: res.parameters.seed, keptFraction: res.keptFraction, mask: res.mask ? new Uint8Array(res.mask) : undefined });
       }
       post(
         { type: "done", jobId, output: { candidates, width: first!.width, height: first!.height, parameters: first!.parameters, timings: { totalMs, ortMs, stepMs } } },

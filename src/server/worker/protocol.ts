@@ -2,6 +2,7 @@
 import type { DetailMode, EditResult, Manifest, MaskMode, OutputFormat, Rewards } from "../../../editor/index.js";
 import type { ScoreResult } from "../../../reward/index.js";
 import type { SamplingOptions } from "../../edit-params.js";
+import type { ProvenanceSetup } from "../../provenance/index.js";
 
 export interface EditJobRequest {
   image: Uint8Array;
@@ -23,6 +24,8 @@ export interface EditJobRequest {
   maskMode?: MaskMode;
   /** The photo's decoded size in pixels (width x height), for the pool's memory admission. */
   pixels?: number;
+  /** The preset the settings came from, recorded in the result's provenance. */
+  preset?: string | null;
 }
 
 /** One refinement round as the API reports it (the image is the candidate at the same index). */
@@ -80,4 +83,6 @@ export interface WorkerInit {
   ortThreads: number;
   /** Int32 flag the server sets to cancel the running job: checked after every step. */
   cancel: SharedArrayBuffer;
+  /** How results are marked (C2PA, XMP); null: not at all. */
+  provenance: ProvenanceSetup;
 }

@@ -8,6 +8,7 @@ import { JudgeScorer, LocalScorer, judgeConfigFrom } from "../../../reward/index
 import { refine } from "../../refine/index.js";
 import { jobEdits } from "./job-edits.js";
 import type { Candidate, EditJobOutput, EditJobRequest, FromWorker } from "./protocol.js";
+import type { workerMarker } from "./provenance.js";
 
 export async function refineJob(
   model: EditorModel,
@@ -16,6 +17,7 @@ export async function refineJob(
   ctrl: AbortController,
   cancelFlag: Int32Array,
   post: (m: FromWorker) => void,
+  mark: ReturnType<typeof workerMarker>,
 ): Promise<EditJobOutput> {
   const judge = judgeConfigFrom();
   const scorer = judge ? new JudgeScorer(judge) : new LocalScorer();
@@ -52,8 +54,9 @@ export async function refineJob(
     },
     scorer,
   );
-  const candidates: Candidate[] = results.map((res) => ({
-    image: new Uint8Array(res.image),
+  const images = await Promise.all(results.map((res, i) => mark(r, res, { round: i + 1, from: out.rounds[i].settings.from })));
+  const candidates: Candidate[] = results.map((res, i) => ({
+    image: images[i],
     seed: res.parameters.seed,
     keptFraction: res.keptFraction,
     mask: res.mask ? new Uint8Array(res.mask) : undefined,
