@@ -2,9 +2,9 @@
 export * from "./types.js";
 export { JudgeScorer } from "./judge/judge.js";
 export type { RankResult } from "./judge/judge.js";
-export { judgeConfigFrom, redacted, PROTOCOLS } from "./judge/config.js";
-export type { JudgeConfig, Protocol } from "./judge/config.js";
-export { parseReply } from "./judge/parse.js";
+export { judgeConfigFrom, redacted, PROTOCOLS, SCORING_PROTOCOLS } from "./judge/config.js";
+export type { JudgeConfig, Protocol, ScoringProtocol } from "./judge/config.js";
+export { parseReply, parseScoreList } from "./judge/parse.js";
 export { LocalScorer, LOCAL_VERSION } from "./local/scorer.js";
 export { changeMap, heatMapPng } from "../raster/change-map.js";
 export { qualityMeasures, qualityFigure } from "./local/quality.js";

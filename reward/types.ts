@@ -13,6 +13,8 @@ export interface EditToScore {
 /** One reply of one pass. `score` is absent unless the judge really gave one. */
 export interface PassResult {
   score?: number;
+  /** VIEScore: the sub-scores of one reply, as the judge gave them (0..10). */
+  scores?: number[];
   yes?: boolean;
   reasoning?: string;
   raw?: string;
@@ -45,6 +47,26 @@ export interface ScoreResult {
   cached: boolean;
   /** Local scorer only: measures behind its figures. */
   measures?: Record<string, unknown>;
+  /** VIEScore protocol only: its own figures on its own 0..10 scale. */
+  viescore?: VieScoreResult;
+}
+
+/** One VIEScore question (SC or PQ): the minimum of its sub-scores, averaged over the passes. */
+export interface VieScorePart {
+  status: PerspectiveStatus;
+  score?: number;
+  /** Each usable pass's sub-scores (SC: editing success, over-editing; PQ: naturalness, artifacts). */
+  lists: number[][];
+  reason?: string;
+  /** The replies, kept only when no usable answer came. */
+  raw?: string;
+}
+
+export interface VieScoreResult {
+  sc: VieScorePart;
+  pq: VieScorePart;
+  /** sqrt(SC * PQ), only when both were scored. */
+  o?: number;
 }
 
 export interface Scorer {

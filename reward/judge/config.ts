@@ -5,14 +5,17 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 
-export const PROTOCOLS = ["mrc", "multi-round", "pairwise"] as const;
+export const PROTOCOLS = ["mrc", "multi-round", "viescore", "pairwise"] as const;
+/** The protocols that score one edit (pairwise ranks several). */
+export const SCORING_PROTOCOLS = ["mrc", "multi-round", "viescore"] as const;
+export type ScoringProtocol = (typeof SCORING_PROTOCOLS)[number];
 export type Protocol = (typeof PROTOCOLS)[number];
 
 export const JudgeConfigSchema = z.strictObject({
   baseURL: z.string().url().optional(),
   apiKey: z.string().optional(),
   model: z.string().min(1),
-  protocol: z.enum(["mrc", "multi-round"]).default("mrc"),
+  protocol: z.enum(SCORING_PROTOCOLS).default("mrc"),
   timeoutMs: z.number().int().positive().default(60_000),
   concurrency: z.number().int().min(1).max(64).default(4),
   passes: z.number().int().min(1).max(10).default(1),

@@ -8,11 +8,11 @@ import OpenAI from "openai";
 import type { ChatCompletionMessageParam, ChatCompletionContentPart } from "openai/resources/chat/completions";
 import pLimit from "p-limit";
 import sharp from "sharp";
-import { type EditToScore, PERSPECTIVES, type PassResult, type Perspective, type ScoreResult, type Scorer, summarise } from "../types.js";
+import { type EditToScore, PERSPECTIVES, type PassResult, type Perspective, type ScoreResult, type Scorer, type VieScorePart, summarise } from "../types.js";
 import { DiskCache, cacheKey } from "./cache.js";
-import type { JudgeConfig } from "./config.js";
-import { type ParseOutcome, parseReply } from "./parse.js";
-import { type ImageRole, MASK_NOTE, fill, promptSet } from "./prompts.js";
+import type { JudgeConfig, ScoringProtocol } from "./config.js";
+import { type ParseOutcome, parseReply, parseScoreList } from "./parse.js";
+import { type ImageRole, MASK_NOTE, fill, promptSet, vieScorePrompts } from "./prompts.js";
 
 export interface RankResult {
   protocol: "pairwise";
@@ -66,7 +66,7 @@ export class JudgeScorer implements Scorer {
   }
 
   /** One pass: ask, parse, and ask once more if the reply had no usable answer. */
-  private async pass(build: () => ChatCompletionMessageParam[], need: "score" | "winner", followup?: string): Promise<PassResult & { outcome: ParseOutcome }> {
+  private async pass(build: () => ChatCompletionMessageParam[], need: "score" | "winner" | "scores", followup?: string): Promise<PassResult & { outcome: ParseOutcome }> {
     const t0 = performance.now();
     let raw = "";
     let outcome: ParseOutcome = { kind: "unusable", why: "no reply" };
@@ -83,7 +83,7 @@ export class JudgeScorer implements Scorer {
           ({ text, refused } = await this.complete(messages));
           raw = `${analysis}\n---\n${text ?? ""}`;
         } else raw = text ?? "";
-        outcome = refused ? { kind: "refusal" } : parseReply(text, need);
+        outcome = refused ? { kind: "refusal" } : need === "scores" ? parseScoreList(text) : parseReply(text, need);
       } catch (err) {
         raw = `request failed: ${(err as Error).message}`;
         outcome = { kind: "unusable", why: raw };
@@ -92,16 +92,19 @@ export class JudgeScorer implements Scorer {
       if (outcome.kind !== "unusable") break;
     }
     const v = outcome.kind === "verdict" ? outcome.verdict : undefined;
-    return { score: v?.score, yes: v?.yes, reasoning: v?.reasoning, raw, latencyMs: performance.now() - t0, attempts, outcome };
+    return { score: v?.score, scores: v?.scores, yes: v?.yes, reasoning: v?.reasoning, raw, latencyMs: performance.now() - t0, attempts, outcome };
   }
 
   private content(prompt: string, roles: ImageRole[], urls: Partial<Record<ImageRole, string>>): ChatCompletionContentPart[] {
     return [{ type: "text", text: prompt }, ...roles.map((r) => ({ type: "image_url" as const, image_url: { url: urls[r]! } }))];
   }
 
-  async score(input: EditToScore): Promise<ScoreResult> {
+  /** `o.protocol` overrides the configured protocol for this one edit (the HTTP API's form field). */
+  async score(input: EditToScore, o: { protocol?: ScoringProtocol } = {}): Promise<ScoreResult> {
+    const protocol = o.protocol ?? this.config.protocol;
+    if (protocol === "viescore") return this.vieScore(input);
     const t0 = performance.now();
-    const set = promptSet(this.config.protocol);
+    const set = promptSet(protocol);
     const key = cacheKey([set.protocol, set.version, this.config.model, String(this.config.passes), input.instruction, input.source, input.edited, ...(input.mask ? [input.mask] : [])]);
     const hit = await this.cache?.get(key);
     if (hit) return { ...hit, cached: true };
@@ -137,6 +140,66 @@ export class JudgeScorer implements Scorer {
     };
     // only complete answers are cached: an unscored sample should be asked again next time
     if (this.cache && PERSPECTIVES.every((p) => perspectives[p].status === "scored")) await this.cache.set(key, result);
+    return result;
+  }
+
+  /**
+   * VIEScore: SC from source + edit + instruction, PQ from the edit alone, each a list of two
+   * sub-scores 0..10 whose minimum is the figure; O = sqrt(SC * PQ). An unusable reply is asked
+   * once more, then the part is unscored: no score is made up for it.
+   */
+  private async vieScore(input: EditToScore): Promise<ScoreResult> {
+    const t0 = performance.now();
+    const set = vieScorePrompts();
+    const key = cacheKey([set.protocol, set.version, this.config.model, String(this.config.passes), input.instruction, input.source, input.edited, ...(input.mask ? [input.mask] : [])]);
+    const hit = await this.cache?.get(key);
+    if (hit) return { ...hit, cached: true };
+    const urls = { source: await imageDataUrl(input.source, this.config.imageSide), edited: await imageDataUrl(input.edited, this.config.imageSide) };
+    const maskUrl = input.mask ? await imageDataUrl(input.mask, this.config.imageSide) : null;
+    const ask = (part: "sc" | "pq") => {
+      const spec = set[part];
+      const content = this.content(fill(spec.prompt, input.instruction), spec.images, urls);
+      // over-editing is SC's second sub-score: with a mask, it is judged outside the mask
+      if (maskUrl && part === "sc") content.push({ type: "text", text: MASK_NOTE }, { type: "image_url", image_url: { url: maskUrl } });
+      const build = (): ChatCompletionMessageParam[] => [
+        { role: "system", content: set.system },
+        { role: "user", content },
+      ];
+      return Promise.all(Array.from({ length: this.config.passes }, () => this.pass(build, "scores")));
+    };
+    const [sc, pq] = await Promise.all([ask("sc"), ask("pq")]);
+    type Reply = Awaited<ReturnType<typeof ask>>[number];
+    const part = (replies: Reply[]): VieScorePart => {
+      const lists = replies.map((r) => r.scores).filter((x): x is number[] => x !== undefined);
+      if (!lists.length) {
+        return {
+          status: replies.every((r) => r.outcome.kind === "refusal") ? "refused" : "unscored",
+          lists: [],
+          raw: replies.map((r) => r.raw ?? "").join("\n---\n").slice(0, 2000),
+        };
+      }
+      return { status: "scored", score: lists.reduce((a, l) => a + Math.min(...l), 0) / lists.length, lists, reason: replies.find((r) => r.reasoning)?.reasoning };
+    };
+    const SC = part(sc);
+    const PQ = part(pq);
+    // the project's perspectives on its 0..5 scale, so refinement and the Real-Edit table can use a VIEScore judge
+    const half = (replies: Reply[], pick: (l: number[]) => number) =>
+      summarise(
+        replies.map((r) => ({ score: r.scores ? pick(r.scores) / 2 : undefined, reasoning: r.reasoning, raw: r.raw, latencyMs: r.latencyMs, attempts: r.attempts })),
+        replies.every((r) => r.outcome.kind === "refusal"),
+      );
+    const result: ScoreResult = {
+      backend: "judge",
+      protocol: set.protocol,
+      promptVersion: maskUrl ? `${set.version}+mask` : set.version,
+      model: this.config.model,
+      passes: this.config.passes,
+      perspectives: { following: half(sc, (l) => l[0]), preserving: half(sc, (l) => l[1]), quality: half(pq, (l) => Math.min(...l)) },
+      viescore: { sc: SC, pq: PQ, o: SC.score !== undefined && PQ.score !== undefined ? Math.sqrt(SC.score * PQ.score) : undefined },
+      latencyMs: performance.now() - t0,
+      cached: false,
+    };
+    if (this.cache && SC.status === "scored" && PQ.status === "scored") await this.cache.set(key, result);
     return result;
   }
 

@@ -6,6 +6,8 @@
 
 export interface ParsedVerdict {
   score?: number;
+  /** VIEScore: the whole list of sub-scores. */
+  scores?: number[];
   yes?: boolean;
   winner?: "A" | "B" | "tie";
   reasoning?: string;
@@ -136,4 +138,48 @@ export function parseReply(text: string | null | undefined, need: "score" | "win
   else if (usable(prose, need)) return { kind: "verdict", verdict: prose };
   if (REFUSAL.test(text)) return { kind: "refusal" };
   return { kind: "unusable", why: outOfRange ? "score out of range 0..5" : `no ${need} found` };
+}
+
+/** A list of exactly `count` numbers in 0..max, or why it is not one. */
+function toList(v: unknown, count: number, max: number): number[] | string {
+  if (!Array.isArray(v)) return "score is not a list";
+  const xs = v.map((x) => (typeof x === "number" ? x : typeof x === "string" && x.trim() !== "" ? Number(x.trim().split("/")[0]) : Number.NaN));
+  if (xs.some((x) => !Number.isFinite(x))) return "score list holds something that is not a number";
+  // the protocol asks for a fixed number of sub-scores: the minimum of a shorter list would not be the same measure
+  if (xs.length !== count) return `score list has ${xs.length} entries, ${count} were asked for`;
+  if (xs.some((x) => x < 0 || x > max)) return `sub-score out of range 0..${max}`;
+  return xs;
+}
+
+/**
+ * A VIEScore reply: `{"score": [..], "reasoning": ".."}` with `count` sub-scores in 0..max.
+ * JSON is repaired as for the other protocols; a list written inside broken JSON or prose
+ * (`"score": [7, 8]`) is still read. Nothing else is: an unusable reply stays unusable.
+ */
+export function parseScoreList(text: string | null | undefined, count = 2, max = 10): ParseOutcome {
+  if (!text || !text.trim()) return { kind: "unusable", why: "empty reply" };
+  const body = text.replace(/```(?:json)?/gi, "");
+  let why = "no score list found";
+  for (const candidate of objectCandidates(body)) {
+    const o = tryJson(candidate);
+    if (!o) continue;
+    const list = toList(pick(o, ["score", "scores"]), count, max);
+    if (typeof list === "string") {
+      why = list;
+      continue;
+    }
+    const reasoning = pick(o, ["reasoning", "reason", "analysis", "explanation"]);
+    return { kind: "verdict", verdict: { scores: list, reasoning: typeof reasoning === "string" ? reasoning : undefined } };
+  }
+  const m = /["']?\bscores?\b["']?\s*[:=]\s*\[([^\]]*)\]/i.exec(body);
+  if (m) {
+    const list = toList(m[1].split(",").map((x) => x.replace(/["']/g, "")), count, max);
+    if (typeof list !== "string") {
+      const r = /["']?\breasoning\b["']?\s*[:=]\s*["']([^"']*)/i.exec(body);
+      return { kind: "verdict", verdict: { scores: list, reasoning: r?.[1] } };
+    }
+    why = list;
+  }
+  if (REFUSAL.test(text)) return { kind: "refusal" };
+  return { kind: "unusable", why };
 }

@@ -13,14 +13,30 @@ export interface PromptSet {
 
 const cache = new Map<string, PromptSet>();
 
+const load = <T>(protocol: string): T => JSON.parse(readFileSync(new URL(`../../../reward/judge/prompts/${protocol}-v1.json`, import.meta.url), "utf8")) as T;
+
 export function promptSet(protocol: "mrc" | "multi-round" | "pairwise"): PromptSet {
   let p = cache.get(protocol);
   if (!p) {
-    const file = new URL(`../../../reward/judge/prompts/${protocol}-v1.json`, import.meta.url);
-    p = JSON.parse(readFileSync(file, "utf8")) as PromptSet;
+    p = load<PromptSet>(protocol);
     cache.set(protocol, p);
   }
   return p;
+}
+
+/** VIEScore asks two questions, not one per perspective: semantic consistency and perceptual quality. */
+export interface VieScorePromptSet {
+  protocol: "viescore";
+  version: string;
+  system: string;
+  sc: { images: ImageRole[]; subscores: string[]; prompt: string };
+  pq: { images: ImageRole[]; subscores: string[]; prompt: string };
+}
+
+let vieScore: VieScorePromptSet | undefined;
+
+export function vieScorePrompts(): VieScorePromptSet {
+  return (vieScore ??= load<VieScorePromptSet>("viescore"));
 }
 
 /** Appended to the preservation question when the edit came with a mask (issue 21). */

@@ -3,6 +3,7 @@
  * overall and per category; exact metrics for synthetic scenes; latency percentiles; unscored
  * samples counted and listed, never dropped silently.
  */
+import { type GeditTables, geditJudge, geditTables } from "./gedit-metrics.js";
 import type { ResultRow } from "./results.js";
 
 export interface Cell {
@@ -27,6 +28,10 @@ export interface GroupMetrics {
   latencyMs: { p50: number; p90: number; p99: number; mean: number };
   unscoredSamples: Array<{ key: string; perspectives: string[]; raw?: string }>;
   failed: Array<{ key: string; error: string }>;
+  /** GEdit-Bench rows only: its own table, per language (gedit-metrics.ts). */
+  gedit?: GeditTables;
+  /** Who judged those rows, e.g. "viescore-v1, judge gpt-4.1". */
+  geditJudge?: string;
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
@@ -85,6 +90,7 @@ export function groupMetrics(rows: ResultRow[]): GroupMetrics[] {
           raw: Object.values(r.scores!).find((c) => c.raw)?.raw,
         })),
       failed: rs.filter((r) => r.status === "edit_failed").map((r) => ({ key: r.key, error: r.error ?? "" })),
+      ...(rs.some((r) => r.gedit) ? { gedit: geditTables(rs), geditJudge: geditJudge(rs) } : {}),
     };
   });
 }
@@ -102,6 +108,8 @@ export interface Comparison {
   b: string;
   deltas: Record<string, { following: number | null; preserving: number | null; quality: number | null; truthFollowing?: number | null; truthPreservationError?: number | null; truthQualityError?: number | null }>;
   wins: { a: number; b: number; ties: number; samples: Array<{ sample: string; seed: number; winner: "a" | "b" | "tie" }> };
+  /** GEdit-Bench: b minus a for SC, PQ and O, per language and set. */
+  gedit?: Record<string, Record<"full" | "intersection", { sc: number | null; pq: number | null; o: number | null }>>;
 }
 
 const d = (x: number | null | undefined, y: number | null | undefined) => (x === null || x === undefined || y === null || y === undefined ? null : y - x);
@@ -138,5 +146,15 @@ export function compareGroups(rows: ResultRow[], a: string, b: string): Comparis
     wins[winner === "tie" ? "ties" : winner]++;
     wins.samples.push({ sample: x.sample, seed: x.seed, winner });
   }
-  return { a, b, deltas, wins };
+  let gedit: Comparison["gedit"];
+  if (A.gedit && B.gedit) {
+    gedit = {};
+    for (const [lang, x] of Object.entries(A.gedit)) {
+      const y = B.gedit[lang as keyof GeditTables];
+      if (!x || !y) continue;
+      const delta = (k: "full" | "intersection") => ({ sc: d(x[k].sc, y[k].sc), pq: d(x[k].pq, y[k].pq), o: d(x[k].o, y[k].o) });
+      gedit[lang] = { full: delta("full"), intersection: delta("intersection") };
+    }
+  }
+  return { a, b, deltas, wins, ...(gedit ? { gedit } : {}) };
 }

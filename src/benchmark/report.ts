@@ -6,6 +6,8 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
 import { changeMap, decodeRaster, heatMapPng } from "../../reward/index.js";
+import { GEDIT_PUBLISHED } from "./gedit-facts.js";
+import { type GeditTables, geditHtml, geditMarkdown } from "./gedit-metrics.js";
 import { type Cell, type Comparison, type GroupMetrics, compareGroups, groupMetrics } from "./metrics.js";
 import type { ResultRow } from "./results.js";
 
@@ -15,6 +17,12 @@ export interface Report {
   samples: number;
   groups: GroupMetrics[];
   comparison?: Comparison;
+  /** GEdit-Bench: the main group's table (`gedit.<language>.full` / `.intersection`); every group's is in groups[].gedit. */
+  gedit?: GeditTables;
+  /** Who judged the main group's GEdit rows. */
+  geditJudge?: string;
+  /** Published figures printed beside ours: never computed here. */
+  geditPublished?: typeof GEDIT_PUBLISHED;
 }
 
 const f = (x: number | null | undefined, digits = 2) => (x === null || x === undefined ? "n/a" : x.toFixed(digits));
@@ -25,12 +33,16 @@ const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 export function buildReport(rows: ResultRow[], suite: string, compare?: [string, string]): Report {
   const groups = groupMetrics(rows);
   const pair = compare ?? (groups.length >= 2 ? [groups[0].group, groups[1].group] : undefined);
+  const main = groups.find((g) => g.group === pair?.[0]) ?? groups[0];
   return {
     generated: new Date().toISOString(),
     suite,
     samples: new Set(rows.map((r) => r.sample)).size,
     groups,
     comparison: pair ? compareGroups(rows, pair[0], pair[1]) : undefined,
+    ...(main?.gedit
+      ? { gedit: main.gedit, geditJudge: main.geditJudge, geditPublished: GEDIT_PUBLISHED }
+      : {}),
   };
 }
 
@@ -52,6 +64,7 @@ export function markdown(r: Report): string {
     if (g.unscoredSamples.length) out.push("", `Unscored (${g.unscoredSamples.length}): ${g.unscoredSamples.map((u) => `${u.key} [${u.perspectives.join(", ")}]`).join("; ")}`);
     if (g.failed.length) out.push("", `Failed edits (${g.failed.length}): ${g.failed.map((x) => `${x.key}: ${x.error}`).join("; ")}`);
     out.push("");
+    if (g.gedit) out.push(...geditMarkdown(g.group, g.gedit, g.geditJudge ?? "no scorer"));
   }
   if (r.comparison) {
     const c = r.comparison;
@@ -61,6 +74,11 @@ export function markdown(r: Report): string {
       out.push(`| ${cat} | ${signed(x.following, 1)} | ${signed(x.preserving)} | ${signed(x.quality)} | ${signed(x.truthFollowing, 1)} | ${signed(x.truthPreservationError, 4)} | ${signed(x.truthQualityError, 4)} |`);
     }
     out.push("", `Per-sample wins: ${c.a}: ${c.wins.a}, ${c.b}: ${c.wins.b}, ties: ${c.wins.ties}.`, "");
+    if (c.gedit && Object.values(c.gedit).some((x) => [x.full, x.intersection].some((y) => y.sc !== null || y.pq !== null || y.o !== null))) {
+      out.push("| GEdit-Bench | SC | PQ | O |", "| --- | --- | --- | --- |");
+      for (const [lang, x] of Object.entries(c.gedit)) for (const k of ["full", "intersection"] as const) out.push(`| ${lang.toUpperCase()} ${k} | ${signed(x[k].sc, 3)} | ${signed(x[k].pq, 3)} | ${signed(x[k].o, 3)} |`);
+      out.push("");
+    }
   }
   return out.join("\n");
 }
@@ -105,7 +123,7 @@ export async function html(r: Report, rows: ResultRow[], outDir: string): Promis
       ? `<h3>Unscored samples (${g.unscoredSamples.length})</h3><ul class="unscored">${g.unscoredSamples.map((u) => `<li><code>${esc(u.key)}</code>: ${esc(u.perspectives.join(", "))}${u.raw ? `<pre>${esc(u.raw.slice(0, 400))}</pre>` : ""}</li>`).join("")}</ul>`
       : "";
     parts.push(
-      `<section><h2>${esc(g.group)}</h2>${table}<p>Edit latency p50 ${f(g.latencyMs.p50, 0)} ms, p90 ${f(g.latencyMs.p90, 0)} ms, p99 ${f(g.latencyMs.p99, 0)} ms.</p><div class="charts">${charts}</div>${unscored}</section>`,
+      `<section><h2>${esc(g.group)}</h2>${table}<p>Edit latency p50 ${f(g.latencyMs.p50, 0)} ms, p90 ${f(g.latencyMs.p90, 0)} ms, p99 ${f(g.latencyMs.p99, 0)} ms.</p><div class="charts">${charts}</div>${g.gedit ? geditHtml(g.group, g.gedit, g.geditJudge ?? "no scorer") : ""}${unscored}</section>`,
     );
   }
   if (r.comparison) {

@@ -4,7 +4,8 @@
  * first cuts it off, so a resumed run has no duplicate and no lost row.
  */
 import { appendFileSync, existsSync, readFileSync, truncateSync } from "node:fs";
-import type { PerspectiveStatus } from "../../reward/index.js";
+import type { PerspectiveStatus, VieScoreResult } from "../../reward/index.js";
+import type { GeditInfo } from "./gedit-facts.js";
 import type { Category } from "./suites.js";
 
 export interface PerspectiveCell {
@@ -19,6 +20,8 @@ export interface ResultRow {
   key: string;
   sample: string;
   category: Category;
+  /** GEdit-Bench rows: task type, language, whether in the intersection subset, the row's key. */
+  gedit?: GeditInfo;
   instruction: string;
   image: string;
   model: string;
@@ -31,6 +34,8 @@ export interface ResultRow {
   edited?: string;
   scores?: { following: PerspectiveCell; preserving: PerspectiveCell; quality: PerspectiveCell };
   scorer?: { backend: string; protocol: string; version: string; model: string };
+  /** With the VIEScore protocol: SC, PQ (0..10, each the minimum of its sub-scores, kept too) and O. */
+  viescore?: VieScoreResult;
   /** Exact metrics for synthetic scenes. */
   truth?: { following: boolean; preservationError: number | null; qualityError: number };
   latency: { editMs: number; scoreMs: number };

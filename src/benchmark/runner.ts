@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import sharp from "sharp";
 import { type EditorModel, type Rewards, edit, loadModel } from "../../editor/index.js";
 import { type JudgeScorer, LocalScorer, PERSPECTIVES, type ScoreResult } from "../../reward/index.js";
 import { exactScorer, refine } from "../refine/index.js";
@@ -101,6 +102,7 @@ export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; 
         key: t.key,
         sample: t.sample.id,
         category: t.sample.category,
+        ...(t.sample.gedit ? { gedit: t.sample.gedit } : {}),
         instruction: t.sample.instruction,
         image: t.sample.image,
         model: t.model.label,
@@ -155,13 +157,22 @@ export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; 
         row.edited = imageName(t.key);
         writeFileSync(path.join(plan.outDir, "images", row.edited), edited);
         const t0 = performance.now();
-        const input = { source, edited, instruction: t.sample.instruction };
+        let input = { source, edited, instruction: t.sample.instruction };
+        if (t.sample.judgeImage) {
+          // GEdit-Bench judges the edit, brought to the judged source's size, against that source
+          const judged = readFileSync(t.sample.judgeImage);
+          const m = await sharp(judged).metadata();
+          input = { source: judged, edited: await sharp(edited).resize(m.width, m.height, { fit: "fill" }).png().toBuffer(), instruction: t.sample.instruction };
+          // refinement's rounds were scored against the edit's input: the returned edit is scored again as the protocol says
+          score = undefined;
+        }
         // synthetic scenes always get their exact truth; the configured scorer gives the judged scores
         const exact = t.sample.synthetic ? await local.scoreWithMap(input, t.sample.synthetic) : undefined;
         score ??= plan.judge ? await plan.judge.score(input) : (exact ?? (await local.score(input)));
         row.truth = exact?.measures?.truth as ResultRow["truth"];
         row.latency.scoreMs += performance.now() - t0;
         row.scores = cells(score);
+        if (score.viescore) row.viescore = score.viescore;
         row.scorer = { backend: score.backend, protocol: score.protocol, version: score.promptVersion, model: score.model };
       } catch (err) {
         row.status = "edit_failed";

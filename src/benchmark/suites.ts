@@ -4,15 +4,17 @@
  *   jsonl      one {id, image, instruction, category} per line
  *   synthetic  held-out generated scenes with exact ground truth (models/heldout-v2/scenes)
  *   sample     the bundled Real-Edit-format suite (src/benchmark/sample): photos + synthetic scenes
+ *   gedit-bench  GEdit-Bench's Arrow files (./gedit.ts); its task types are its categories
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Palette, SyntheticCase } from "../../reward/index.js";
 import { ROOT } from "../paths.js";
+import type { GeditInfo, GeditTask } from "./gedit-facts.js";
 import { loadSyntheticSuite } from "./synthetic-suite.js";
 
 export const CATEGORIES = ["local", "remove", "add", "texture", "background", "global", "style"] as const;
-export type Category = (typeof CATEGORIES)[number] | "other";
+export type Category = (typeof CATEGORIES)[number] | "other" | GeditTask;
 
 export interface Sample {
   /** Stable across runs: the resume and merge key. */
@@ -21,6 +23,9 @@ export interface Sample {
   instruction: string;
   category: Category;
   synthetic?: { case: SyntheticCase; palette: Palette };
+  /** The image the edit is judged against, when it is not the edit's input (GEdit-Bench). */
+  judgeImage?: string;
+  gedit?: GeditInfo;
 }
 
 export interface Suite {
@@ -54,7 +59,8 @@ export function parseRealEditEntry(entry: string): { category: Category; instruc
 
 const KIND_TO_CATEGORY: Record<string, Category> = { recolour: "local", background: "background", remove: "remove", add: "add", grayscale: "global", brighter: "global" };
 
-export async function loadRealEdit(dir: string, name = "real-edit"): Promise<Suite> {
+/** `images`: where the index's names resolve, when not beside it (a Hub snapshot's own layout). */
+export async function loadRealEdit(dir: string, name = "real-edit", images = dir): Promise<Suite> {
   const index = path.join(dir, "real_edit_instruct.json");
   if (!existsSync(index)) throw new Error(`${dir}: no real_edit_instruct.json (the Real-Edit format)`);
   const raw = JSON.parse(readFileSync(index, "utf8")) as Record<string, string[] | string>;
@@ -69,7 +75,7 @@ export async function loadRealEdit(dir: string, name = "real-edit"): Promise<Sui
       const rec = synthIds[file] ? synthetic?.cases.find((c) => c.record.id === synthIds[file]) : undefined;
       samples.push({
         id: `${file.replace(/\.[^.]+$/, "").replace(/[^A-Za-z0-9_-]+/g, "_")}#${i + 1}`,
-        image: path.resolve(dir, file),
+        image: existsSync(path.resolve(images, file)) || images === dir ? path.resolve(images, file) : path.resolve(images, path.basename(file)),
         instruction,
         category,
         synthetic: rec && synthetic ? { case: rec, palette: synthetic.palette } : undefined,
@@ -119,6 +125,6 @@ export async function loadSuite(kind: string, location?: string): Promise<Suite>
     case "synthetic":
       return loadSynthetic(location ?? SYNTHETIC_SUITE);
     default:
-      throw new Error(`unknown suite "${kind}"; valid: sample, real-edit, jsonl, synthetic`);
+      throw new Error(`unknown suite "${kind}"; valid: sample, real-edit, jsonl, synthetic (gedit-bench: ./gedit.ts)`);
   }
 }

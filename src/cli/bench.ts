@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
-import { JudgeScorer, judgeConfigFrom } from "../../reward/index.js";
+import { JudgeScorer, SCORING_PROTOCOLS, type ScoringProtocol, judgeConfigFrom } from "../../reward/index.js";
 import { BASELINE_MODEL, defaultModelDir } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
 import { writeReport } from "../benchmark/report.js";
@@ -10,7 +10,13 @@ import { MAX_ROUNDS } from "../refine/index.js";
 import { RESULTS_FILE, type PresetChoice, comparePair, runBenchmark } from "../benchmark/runner.js";
 import { MergeError, mergeShards } from "../benchmark/merge.js";
 import type { ResultRow } from "../benchmark/results.js";
-import { loadSuite } from "../benchmark/suites.js";
+import { loadRealEdit, loadSuite } from "../benchmark/suites.js";
+import { GEDIT_DATASET, GEDIT_LANGUAGES, type GeditLanguage, loadGedit } from "../benchmark/gedit.js";
+import { pullGedit } from "../benchmark/gedit-source.js";
+import { progressFor } from "../hub/index.js";
+import { REAL_EDIT_DATASET, pullRealEdit } from "../pull/dataset.js";
+import { resolveModel } from "../pull/resolve.js";
+import { isHubSpec } from "../pull/spec.js";
 import { CliError, parseNumber, parseRewards } from "./errors.js";
 
 function parseShard(s: string): { index: number; count: number } {
@@ -40,9 +46,13 @@ export function registerBench(program: Command): void {
     .command("bench")
     .enablePositionalOptions()
     .description("run an editor over a benchmark suite, score every edit, write results.jsonl + report.json/summary.md/report.html")
-    .option("--suite <name>", "sample | real-edit | jsonl | synthetic", "sample")
-    .option("--suite-path <path>", "the Real-Edit folder or the JSONL file")
-    .option("--model <dir>", "model folder (default: the bundled editor)")
+    .option("--suite <name>", "sample | real-edit | jsonl | synthetic | gedit-bench", "sample")
+    .option("--suite-path <path>", "the Real-Edit folder, the JSONL file or GEdit-Bench's .arrow folder (real-edit and gedit-bench without it: pulled from the Hub)")
+    .option("--dataset <repo[@rev]>", `the Hub dataset --suite real-edit or gedit-bench pulls (default ${REAL_EDIT_DATASET}, ${GEDIT_DATASET})`)
+    .option("--language <en|cn>", "gedit-bench: the instructions' language (default en)")
+    .option("--intersection", "gedit-bench: only the rows with Intersection_exist")
+    .option("--protocol <name>", `judge protocol: ${SCORING_PROTOCOLS.join(", ")} (default viescore for gedit-bench, else the configured one, mrc)`)
+    .option("--model <dir>", "model folder or hub:REPO[/SUBFOLDER][@REV] (default: the bundled editor)")
     .option("--compare [dir]", "also run a second model and compare (default: the bundled no-reward baseline)")
     .option("--preset <names>", "comma-separated presets (default best)")
     .option("--rewards <F,P,Q>", "explicit reward levels instead of presets")
@@ -55,19 +65,44 @@ export function registerBench(program: Command): void {
     .option("--out <dir>", "where results and reports go", "bench-results/run")
     .action(async (o) => {
       const refineRounds = parseNumber("--refine", o.refine, { integer: true, min: 1, max: MAX_ROUNDS });
-      const suite = await loadSuite(o.suite, o.suitePath).catch((e) => {
+      let dataset: { repo: string; commit: string } | undefined;
+      const isGedit = o.suite === "gedit-bench";
+      if (!isGedit && (o.language !== undefined || o.intersection)) throw new CliError("--language and --intersection belong to GEdit-Bench: use them with --suite gedit-bench");
+      const language = (o.language ?? "en") as GeditLanguage;
+      if (!GEDIT_LANGUAGES.includes(language)) throw new CliError(`--language must be ${GEDIT_LANGUAGES.join(" or ")}, got "${o.language}"`);
+      const gedit = { language, intersection: Boolean(o.intersection) };
+      const suite = await (async () => {
+        if (isGedit && !o.suitePath) {
+          const [repo, revision] = String(o.dataset ?? GEDIT_DATASET).split("@");
+          const pulled = await pullGedit({ dataset: repo, revision, progress: progressFor(process.stderr, "dataset") });
+          dataset = { repo, commit: pulled.commit };
+          return loadGedit(pulled.dir, gedit);
+        }
+        if (isGedit) return loadGedit(o.suitePath, gedit);
+        if (o.suite !== "real-edit" || o.suitePath) return loadSuite(o.suite, o.suitePath);
+        const [repo, revision] = String(o.dataset ?? REAL_EDIT_DATASET).split("@");
+        const located = await pullRealEdit({ dataset: repo, revision, progress: progressFor(process.stderr, "dataset") });
+        dataset = { repo, commit: located.commit };
+        return loadRealEdit(located.dir, "real-edit", located.images);
+      })().catch((e) => {
         throw new CliError((e as Error).message);
       });
       const backend = o.backend ?? (judgeConfigFrom() ? "judge" : "local");
       if (backend !== "judge" && backend !== "local") throw new CliError(`--backend must be judge or local, got "${o.backend}"`);
       const judgeConfig = backend === "judge" ? judgeConfigFrom() : null;
       if (backend === "judge" && !judgeConfig) throw new CliError("no judge configured: set REWARD_EDIT_JUDGE_MODEL (and OPENAI_BASE_URL)");
-      const modelDir = o.model ?? defaultModelDir();
-      const models = [{ label: path.basename(modelDir), dir: modelDir }];
+      if (o.protocol !== undefined && !(SCORING_PROTOCOLS as readonly string[]).includes(o.protocol)) throw new CliError(`--protocol must be ${SCORING_PROTOCOLS.slice(0, -1).join(", ")} or ${SCORING_PROTOCOLS.at(-1)}, got "${o.protocol}"`);
+      if (o.protocol !== undefined && !judgeConfig) throw new CliError("--protocol chooses how the judge scores; this run has no judge (--backend local)");
+      // each benchmark is scored the way its published figures were: GEdit-Bench by VIEScore, Real-Edit by the Multi-Reward protocol
+      const protocol: ScoringProtocol | undefined = judgeConfig ? ((o.protocol as ScoringProtocol | undefined) ?? (isGedit ? "viescore" : judgeConfig.protocol)) : undefined;
+      const log = (line: string) => process.stderr.write(`${line}\n`);
+      const main = await resolveModel(o.model ?? defaultModelDir(), { log });
+      const models = [{ label: main.label, dir: main.dir }];
       if (o.compare) {
-        const dir = o.compare === true ? BASELINE_MODEL : o.compare;
-        if (!existsSync(dir)) throw new CliError(`--compare model folder ${dir} does not exist`);
-        models.push({ label: path.basename(dir), dir });
+        const spec = o.compare === true ? BASELINE_MODEL : o.compare;
+        if (!isHubSpec(spec) && !existsSync(spec)) throw new CliError(`--compare model folder ${spec} does not exist`);
+        const other = await resolveModel(spec, { log });
+        models.push({ label: other.label, dir: other.dir });
       }
       const seeds = String(o.seeds).split(",").map((s) => parseNumber("--seeds", s, { integer: true, min: 0, max: 2 ** 32 - 1 }));
       const shard = o.shard ? parseShard(o.shard) : undefined;
@@ -77,7 +112,7 @@ export function registerBench(program: Command): void {
         presets: presetChoices(o),
         seeds,
         outDir: o.out,
-        judge: judgeConfig ? new JudgeScorer(judgeConfig) : null,
+        judge: judgeConfig ? new JudgeScorer({ ...judgeConfig, protocol: protocol! }) : null,
         shard,
         limit: o.limit ? parseNumber("--limit", o.limit, { integer: true, min: 1 }) : undefined,
         steps: o.steps ? parseNumber("--steps", o.steps, { integer: true, min: 1, max: 1000 }) : undefined,
@@ -85,7 +120,7 @@ export function registerBench(program: Command): void {
       };
       mkdirSync(o.out, { recursive: true });
       const runFile = path.join(o.out, "run.json");
-      const description = { suite: suite.name, models, presets: plan.presets, seeds, shard, limit: plan.limit, steps: plan.steps, backend, ...(refineRounds > 1 ? { refine: refineRounds } : {}) };
+      const description = { suite: suite.name, ...(dataset ? { dataset } : {}), ...(isGedit ? gedit : {}), models, presets: plan.presets, seeds, shard, limit: plan.limit, steps: plan.steps, backend, ...(protocol ? { protocol } : {}), ...(refineRounds > 1 ? { refine: refineRounds } : {}) };
       if (existsSync(runFile) && JSON.stringify(JSON.parse(readFileSync(runFile, "utf8"))) !== JSON.stringify(description)) {
         throw new CliError(`${o.out} holds a run with other arguments; choose another --out`);
       }
@@ -106,6 +141,11 @@ export function registerBench(program: Command): void {
         process.stdout.write(
           `${g.group}: Following ${g.overall.following === null ? "n/a" : g.overall.following.toFixed(1) + " %"}, Preserving ${g.overall.preserving?.toFixed(2) ?? "n/a"}, Quality ${g.overall.quality?.toFixed(2) ?? "n/a"}${g.overall.truth ? `, exact following ${g.overall.truth.following.toFixed(1)} %` : ""}, unscored ${g.overall.unscored}\n`,
         );
+        for (const [lang, t] of Object.entries(g.gedit ?? {})) {
+          const line = (x: { sc: number | null; pq: number | null; o: number | null; taskTypes: number; unscored: number; local?: { quality: number | null } }) =>
+            x.sc === null ? `SC not judged${x.local?.quality != null ? `, local quality ${x.local.quality.toFixed(2)} (0..5)` : ""}` : `SC ${x.sc.toFixed(3)}, PQ ${x.pq!.toFixed(3)}, O ${x.o!.toFixed(3)} (${x.taskTypes} task types, ${x.unscored} unscored)`;
+          process.stdout.write(`${g.group}: GEdit-Bench-${lang.toUpperCase()} full: ${line(t.full)}; intersection: ${line(t.intersection)}\n`);
+        }
       }
     });
 

@@ -1,7 +1,9 @@
 import { readFile, writeFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { JudgeScorer, LocalScorer, PERSPECTIVES, type ScoreResult, judgeConfigFrom } from "../../reward/index.js";
+import { JudgeScorer, LocalScorer, PERSPECTIVES, SCORING_PROTOCOLS, type ScoreResult, type ScoringProtocol, judgeConfigFrom } from "../../reward/index.js";
+import { readProvenance } from "../provenance/reader.js";
 import { CliError, parseNumber } from "./errors.js";
+import { readTrustAnchors } from "./inspect.js";
 
 async function readImage(flag: string, file: string): Promise<Buffer> {
   try {
@@ -15,8 +17,8 @@ function judgeFrom(o: { protocol?: string; passes?: string }): JudgeScorer {
   const config = judgeConfigFrom();
   if (!config) throw new CliError("no judge configured: set REWARD_EDIT_JUDGE_MODEL (and OPENAI_BASE_URL, OPENAI_API_KEY) or REWARD_EDIT_JUDGE_CONFIG");
   if (o.protocol) {
-    if (o.protocol !== "mrc" && o.protocol !== "multi-round") throw new CliError(`--protocol must be mrc or multi-round, got "${o.protocol}"`);
-    config.protocol = o.protocol;
+    if (!(SCORING_PROTOCOLS as readonly string[]).includes(o.protocol)) throw new CliError(`--protocol must be ${SCORING_PROTOCOLS.slice(0, -1).join(", ")} or ${SCORING_PROTOCOLS.at(-1)}, got "${o.protocol}"`);
+    config.protocol = o.protocol as ScoringProtocol;
   }
   if (o.passes) config.passes = parseNumber("--passes", o.passes, { integer: true, min: 1, max: 10 });
   return new JudgeScorer(config);
@@ -41,7 +43,7 @@ export function registerScore(program: Command): void {
     .requiredOption("--source <file>", "original image")
     .requiredOption("--edited <file>", "edited image")
     .requiredOption("--instruction <text>", "the edit instruction")
-    .option("--protocol <name>", "judge protocol: mrc (default) or multi-round")
+    .option("--protocol <name>", "judge protocol: mrc (default), multi-round or viescore (GEdit-Bench's SC/PQ/O on 0..10)")
     .option("--backend <name>", "judge or local (default: judge when one is configured)")
     .option("--passes <n>", "judge passes to average")
     .option("--heatmap <file>", "local backend: write the change heat map PNG here")
@@ -55,7 +57,8 @@ export function registerScore(program: Command): void {
         const { changeMap: _m, heatMap: _h, ...rest } = local;
         result = rest;
       }
-      process.stdout.write(JSON.stringify(result, null, 2) + "\n");
+      const provenance = await readProvenance(input.edited, await readTrustAnchors(undefined));
+      process.stdout.write(JSON.stringify({ ...result, provenance }, null, 2) + "\n");
     });
 
   program

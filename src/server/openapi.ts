@@ -40,6 +40,7 @@ export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "P
       detail: { enum: ["keep", "off"], default: "keep", description: "keep: the result is composed at the input's full resolution, keeping the source's pixels where nothing changed and its fine detail through smooth changes; off: the working-size result resized" },
       mask: { type: "string", format: "binary", description: "where the edit may happen: white = may change, black = must not, grey = partly (diffusers' inpainting convention); any size, scaled to the photo. Outside it the result is the source exactly. All black: 400; all white: the same as no mask" },
       mask_mode: { enum: ["blend", "paste"], default: "blend", description: "blend: the edit is confined during sampling too (blended latent diffusion) and pasted with a feather inside the mask; paste: sampled as without a mask, then pasted" },
+      like: { type: "string", format: "binary", description: "a result of this service: its recorded settings (instruction, rewards, seed, steps, sampler, detail, format) are used for the fields this request leaves out, so the same image gives the same pixels" },
     },
   };
   const openAiEdit = {
@@ -160,9 +161,16 @@ export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "P
               mask: { type: "string", format: "binary", description: "where the edit was allowed (white): preservation is judged outside it" },
               instruction: { type: "string" },
               backend: { enum: ["judge", "local"] },
+              protocol: { enum: ["mrc", "multi-round", "viescore"], description: "judge protocol for this edit (default: the server's); viescore adds viescore.sc/pq/o on 0..10" },
             },
           }),
-          responses: { "200": { description: "scores", content: { "application/json": { schema: { type: "object" } } } }, ...errors(400, 401, 413, 415) },
+          responses: {
+            "200": {
+              description: "scores, and provenance: whether the edited image carries a C2PA manifest (c2pa.ours: made by reward-edit), whether it validates (c2pa.valid, c2pa.state, c2pa.failures), its XMP marks and recorded parameters",
+              content: { "application/json": { schema: { type: "object" } } },
+            },
+            ...errors(400, 401, 413, 415),
+          },
         },
       },
       "/v1/images/edits": {

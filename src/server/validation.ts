@@ -6,6 +6,7 @@ import sharp, { type Metadata } from "sharp";
 import { z } from "zod";
 import { DETAIL_MODES, MASK_MODES, MAX_SEED, OUTPUT_FORMATS, SCHEDULER_NAMES } from "../../editor/index.js";
 import { type MaskConvention, MaskInputError, decodeMask, encodeMask } from "../../raster/mask.js";
+import { SCORING_PROTOCOLS } from "../../reward/judge/config.js";
 import type { ServerConfig } from "../config/server.js";
 import { parseSigmaInterval } from "../edit-params.js";
 import { AppError } from "./errors.js";
@@ -82,6 +83,7 @@ export type EditForm = z.infer<ReturnType<typeof editSchema>>;
 export const scoreSchema = z.strictObject({
   instruction: z.string().trim().min(1, "instruction is required").max(2000),
   backend: z.enum(["judge", "local"]).optional(),
+  protocol: z.enum(SCORING_PROTOCOLS).optional(),
 });
 
 export function parseForm<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {

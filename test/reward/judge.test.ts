@@ -1,7 +1,10 @@
 import { expect } from "chai";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { JudgeScorer, type JudgeConfig, judgeConfigFrom, parseReply } from "../../reward/index.js";
+import { pino } from "pino";
+import { JudgeScorer, type JudgeConfig, judgeConfigFrom, parseReply, parseScoreList } from "../../reward/index.js";
+import { startServer } from "../../src/server/server.js";
+import { baseForm } from "../support/forms.js";
 import { FakeJudge } from "../support/fake-judge.js";
 import { imageDataUrl } from "../../reward/judge/judge.js";
 import { PHOTOS, runCli, tempDir } from "../helpers.js";
@@ -245,7 +248,7 @@ describe("VLM judge against a chat-completions server on 127.0.0.1", function ()
     expect(server.requests.map((q) => q.body.messages.length).sort()).to.deep.equal([2, 2, 2, 4, 4, 4]);
     const bad = await runCli([...args, "--protocol", "pairwise"], env);
     expect(bad.code).to.equal(1);
-    expect(bad.stderr.trim()).to.equal('reward-edit: --protocol must be mrc or multi-round, got "pairwise"');
+    expect(bad.stderr.trim()).to.equal('reward-edit: --protocol must be mrc, multi-round or viescore, got "pairwise"');
   });
 
   it("a config file (REWARD_EDIT_JUDGE_CONFIG) is read, the environment overrides it, and a bad one is one line naming the key", async () => {
@@ -281,5 +284,95 @@ describe("VLM judge against a chat-completions server on 127.0.0.1", function ()
     const out = JSON.parse(r.stdout);
     expect(out).to.include({ backend: "judge", model: "judge-env", passes: 2 });
     expect(r.stdout + r.stderr).to.not.contain(KEY);
+  });
+});
+
+describe("VIEScore protocol (GEdit-Bench's judge)", function () {
+  this.timeout(30_000);
+  it("reads the sub-score list from JSON, sloppy JSON and prose; never invents one", () => {
+    const read = (t: string) => {
+      const r = parseScoreList(t);
+      return r.kind === "verdict" ? r.verdict.scores : r.kind === "unusable" ? r.why : r.kind;
+    };
+    expect(read('{"score": [7, 4], "reasoning": "ok"}')).to.deep.equal([7, 4]);
+    expect(read('{"reasoning": "r", "score": ["8", "10"]}')).to.deep.equal([8, 10]);
+    expect(read("```json\n{'reasoning': 'r', 'score': [3, 5],}\n```")).to.deep.equal([3, 5]);
+    expect(read('Here: {"reasoning": "the "red" mug", "score": [6, 2]} done')).to.deep.equal([6, 2]);
+    expect(read("score: [9, 9]")).to.deep.equal([9, 9]);
+    expect(read('{"score": [11, 5]}')).to.equal("sub-score out of range 0..10");
+    expect(read('{"score": [7]}')).to.equal("score list has 1 entries, 2 were asked for");
+    expect(read('{"score": 7}')).to.equal("score is not a list");
+    expect(read("The weather is nice.")).to.equal("no score list found");
+    expect(read("")).to.equal("empty reply");
+    expect(read("I'm sorry, but I can't help with that.")).to.equal("refusal");
+  });
+
+  let server: FakeJudge;
+  beforeEach(async () => {
+    server = await new FakeJudge().start();
+  });
+  afterEach(() => server.stop());
+  const config = (o: Partial<JudgeConfig> = {}): JudgeConfig => ({ baseURL: server.url, apiKey: KEY, model: "vie-judge", protocol: "viescore", timeoutMs: 5_000, concurrency: 4, passes: 1, maxRetries: 0, temperature: 0, imageSide: 128, ...o });
+  const isSc = (r: Parameters<typeof FakeJudge.images>[0]) => FakeJudge.images(r).length === 2;
+
+  it("SC on source + edit + instruction, PQ on the edit alone; SC, PQ = min of their lists, O = sqrt(SC * PQ)", async () => {
+    server.handler = (r) => ({ reply: isSc(r) ? '{"reasoning": "partly", "score": [4, 9]}' : '{"reasoning": "clean", "score": [8, 6]}' });
+    const r = await new JudgeScorer(config()).score(input);
+    expect(server.requests).to.have.length(2);
+    const sc = server.requests.find(isSc)!;
+    const pq = server.requests.find((q) => !isSc(q))!;
+    expect(FakeJudge.prompt(sc)).to.contain('"make the mug red"').and.contain("Editing success").and.contain("Over-editing");
+    expect(FakeJudge.prompt(pq)).to.not.contain("make the mug red");
+    expect(FakeJudge.prompt(pq)).to.contain("Naturalness").and.contain("Artifacts");
+    // the images travel after the text, as base64 JPEG
+    const parts = (sc.body.messages[1].content as Array<{ type: string; image_url?: { url: string } }>).map((c) => c.type);
+    expect(parts).to.deep.equal(["text", "image_url", "image_url"]);
+    expect(r).to.include({ protocol: "viescore", promptVersion: "viescore-v1", model: "vie-judge" });
+    expect(r.viescore!.sc).to.deep.include({ status: "scored", score: 4, lists: [[4, 9]], reason: "partly" });
+    expect(r.viescore!.pq).to.deep.include({ status: "scored", score: 6, lists: [[8, 6]] });
+    expect(r.viescore!.o).to.be.closeTo(Math.sqrt(24), 1e-12);
+    // and the perspectives, halved onto the project's 0..5
+    expect([r.perspectives.following.score, r.perspectives.preserving.score, r.perspectives.quality.score]).to.deep.equal([2, 4.5, 3]);
+  });
+
+  it("an unusable answer is asked once more, then unscored: no SC, no O, the replies kept", async () => {
+    server.handler = (r) => ({ reply: isSc(r) ? "Nice picture!" : '{"score": [7, 7]}' });
+    const r = await new JudgeScorer(config()).score(input);
+    expect(server.requests.filter(isSc)).to.have.length(2);
+    expect(r.viescore!.sc).to.deep.include({ status: "unscored", lists: [] });
+    expect(r.viescore!.sc.score).to.equal(undefined);
+    expect(r.viescore!.sc.raw).to.contain("Nice picture!");
+    expect(r.viescore!.o).to.equal(undefined);
+    expect(r.viescore!.pq.score).to.equal(7);
+    expect(r.perspectives.following.status).to.equal("unscored");
+  });
+
+  it("CLI score --protocol viescore and POST /v1/scores with protocol=viescore", async () => {
+    server.handler = (r) => ({ reply: isSc(r) ? '{"reasoning": "r", "score": [9, 4]}' : '{"reasoning": "r", "score": [9, 9]}' });
+    const env = { OPENAI_BASE_URL: server.url, OPENAI_API_KEY: KEY, REWARD_EDIT_JUDGE_MODEL: "vie-judge" };
+    const cli = await runCli(["score", "--source", path.join(PHOTOS, "coffee.png"), "--edited", path.join(PHOTOS, "chelsea.png"), "--instruction", "make the mug red", "--protocol", "viescore"], env);
+    expect(cli.code, cli.stderr).to.equal(0);
+    expect(JSON.parse(cli.stdout).viescore).to.deep.include({ o: 6 });
+
+    Object.assign(process.env, env);
+    try {
+      const s = await startServer(pino({ level: "silent" }), { port: 0, host: "127.0.0.1", workers: 1 }, {});
+      try {
+        const post = (fields: Record<string, string>) => fetch(`${s.url}/v1/scores`, { method: "POST", body: baseForm({ instruction: "make the mug red", ...fields }, { source, edited }) });
+        const v = (await (await post({ protocol: "viescore" })).json()) as { protocol: string; viescore: { sc: { score: number }; pq: { score: number }; o: number } };
+        expect(v).to.deep.include({ protocol: "viescore" });
+        expect([v.viescore.sc.score, v.viescore.pq.score, v.viescore.o]).to.deep.equal([4, 9, 6]);
+        // the server's own protocol when none is asked for
+        expect(((await (await post({})).json()) as { protocol: string }).protocol).to.equal("mrc");
+        const bad = await post({ protocol: "viescore", backend: "local" });
+        expect(bad.status).to.equal(400);
+        expect(((await bad.json()) as { error: { field: string } }).error.field).to.equal("protocol");
+        expect((await post({ protocol: "coin-toss" })).status).to.equal(400);
+      } finally {
+        await s.stop();
+      }
+    } finally {
+      for (const k of Object.keys(env)) delete process.env[k];
+    }
   });
 });
