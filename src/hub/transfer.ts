@@ -97,13 +97,18 @@ export async function downloadBlob(spec: BlobSpec, o: TransferOptions): Promise<
   mkdirSync(path.dirname(spec.dest), { recursive: true });
   const doFetch = o.fetch ?? fetch;
   const attempts = o.attempts ?? 5;
+  // what the progress display was told: resumed bytes once, then each chunk as it lands
   let reported = 0;
+  const tick = (n: number) => {
+    reported += n;
+    o.onBytes?.(n);
+  };
   for (let attempt = 1; ; attempt++) {
     let have = existsSync(partial) ? statSync(partial).size : 0;
     if (have > spec.size) (rmSync(partial), (have = 0));
-    const h = newHash(spec);
+    let h = newHash(spec);
     if (have > 0) await hashPrefix(partial, h);
-    if (have > reported) (o.onBytes?.(have - reported), (reported = have));
+    if (have !== reported) tick(have - reported);
     let res: Response;
     try {
       res = await doFetch(spec.url, { headers: { ...o.headers, ...(have > 0 ? { Range: `bytes=${have}-` } : {}) }, redirect: "follow" });
@@ -125,15 +130,15 @@ export async function downloadBlob(spec: BlobSpec, o: TransferOptions): Promise<
       throw classify({ status: res.status, code: res.headers.get("x-error-code"), url: spec.url, detail: detail.slice(0, 200) }, { ...o.context, path: spec.file });
     } else {
       if (have > 0 && res.status !== 206) {
-        // the server ignored the Range: start over rather than append a second copy
+        // the server ignored the Range and sent the whole file: take it from the start rather
+        // than append a second copy
         rmSync(partial, { force: true });
-        o.onBytes?.(-have);
-        reported -= have;
-        return downloadBlob(spec, { ...o, attempts: attempts - attempt + 1 });
+        tick(-have);
+        h = newHash(spec);
+        have = 0;
       }
       try {
-        const n = await append(res, partial, h, o.onBytes);
-        reported += n;
+        await append(res, partial, h, tick);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ENOSPC") throw diskFull(path.dirname(spec.dest), spec.size - have);
         if (attempt < attempts) {

@@ -130,7 +130,12 @@ describe("Hugging Face Hub: models pull, the shared cache, Real-Edit (loopback H
     const file = "unet/diffusion_pytorch_model.safetensors";
     hub.faults.cut.set(file, 1_000_000);
     const mark = hub.log.length;
-    const snap = await pullSnapshot({ repo: "test-org/instruct-pix2pix", env });
+    let shown = 0;
+    let announced = 0;
+    const progress = { start: (total: number) => void (announced = total), bytes: (n: number) => void (shown += n), fileDone() {}, stop() {} };
+    const snap = await pullSnapshot({ repo: "test-org/instruct-pix2pix", env, progress });
+    // the progress display counts the resumed bytes once
+    expect(shown).to.equal(announced);
     const tries = transfersSince(mark).filter((t) => t.file === file);
     expect(tries.map((t) => [t.range, t.sent])).to.deep.equal([
       [undefined, 1_000_000],
@@ -138,6 +143,22 @@ describe("Hugging Face Hub: models pull, the shared cache, Real-Edit (loopback H
     ]);
     const blob = readFileSync(path.join(snap.dir, file));
     expect(blob.equals(hub.repos.get("model:test-org/instruct-pix2pix")!.files.get(file)!.content)).to.equal(true);
+
+    // a proxy that ignores Range answers 200 with the whole file: taken from the start, not appended
+    const text = "text_encoder/model.safetensors";
+    hub.faults.cut.set(text, 2_000_000);
+    hub.faults.ignoreRange.add(text);
+    try {
+      const mark2 = hub.log.length;
+      const again = await pullSnapshot({ repo: "test-org/instruct-pix2pix", env: hubEnv(envFor("resume-no-range")) });
+      expect(transfersSince(mark2).filter((t) => t.file === text).map((t) => [t.range, t.sent])).to.deep.equal([
+        [undefined, 2_000_000],
+        ["bytes=2000000-", 6_440_048],
+      ]);
+      expect(readFileSync(path.join(again.dir, text)).equals(hub.repos.get("model:test-org/instruct-pix2pix")!.files.get(text)!.content)).to.equal(true);
+    } finally {
+      hub.faults.ignoreRange.delete(text);
+    }
   });
 
   it("two pulls sharing one cache at once (replicas on a volume): each file fetched once, the folder converted once", async () => {

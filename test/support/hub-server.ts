@@ -101,12 +101,14 @@ export interface Faults {
   cut: Map<string, number>;
   /** Repository paths whose content store copy has a flipped byte. */
   corrupt: Set<string>;
+  /** Repository paths served whole (200) whatever Range asks, as some proxies do. */
+  ignoreRange: Set<string>;
 }
 
 export class HubServer {
   readonly repos = new Map<string, HubRepo>();
   readonly log: LoggedRequest[] = [];
-  readonly faults: Faults = { cut: new Map(), corrupt: new Set() };
+  readonly faults: Faults = { cut: new Map(), corrupt: new Set(), ignoreRange: new Set() };
   /** Tree entries per page: small, so the client's paging is exercised. */
   pageSize = 4;
   private server?: Server;
@@ -310,7 +312,7 @@ export class HubServer {
   /** A body, honouring `Range: bytes=N-` (206) and the cut fault (the socket dies after N bytes). */
   private send(req: IncomingMessage, res: ServerResponse, entry: LoggedRequest, content: Buffer, headers: Record<string, string>, file: string): void {
     let start = 0;
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
+    const range = this.faults.ignoreRange.has(file) ? null : /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
     if (range) start = Number(range[1]);
     if (start > content.length) {
       res.writeHead(416, { "content-range": `bytes */${content.length}` });
