@@ -3,7 +3,7 @@ import type { EditOptions, Rewards } from "../editor/index.js";
 import { type Preset, getPreset } from "./presets/index.js";
 
 /** How an edit is sampled: the scheduler and the ways of spending fewer UNet evaluations (issue 20). */
-export type SamplingOptions = Pick<EditOptions, "scheduler" | "karrasSigmas" | "guidanceInterval" | "adaptiveGuidance" | "cacheInterval">;
+export type SamplingOptions = Pick<EditOptions, "scheduler" | "karrasSigmas" | "guidanceInterval" | "adaptiveGuidance" | "cacheInterval" | "vaeTiling" | "resolution">;
 
 export interface RequestedParams extends SamplingOptions {
   rewards?: Rewards;
@@ -50,6 +50,8 @@ export function resolveParams(req: RequestedParams, presets: Record<string, Pres
     guidanceInterval: req.guidanceInterval ?? p?.guidance_interval,
     adaptiveGuidance: req.adaptiveGuidance ?? p?.adaptive_guidance,
     cacheInterval: req.cacheInterval ?? (model.deepCache ? p?.cache_interval : undefined),
+    vaeTiling: req.vaeTiling ?? p?.vae_tiling,
+    resolution: req.resolution ?? p?.resolution,
   };
   return {
     preset: p?.name ?? null,

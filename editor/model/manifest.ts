@@ -48,6 +48,18 @@ export const DomainSchema = z.strictObject({
     .default([]),
 });
 
+/**
+ * Live previews (editor/pipeline/preview.ts): a linear map from the scaled latent's channels to
+ * RGB in [-1, 1], fitted by least squares from this folder's VAE decoder (models/train/preview_fit.py).
+ */
+export const PreviewSchema = z.strictObject({
+  /** One [r, g, b] row per latent channel. */
+  factors: z.array(z.tuple([z.number(), z.number(), z.number()])).min(1),
+  bias: z.tuple([z.number(), z.number(), z.number()]).default([0, 0, 0]),
+  /** How the map was obtained and how well it fits, for the record. */
+  fit: z.record(z.string(), z.unknown()).optional(),
+});
+
 export const ManifestSchema = z.object({
   format: z.string().default("reward-edit/1"),
   name: z.string().default("unnamed"),
@@ -72,6 +84,7 @@ export const ManifestSchema = z.object({
   rewards: RewardInputsSchema.optional(),
   deep_cache: DeepCacheSchema.optional(),
   domain: DomainSchema.optional(),
+  preview: PreviewSchema.optional(),
   training: z.record(z.string(), z.unknown()).optional(),
   /** Where the weights came from (the converter's record; `hub`: repository, subfolder, commit), so /v1/models can say what is served. */
   source: z.record(z.string(), z.unknown()).optional(),
@@ -81,6 +94,7 @@ export type Manifest = z.infer<typeof ManifestSchema>;
 export type RewardInputs = z.infer<typeof RewardInputsSchema>;
 export type Domain = z.infer<typeof DomainSchema>;
 export type DeepCache = z.infer<typeof DeepCacheSchema>;
+export type Preview = z.infer<typeof PreviewSchema>;
 
 export function parseManifest(raw: unknown): Manifest {
   const r = ManifestSchema.safeParse(raw ?? {});

@@ -9,6 +9,10 @@ import { Generator } from "../tensor/random.js";
 import { DETAIL_MODES, type DetailMode, composeFullResolution, maskPng, regionRaster } from "./detail.js";
 import { InstructPix2PixDenoiser } from "./guidance.js";
 import { type OutputFormat, decodeSource, encodeImage, openImage, resizeRgb, toRgb8 } from "./image.js";
+import type { LatentEstimate } from "./preview.js";
+import { type EncodeCache, hashParts, modelEncodeCache, modelKey } from "./encode-cache.js";
+import { DEFAULT_VAE_TILE, VAE_TILING_MODES, type VaeTiling, checkTileSize, decodeLatent, defaultVaeTiling, encodeLatent, tileFor } from "./vae-tiling.js";
+import { predictOriginal } from "../schedulers/base.js";
 import { LatentBlender, MASK_MODES, type MaskMode, featheredMask, latentMask, pasteInside } from "./mask.js";
 import { type EditMask, MaskInputError, decodeMask } from "../../raster/mask.js";
 
@@ -63,9 +67,32 @@ export interface EditOptions {
    */
   maskMode?: MaskMode;
   onStep?: (p: StepProgress) => void;
+  /**
+   * Called after each step with the model's estimate of the clean latent (for previews,
+   * preview.ts); computed only when set. The array is reused: copy it to keep it.
+   */
+  onEstimate?: (e: LatentEstimate) => void;
   signal?: AbortSignal;
   /** Also return the VAE decoder's float output (for parity checks against the PyTorch reference). */
   keepDecoded?: boolean;
+  /**
+   * Where the source latent and the text embeddings are kept between edits (encode-cache.ts);
+   * default the model's own cache, null: none.
+   */
+  encodeCache?: EncodeCache | null;
+  /**
+   * Tiled VAE encode and decode (vae-tiling.ts): "auto" above a 512 px working size, "on"
+   * whenever the image exceeds a tile, "off" never. Default: auto, or setDefaultVaeTiling's.
+   */
+  vaeTiling?: VaeTiling;
+  /** Tile side in working pixels; default DEFAULT_VAE_TILE. */
+  vaeTile?: number;
+  /**
+   * Long side of the working size, in pixels (a multiple of the manifest's size_multiple);
+   * default the manifest's resolution. IP2P-family models edit well up to 768, SD2/SDXL-class
+   * ones at 768-1024.
+   */
+  resolution?: number;
 }
 
 export interface StepProgress {
@@ -99,6 +126,10 @@ export interface EditResult {
     detail: DetailMode;
     /** Null without a mask (or with one that lets everything change). */
     maskMode: MaskMode | null;
+    /** (always set by edit(); optional for results made elsewhere) */
+    vaeTiling?: VaeTiling;
+    /** The tile the VAE ran on, in working pixels; 0: the whole image at once. */
+    vaeTile?: number;
   };
   /** Share of the input's pixels returned exactly as they were (null when detail is off). */
   keptFraction: number | null;
@@ -117,6 +148,8 @@ export interface EditResult {
     /** Shallow-graph evaluations on cached deep features (cacheInterval > 1). */
     shallowEvaluations: number;
     composeMs: number;
+    /** Whether the source latent and the text embeddings came from the encode cache. */
+    cached: { latent: boolean; text: boolean };
   };
   decoded?: { data: Float32Array; dims: number[] };
 }
@@ -133,6 +166,8 @@ export class EditInputError extends Error {
 
 export const DEFAULT_REWARDS: Rewards = [5, 5, 5];
 export const MAX_SEED = 2 ** 32 - 1;
+/** Largest working long side: SDXL-class models' 1024 px, with room. */
+export const MAX_RESOLUTION = 2048;
 
 function abortError(): Error {
   return new DOMException("edit cancelled", "AbortError");
@@ -192,6 +227,15 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   if (adaptiveGuidance !== null && !(Number.isFinite(adaptiveGuidance) && adaptiveGuidance > 0 && adaptiveGuidance <= 1)) {
     throw new EditInputError("adaptive_guidance", "adaptive_guidance must be a cosine threshold in (0, 1]");
   }
+  const resolution = o.resolution ?? m.resolution;
+  if (!Number.isInteger(resolution) || resolution < m.size_multiple || resolution > MAX_RESOLUTION || resolution % m.size_multiple !== 0) {
+    throw new EditInputError("resolution", `resolution must be a multiple of ${m.size_multiple} in ${m.size_multiple}..${MAX_RESOLUTION}`);
+  }
+  const vaeTiling = o.vaeTiling ?? defaultVaeTiling();
+  if (!VAE_TILING_MODES.includes(vaeTiling)) throw new EditInputError("vae_tiling", `vae_tiling must be one of ${VAE_TILING_MODES.join(", ")}`);
+  const tileSize = o.vaeTile ?? DEFAULT_VAE_TILE;
+  const tileProblem = checkTileSize(tileSize, m.latent_downscale);
+  if (tileProblem) throw new EditInputError("vae_tile", tileProblem);
   const cacheInterval = o.cacheInterval ?? 1;
   if (!Number.isInteger(cacheInterval) || cacheInterval < 1 || cacheInterval > 50) throw new EditInputError("cache_interval", "cache_interval must be an integer in 1..50");
   if (cacheInterval > 1 && !model.unetShallow) {
@@ -215,7 +259,7 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   //    meanwhile. A bad image fails here (header) or at 4 (pixels), never as an unhandled rejection.
   const feedback = m.rewards ? (o.feedback ?? m.rewards.default_feedback) : null;
   const prompts = [o.instruction, "", ...(feedback !== null && m.rewards?.feedback_input ? [feedback] : [])];
-  const opening = openImage(o.image, { resolution: m.resolution, multiple: m.size_multiple });
+  const opening = openImage(o.image, { resolution, multiple: m.size_multiple });
   opening.catch(() => {});
   const ids = prompts.flatMap((p) => model.tokenizer.encode(p));
   const opened = await opening;
@@ -226,17 +270,30 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   sourceReady?.catch(() => {});
 
   // 3. encode the prompt, the empty prompt and (for MRC models) the feedback text in one batch
-  const enc = await model.textEncoder.run({ input_ids: idsTensor(ids, model.tokenizer.config.model_max_length, model.textEncoder) });
-  const hidden = enc.last_hidden_state ?? Object.values(enc)[0];
-  const [, len, dim] = hidden.dims;
-  const textEmbedding = hidden.data.slice(0, len * dim);
-  const emptyEmbedding = hidden.data.slice(len * dim, 2 * len * dim);
-  let feedbackEmbedding: Float32Array | undefined;
-  if (prompts.length === 3) {
-    const pooled = enc.pooler_output ?? enc.text_embeds;
-    if (!pooled) throw new Error("text_encoder has no pooled output for the reward feedback");
-    feedbackEmbedding = pooled.data.slice(2 * pooled.dims[1], 3 * pooled.dims[1]);
+  //    (the whole batch on a miss, so a cached embedding is the very one an uncached edit computes)
+  const cache = o.encodeCache === undefined ? modelEncodeCache(model) : o.encodeCache;
+  const cached = { latent: false, text: false };
+  const encodeText = async () => {
+    const enc = await model.textEncoder.run({ input_ids: idsTensor(ids, model.tokenizer.config.model_max_length, model.textEncoder) });
+    const hidden = enc.last_hidden_state ?? Object.values(enc)[0];
+    const [, len, dim] = hidden.dims;
+    let feedback: Float32Array | undefined;
+    if (prompts.length === 3) {
+      const pooled = enc.pooler_output ?? enc.text_embeds;
+      if (!pooled) throw new Error("text_encoder has no pooled output for the reward feedback");
+      feedback = pooled.data.slice(2 * pooled.dims[1], 3 * pooled.dims[1]);
+    }
+    return { text: hidden.data.slice(0, len * dim), empty: hidden.data.slice(len * dim, 2 * len * dim), feedback, len, dim };
+  };
+  let embeddings;
+  if (cache) {
+    let ran = false;
+    embeddings = await cache.embeddings(hashParts(modelKey(model), prompts.length, ...prompts), () => ((ran = true), encodeText()));
+    cached.text = !ran;
+  } else {
+    embeddings = await encodeText();
   }
+  const { text: textEmbedding, empty: emptyEmbedding, feedback: feedbackEmbedding, len, dim } = embeddings;
   check();
 
   // 4. the image at the model's working size
@@ -246,15 +303,22 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   scheduler.setTimesteps(steps);
 
   // 6. image latent: the VAE encoder's mean, not scaled (InstructPix2Pix)
-  const encOut = await model.vaeEncoder.run({
-    sample: { type: "float32", data: img.pixels, dims: [1, 3, img.height, img.width] },
-  });
-  const lat = Object.values(encOut)[0];
   const C = m.latent_channels;
-  const h = lat.dims[2];
-  const w = lat.dims[3];
+  const vaeTile = tileFor(vaeTiling, img.width, img.height, tileSize);
+  const encodeSource = () => encodeLatent(model.vaeEncoder, { data: img.pixels, channels: 3, height: img.height, width: img.width }, C, m.latent_downscale, vaeTile);
+  let source;
+  if (cache) {
+    let ran = false;
+    // the photo's bytes, the size it is edited at and the tiling decide the latent
+    source = await cache.latent(hashParts(modelKey(model), o.image, img.width, img.height, img.content.left, img.content.top, img.content.width, img.content.height, vaeTile), () => ((ran = true), encodeSource()));
+    cached.latent = !ran;
+  } else {
+    source = await encodeSource();
+  }
+  const h = source.height;
+  const w = source.width;
   const plane = C * h * w;
-  const imageLatent = lat.data.slice(0, plane); // an 8-channel output is mean + logvar: the mean comes first
+  const imageLatent = source.data;
 
   // 7. noise latent
   const rng = new Generator(seed);
@@ -294,23 +358,35 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
       : undefined,
   });
   const scaled = new Float32Array(plane);
+  const x0 = o.onEstimate ? new Float32Array(plane) : null;
+  const down = m.latent_downscale;
+  const latentContent = { left: Math.floor(img.content.left / down), top: Math.floor(img.content.top / down), width: Math.max(1, Math.round(img.content.width / down)), height: Math.max(1, Math.round(img.content.height / down)) };
   for (let i = 0; i < scheduler.timesteps.length; i++) {
     check();
     const t = scheduler.timesteps[i];
     scaled.set(latents);
     scheduler.scaleModelInput(scaled, i);
     const eps = await denoiser.predict(scaled, t, scheduler.noiseLevel(i));
+    if (x0) {
+      // before step(), which may reuse eps; every scheduler's model input is the
+      // variance-preserving sample, so one formula serves all
+      const sigma = scheduler.noiseLevel(i);
+      const up = Math.sqrt(sigma * sigma + 1);
+      const type = schedulerConfig.prediction_type;
+      for (let k = 0; k < plane; k++) x0[k] = predictOriginal(type, eps[k], scaled[k] * up, sigma);
+    }
     scheduler.step(eps, i, latents, rng);
     blender?.apply(latents, i);
     o.onStep?.({ step: i + 1, steps, timestep: t });
+    if (x0) o.onEstimate!({ step: i + 1, steps, x0, channels: C, height: h, width: w, content: latentContent });
   }
   check();
 
   // 10. decode
   const scaling = m.scaling_factor;
   for (let k = 0; k < plane; k++) latents[k] /= scaling;
-  const dec = await model.vaeDecoder.run({ latent_sample: { type: "float32", data: latents, dims: [1, C, h, w] } });
-  const out = Object.values(dec)[0];
+  const decodedPlanes = await decodeLatent(model.vaeDecoder, { data: latents, channels: C, height: h, width: w }, m.latent_downscale, vaeTile);
+  const out = { data: decodedPlanes.data, dims: [1, decodedPlanes.channels, decodedPlanes.height, decodedPlanes.width] };
   const [, , H, W] = out.dims;
   const format = o.format ?? "png";
   let rgb: Buffer;
@@ -366,10 +442,12 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
       workingHeight: H,
       detail,
       maskMode: editMask ? maskMode : null,
+      vaeTiling,
+      vaeTile,
     },
     keptFraction,
     mask,
-    timings: { totalMs: performance.now() - t0, ortMs, unetCalls: denoiser.calls, unetBatch: denoiser.maxBatch, unetEvaluations: denoiser.evaluations, shallowEvaluations: denoiser.shallowEvaluations, composeMs },
+    timings: { totalMs: performance.now() - t0, ortMs, unetCalls: denoiser.calls, unetBatch: denoiser.maxBatch, unetEvaluations: denoiser.evaluations, shallowEvaluations: denoiser.shallowEvaluations, composeMs, cached },
     decoded: o.keepDecoded ? { data: out.data, dims: out.dims } : undefined,
   };
 }

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "train"))
 
 import checkpoint  # noqa: E402
 import deepcache  # noqa: E402
+import preview_fit  # noqa: E402
 import single_file  # noqa: E402
 import unet as unet_mod  # noqa: E402
 from vae import VaeDecoderGraph, VaeEncoderGraph  # noqa: E402
@@ -196,6 +197,7 @@ def convert(src: str, out: str, dtype: str = "float32", name: str | None = None,
         ck.states.pop("text_encoder")
         vae = checkpoint.instantiate(ck, "vae")
         export_vae(vae, out)
+        preview = preview_fit.fit(vae.encode_mean, vae.decode, ck.configs["vae"].get("scaling_factor", 0.18215), 2 ** (len(ck.configs["vae"]["block_out_channels"]) - 1))
         del vae
         ck.states.pop("vae")
         unet = checkpoint.instantiate(ck, "unet")
@@ -208,7 +210,7 @@ def convert(src: str, out: str, dtype: str = "float32", name: str | None = None,
         # copyfile: the source may be read-only, the folder we write must not be
         shutil.copytree(os.path.join(small_files, d), os.path.join(out, d), dirs_exist_ok=True, copy_function=shutil.copyfile)
     shutil.copyfile(os.path.join(small_files, "model_index.json"), os.path.join(out, "model_index.json"))
-    m = manifest(ck, name or os.path.basename(os.path.normpath(out)), dtype)
+    m = manifest(ck, name or os.path.basename(os.path.normpath(out)), dtype) | {"preview": preview}
     if single:
         m["source"].update({"layout": "single-file", "file": os.path.basename(src),
                             "config": os.path.basename(os.path.normpath(config)), "ema": ema})

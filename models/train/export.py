@@ -15,6 +15,7 @@ import torch
 
 import bpe
 import deepcache
+import preview_fit
 import reference
 import scenes
 from model import AutoEncoder, EpsUNet, TextEncoder, UNet
@@ -130,6 +131,8 @@ def export_folder(out: str, text: TextEncoder, ae: AutoEncoder, unet: UNet, sf: 
         manifest["rewards"] = {"scores_input": "reward_scores", "feedback_input": "feedback_embeds",
                                "perspectives": ["following", "preserving", "quality"], "range": [0, 5],
                                "default_feedback": "None; None; None"}
+    # live previews: the latent -> RGB map of this decoder (preview_fit.py)
+    manifest["preview"] = preview_fit.fit(ae.encode, ae.decode, sf, cfg.get("ae_down", 2), preview_fit.fit_images(size=size))
     json.dump(manifest, open(f"{out}/reward-edit.json", "w"), indent=2)
     # the same weights for the PyTorch reference (parity test, `npm run bench`)
     os.makedirs(f"{out}/reference", exist_ok=True)

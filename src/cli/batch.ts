@@ -1,5 +1,7 @@
 /** `reward-edit batch`: a folder or manifest of catalogue photos, edited on the worker pool, resumable. */
+import { randomUUID } from "node:crypto";
 import path from "node:path";
+import { pino } from "pino";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { type OutputFormat, OUTPUT_FORMATS } from "../../editor/index.js";
@@ -7,6 +9,8 @@ import { JudgeScorer, LocalScorer, judgeConfigFrom } from "../../reward/index.js
 import { ManifestError, readBatchInput } from "../batch/manifest.js";
 import { runBatch } from "../batch/run.js";
 import { sessionOptionsFromEnv } from "../config/session.js";
+import { serverConfigFrom } from "../config/server.js";
+import { WebhookSender } from "../server/webhooks.js";
 import { loadPresets } from "../presets/index.js";
 import { addEditFlags, parseEditFlags } from "./edit-flags.js";
 import { cliProvenance } from "./provenance.js";
@@ -23,6 +27,7 @@ export function registerBatch(program: Command): void {
     .option("--format <fmt>", `output format: ${OUTPUT_FORMATS.join(", ")}`, "png")
     .option("--workers <n>", 'inference workers ("auto": one per core for a small model, one for a large one)', "auto")
     .option("--no-score", "do not score the results (scores come from the judge when configured, else the local scorer)")
+    .option("--webhook <url>", "call this URL for every finished photo and once at the end, signed with REWARD_EDIT_WEBHOOK_SECRET (docs/progress.md)")
     .action(async (o) => {
       if (!OUTPUT_FORMATS.includes(o.format)) throw new CliError(`--format must be one of ${OUTPUT_FORMATS.join(", ")}, got "${o.format}"`);
       const workers = o.workers === "auto" ? "auto" : parseNumber("--workers", o.workers, { integer: true, min: 1, max: 64 });
@@ -35,6 +40,7 @@ export function registerBatch(program: Command): void {
         if (err instanceof ManifestError) throw new CliError(err.message);
         throw err;
       }
+      const hooks = o.webhook ? await batchWebhooks(o.webhook) : null;
       const provenance = await cliProvenance();
       const judge = judgeConfigFrom();
       const session = sessionOptionsFromEnv();
@@ -66,6 +72,7 @@ export function registerBatch(program: Command): void {
           bar?.start(todo, 0, { failed: 0 });
         },
         onRow: (r) => {
+          hooks?.send(r.error ? "batch.photo.failed" : "batch.photo.succeeded", r);
           finished++;
           if (r.error) failedNow++;
           if (bar) bar.update(finished, { failed: failedNow });
@@ -77,10 +84,38 @@ export function registerBatch(program: Command): void {
         },
       });
       bar?.stop();
+      hooks?.send("batch.completed", outcome);
+      if (hooks && !(await hooks.settled())) process.stderr.write("batch: some webhook calls were not delivered (see above)\n");
       process.stderr.write(
         `batch: ${outcome.edited} edited, ${outcome.failed} failed, ${outcome.skipped} already done, ${(outcome.wallMs / 1000).toFixed(1)} s; ` +
           `${outcome.summary}, contact sheet ${outcome.contactSheet}\n`,
       );
       if (outcome.failed) process.exitCode = 2;
     });
+}
+
+/** --webhook: one signed call per finished photo and one at the end, each retried (webhooks.ts). */
+async function batchWebhooks(url: string) {
+  const config = serverConfigFrom(process.env);
+  const logger = pino({ level: process.env.LOG_LEVEL ?? "warn" }, pino.destination(2));
+  const sender = new WebhookSender(config, logger, () => "");
+  let checked: string;
+  try {
+    checked = (await sender.check(url))!;
+  } catch (err) {
+    throw new CliError(`--webhook: ${(err as Error).message.replace(/^webhook_url /, "")}`);
+  }
+  const run = randomUUID();
+  let n = 0;
+  const pending: Promise<boolean>[] = [];
+  return {
+    send(type: string, data: unknown) {
+      const payload = JSON.stringify({ type, timestamp: new Date().toISOString(), data });
+      pending.push(sender.deliver({ id: `msg_batch_${run}_${n++}`, url: checked, payload }, { keepAlive: true }));
+    },
+    /** Waits for every call; false when one was given up. */
+    async settled() {
+      return (await Promise.all(pending)).every(Boolean);
+    },
+  };
 }

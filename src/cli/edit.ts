@@ -1,8 +1,8 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
-import { type OutputFormat, edit, loadModel } from "../../editor/index.js";
+import { type LatentEstimate, type OutputFormat, edit, loadModel, previewMapFor, previewPng } from "../../editor/index.js";
 import { MAX_ROUNDS } from "../refine/index.js";
 import { refineToFiles } from "./refine.js";
 import { sessionOptionsFromEnv } from "../config/session.js";
@@ -26,6 +26,7 @@ export function registerEdit(program: Command): void {
     .option("--mask <file>", "write the full-resolution blend mask (PNG, white = edited; with --detail keep)")
     .option("--refine <n>", "refinement rounds: score each result (judge when configured, else the local scorer) and edit again from its verdict; the best round is written", "1")
     .option("--rounds-dir <dir>", "with --refine: write every round's image and rounds.json here")
+    .option("--preview-dir <dir>", "write a small preview of the forming image at every step here (step-001.png, ...; docs/progress.md)")
     .requiredOption("--out <file>", "output image (.png, .jpg or .webp)")
     .action(async (o, cmd: Command) => {
       const like = o.like ? await applyLike(o.like, o, cmd) : undefined;
@@ -34,6 +35,7 @@ export function registerEdit(program: Command): void {
       const format = FORMAT_BY_EXT[path.extname(o.out).toLowerCase()];
       if (!format) throw new CliError(`--out must end in .png, .jpg or .webp, got "${o.out}"`);
       if (o.mask && o.detail !== "keep") throw new CliError("--mask needs --detail keep");
+      if (o.previewDir && rounds > 1) throw new CliError("--preview-dir is for a single edit; it does not combine with --refine");
       const f = await parseEditFlags(o);
       const { params, seed } = f;
       if (like?.mask_sha256 && maskDigest(f.editMask) !== like.mask_sha256) {
@@ -61,7 +63,18 @@ export function registerEdit(program: Command): void {
         model: { name: model.manifest.name, digest: await modelDigest(f.modelDir) },
         source: image,
       });
-      const bar = process.stderr.isTTY ? new SingleBar({ format: "editing [{bar}] {value}/{total} steps | ETA {eta}s", stream: process.stderr }) : null;
+      const bar = process.stderr.isTTY ? new SingleBar({ format: "editing [{bar}] {value}/{total} steps | ETA {eta_formatted}", etaBuffer: 5, stream: process.stderr }) : null;
+      // previews are written as the steps go, each from its own copy of the estimate's pixels
+      const previewMap = o.previewDir ? previewMapFor(model.manifest) : null;
+      if (o.previewDir && !previewMap) process.stderr.write(`preview: ${model.manifest.name} has no latent preview map (reward-edit.json preview) and no fallback for ${model.manifest.latent_channels} latent channels: no previews written\n`);
+      if (previewMap) await mkdir(o.previewDir, { recursive: true });
+      const previewWrites: Promise<void>[] = [];
+      const onEstimate = previewMap
+        ? (e: LatentEstimate) => {
+            const name = path.join(o.previewDir, `step-${String(e.step).padStart(3, "0")}.png`);
+            previewWrites.push(previewPng(e, previewMap).then(({ png }) => writeFile(name, png)));
+          }
+        : undefined;
       try {
         if (rounds > 1) {
           await refineToFiles(model, { image, instruction: o.instruction, params, seed, rounds, out: o.out, roundsDir: o.roundsDir, format, editMask: f.editMask, maskMode: f.maskMode,
@@ -86,8 +99,10 @@ export function registerEdit(program: Command): void {
             if (p.step === 1) bar?.start(p.steps, 0);
             bar?.update(p.step);
           },
+          onEstimate,
         });
         bar?.stop();
+        await Promise.all(previewWrites);
         await writeFile(o.out, await marker.markResult(result.image, format, await facts(result)));
         if (o.mask && result.mask) await writeFile(o.mask, result.mask);
         const r = result.parameters;

@@ -20,6 +20,8 @@ export const SERVER_SETTINGS = {
     default: "auto",
   },
   ortThreads: { env: "ORT_THREADS", doc: "ONNX Runtime intra-op threads per worker (0 = cores / workers)", schema: int(0, 256), default: "0" },
+  vaeTiling: { env: "REWARD_EDIT_VAE_TILING", doc: "VAE on overlapping tiles for edits that do not say (vae_tiling): auto = above a 512 px working size, on = every image larger than a 256 px tile (a full-size model's peak memory 8.0 -> 6.0 GB), off", schema: z.enum(["auto", "on", "off"]), default: "auto" },
+  encodeCacheMb: { env: "REWARD_EDIT_ENCODE_CACHE_MB", doc: "MiB per worker for source latents and text embeddings reused by edits of the same photo or instruction (0 = off)", schema: int(0, 65_536), default: "64" },
   providers: { env: "REWARD_EDIT_PROVIDERS", doc: "execution providers in order, CPU is the fallback", schema: csv, default: "cpu" },
   queueSize: { env: "REWARD_EDIT_QUEUE_SIZE", doc: "jobs waiting beyond those running; more are answered 429", schema: int(0, 10_000), default: "16" },
   requestTimeoutMs: { env: "REWARD_EDIT_REQUEST_TIMEOUT_MS", doc: "a synchronous edit taking longer is cancelled (504)", schema: int(1_000, 3_600_000), default: "120000" },
@@ -81,6 +83,25 @@ export const SERVER_SETTINGS = {
     default: "on",
   },
   jobLockMs: { env: "REWARD_EDIT_JOB_LOCK_MS", doc: "with Redis: how long a replica's claim on a running job lasts unrenewed, i.e. how soon another replica takes over the jobs of one that died", schema: int(1_000, 600_000), default: "30000" },
+  webhookSecret: {
+    env: "REWARD_EDIT_WEBHOOK_SECRET",
+    doc: "whsec_<base64>: signs webhook calls (Standard Webhooks; docs/progress.md); empty: webhook_url is refused",
+    schema: z.string().regex(/^(whsec_[A-Za-z0-9+/]+={0,2})?$/, "must be whsec_ followed by base64"),
+    default: "",
+  },
+  webhookAllow: {
+    env: "REWARD_EDIT_WEBHOOK_ALLOW",
+    doc: "comma-separated hosts webhooks may call although they resolve to loopback, link-local or private addresses (refused by default)",
+    schema: csv,
+    default: "",
+  },
+  webhookTimeoutMs: { env: "REWARD_EDIT_WEBHOOK_TIMEOUT_MS", doc: "how long one webhook call may take before it counts as failed", schema: int(100, 120_000), default: "10000" },
+  webhookRetryMs: {
+    env: "REWARD_EDIT_WEBHOOK_RETRY_MS",
+    doc: "delay before a failed webhook call's first retry; each next one waits 4x longer, 5 attempts in all (5 s, 20 s, 80 s, 320 s)",
+    schema: int(1, 3_600_000),
+    default: "5000",
+  },
 } as const;
 
 type Settings = typeof SERVER_SETTINGS;

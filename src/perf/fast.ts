@@ -161,7 +161,8 @@ interface CostRequest {
 async function costChild(req: CostRequest): Promise<void> {
   const model = await loadModel(req.model, { intraOpThreads: THREADS, interOpThreads: 1 });
   const image = readFileSync(req.image);
-  const run = (seed: number) => edit(model, { image, instruction: req.instruction, seed, ...req.options });
+  // each repeat is a whole edit: the encode cache would skip both encoders after the first
+  const run = (seed: number) => edit(model, { image, instruction: req.instruction, seed, encodeCache: null, ...req.options });
   for (let i = 0; i < req.warmup; i++) await run(i);
   const wall: number[] = [];
   const runMs = () => ({ text_encoder: model.textEncoder.runMs, vae_encoder: model.vaeEncoder.runMs, unet: model.unet.runMs, unet_shallow: model.unetShallow?.runMs ?? 0, vae_decoder: model.vaeDecoder.runMs });

@@ -36,7 +36,8 @@ const SMALL_IMAGE = path.join(ROOT, "models", "heldout", "syn-0000-source.png");
 export async function measureEdits(dir: string, opts: { repeats: number; steps: number; image: string }) {
   const model = await loadModel(dir, { intraOpThreads: THREADS, interOpThreads: 1 });
   const image = readFileSync(opts.image);
-  const run = (seed: number) => edit(model, { image, instruction: "make the mug red", steps: opts.steps, seed });
+  // whole edits each time: the encode cache would skip both encoders after the first
+  const run = (seed: number) => edit(model, { image, instruction: "make the mug red", steps: opts.steps, seed, encodeCache: null });
   // warm-up: the first runs grow ORT's arenas and get the loop's JavaScript compiled by V8's
   // optimising tier; a serving process is in that state after its first few edits
   for (let i = 0; i < 3; i++) await run(i);
@@ -84,10 +85,10 @@ export async function sweepSessionOptions(dir: string, rounds = 4, perRound = 3)
   for (const v of variants) models.push(await loadModel(dir, { intraOpThreads: THREADS, interOpThreads: 1, ...v.options }));
   const samples: number[][] = variants.map(() => []);
   try {
-    for (const m of models) await edit(m, { image, instruction: "make the mug red", steps: 20, seed: 0 });
+    for (const m of models) await edit(m, { image, instruction: "make the mug red", steps: 20, seed: 0, encodeCache: null });
     for (let r = 0; r < rounds; r++) {
       for (const [k, m] of models.entries()) {
-        for (let i = 0; i < perRound; i++) samples[k].push((await edit(m, { image, instruction: "make the mug red", steps: 20, seed: i })).timings.totalMs);
+        for (let i = 0; i < perRound; i++) samples[k].push((await edit(m, { image, instruction: "make the mug red", steps: 20, seed: i, encodeCache: null })).timings.totalMs);
       }
     }
   } finally {

@@ -1,7 +1,7 @@
 /** Named reward presets: one data file (presets.json) shared by the CLI, the server and the page. */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { SCHEDULER_NAMES } from "../../editor/index.js";
+import { SCHEDULER_NAMES, VAE_TILING_MODES } from "../../editor/index.js";
 
 const Reward = z.number().min(0).max(5);
 export const PresetSchema = z.strictObject({
@@ -16,6 +16,10 @@ export const PresetSchema = z.strictObject({
   guidance_interval: z.tuple([z.number().min(0), z.number().positive()]).refine(([lo, hi]) => lo < hi, "lo must be below hi").optional(),
   adaptive_guidance: z.number().gt(0).max(1).optional(),
   cache_interval: z.number().int().min(1).max(50).optional(),
+  /** Tiled VAE encode and decode: auto (above a 512 px working size), on or off. */
+  vae_tiling: z.enum(VAE_TILING_MODES).optional(),
+  /** Long side of the working size (the model's resolution when absent). */
+  resolution: z.number().int().min(64).max(2048).optional(),
 });
 export type Preset = z.infer<typeof PresetSchema> & { name: string };
 

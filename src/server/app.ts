@@ -25,6 +25,7 @@ import { catalogRouter } from "./routes/catalog.js";
 import { editsRouter } from "./routes/edits.js";
 import { jobsRouter } from "./routes/jobs.js";
 import { openAiErrorBody, openAiImagesRouter } from "./routes/openai-images.js";
+import { WebhookSender } from "./webhooks.js";
 import { operationsRouter } from "./routes/operations.js";
 import { scoresRouter } from "./routes/scores.js";
 import { uploadParser } from "./upload.js";
@@ -83,6 +84,7 @@ export const ALLOWED_METHODS: Array<[string, string[]]> = [
   ["/v1/jobs", ["POST"]],
   ["/v1/jobs/:id", ["GET", "HEAD", "DELETE"]],
   ["/v1/jobs/:id/result", ["GET", "HEAD"]],
+  ["/v1/jobs/:id/events", ["GET", "HEAD"]],
   ["/v1/scores", ["POST"]],
   ["/v1/images/edits", ["POST"]],
 ];
@@ -121,6 +123,9 @@ export function createApp(d: AppDeps): express.Express {
   const upload = uploadParser(config);
   const submission = editSubmission(d);
   const results = editResults({ config, queue, scorer: d.judge ?? new LocalScorer() });
+  // each finished job with a webhook_url is called back, signed (webhooks.ts)
+  const webhooks = new WebhookSender(config, logger, (j) => JSON.stringify({ type: `job.${j.state}`, timestamp: new Date().toISOString(), data: results.jobView(j) }));
+  if (config.webhookSecret) queue.enableWebhooks(webhooks);
 
   // no auth: probes, scrapers, the page itself
   app.use(operationsRouter({ config, queue, metrics }));
@@ -129,9 +134,9 @@ export function createApp(d: AppDeps): express.Express {
   app.use("/v1", bearerAuth(config.apiKeys));
   app.use("/v1", catalogRouter({ queue, presets: d.presets }));
   app.use("/v1/edits", editsRouter({ submission, results, upload }));
-  app.use("/v1/jobs", jobsRouter({ queue, submission, results, upload, logger }));
+  app.use("/v1/jobs", jobsRouter({ queue, submission, results, upload, logger, webhooks }));
   app.use("/v1/scores", scoresRouter({ config, judge: d.judge, upload, trustAnchors: d.provenance?.trustAnchors }));
-  app.use("/v1/images", openAiImagesRouter({ config, submission, upload, marker: createMarker(d.provenance ?? null) }));
+  app.use("/v1/images", openAiImagesRouter({ config, submission, upload, marker: createMarker(d.provenance ?? null), queue }));
 
   // a known path asked with another method: 405 naming the methods it takes
   for (const [p, methods] of ALLOWED_METHODS) {

@@ -63,6 +63,8 @@ export function editSubmission(d: SubmissionDeps) {
           guidanceInterval: form.guidance_interval,
           adaptiveGuidance: form.adaptive_guidance,
           cacheInterval: form.cache_interval,
+          vaeTiling: form.vae_tiling,
+          resolution: form.resolution,
         },
         presets,
         { deepCache: queue.model?.manifest.deep_cache !== undefined },
@@ -126,7 +128,8 @@ export function editSubmission(d: SubmissionDeps) {
   };
 
   /** The project's own edit form (/v1/edits, /v1/jobs): fields, photo and mask checked, then queued for the caller's key. */
-  const submitRequest = async (req: Request, res: Response): Promise<{ job: JobView; form: EditForm }> => {
+  /** `extra`: what the route adds to the job's meta (its webhook). */
+  const submitRequest = async (req: Request, res: Response, extra: Pick<JobMeta, "webhookUrl"> = {}): Promise<{ job: JobView; form: EditForm }> => {
     const like = uploadedFiles(req).like?.[0];
     const recorded = like ? await recordedParameters(like.buffer).catch(toAppError) : undefined;
     if (recorded?.instruction_withheld && !(req.body ?? {}).instruction) {
@@ -139,7 +142,7 @@ export function editSubmission(d: SubmissionDeps) {
     if (recorded?.mask_sha256 && (!mask || maskDigest(await decodeMask(mask)) !== recorded.mask_sha256)) {
       throw new AppError(400, "invalid_field", `mask: the like image was made with a mask (pixels sha256 ${recorded.mask_sha256.slice(0, 12)}...); upload that mask as mask`, "mask");
     }
-    return { job: await submitForm(form, { image, pixels, mask }, { responseFormat: form.response_format, owner: res.locals.owner ?? null }), form };
+    return { job: await submitForm(form, { image, pixels, mask }, { responseFormat: form.response_format, owner: res.locals.owner ?? null, ...extra }), form };
   };
 
   return { submitForm, submitRequest, awaitEdit };

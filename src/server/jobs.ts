@@ -2,6 +2,7 @@
  * Edit jobs over a pool of inference workers: a bounded FIFO queue, progress, cancellation,
  * results kept for a while, crash recovery and draining for rolling updates.
  */
+import type { JobPreview } from "./queue/live.js";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
@@ -20,6 +21,8 @@ export interface Job {
   startedAt?: number;
   finishedAt?: number;
   progress: { step: number; steps: number };
+  /** The latest live preview of the forming image (job events, docs/progress.md). */
+  preview?: JobPreview;
   output?: EditJobOutput;
   error?: WorkerError;
   /** The result was dropped before its time-to-live to keep retained bytes under the cap (410). */
@@ -27,6 +30,8 @@ export interface Job {
   /** Resolves when the job reaches a final state. */
   done: Promise<Job>;
 }
+
+export type { JobPreview } from "./queue/live.js";
 
 /** The job store refused the write (Redis at its memory limit): nothing was queued. */
 export class StoreFullError extends Error {
@@ -61,6 +66,10 @@ export interface PoolOptions {
   jobTtlMs: number;
   providers: string[];
   ortThreads: number;
+  /** MiB of each worker's encode cache (editor/pipeline/encode-cache.ts). */
+  encodeCacheMb?: number;
+  /** Default VAE tiling of the workers' edits. */
+  vaeTiling?: "auto" | "on" | "off";
   /** Most bytes finished jobs may keep (uploads and results); the oldest are dropped first (0: no limit). */
   retainedBytes?: number;
   /** Most decoded source pixels the running jobs may hold together (0: no limit). */
@@ -98,7 +107,7 @@ export class JobPool extends EventEmitter {
 
   private spawn(): Promise<void> {
     const cancel = new SharedArrayBuffer(4);
-    const init: WorkerInit = { modelDir: this.o.modelDir, providers: this.o.providers, ortThreads: this.o.ortThreads, cancel, provenance: this.o.provenance ?? null };
+    const init: WorkerInit = { modelDir: this.o.modelDir, providers: this.o.providers, ortThreads: this.o.ortThreads, cancel, provenance: this.o.provenance ?? null, encodeCacheMb: this.o.encodeCacheMb, vaeTiling: this.o.vaeTiling };
     const worker = new Worker(new URL("./worker/edit-worker.js", import.meta.url), { workerData: init });
     const slot: Slot = { worker, cancel: new Int32Array(cancel), ready: false };
     this.slots.push(slot);
@@ -130,6 +139,10 @@ export class JobPool extends EventEmitter {
     const job = slot.job;
     if (!job || !("jobId" in m) || m.jobId !== job.id) return;
     if (m.type === "progress") {
+      // a step's preview may finish encoding after the next step's plain progress: the preview is
+      // kept for the next progress event, the step count only goes up
+      if (m.preview) job.preview = { step: m.step, steps: m.steps, ...m.preview };
+      if (m.step < job.progress.step) return;
       job.progress = { step: m.step, steps: m.steps };
       this.emit("progress", job);
       return;

@@ -1,6 +1,9 @@
 /** OpenAPI 3.1 description of the whole HTTP API. */
 import { SCHEDULER_NAMES } from "../../editor/index.js";
 import type { ServerConfig } from "../config/server.js";
+import { fromZod } from "./openapi-zod.js";
+import { openAiFields } from "./routes/openai-images.js";
+import { editSchema, scoreSchema } from "./validation.js";
 
 const error = { $ref: "#/components/schemas/Error" };
 const errors = (...codes: number[]) =>
@@ -9,7 +12,8 @@ const errors = (...codes: number[]) =>
 /** `formats`: what the start-up probe found this server decodes (formats.ts). */
 export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "PNG", "WebP", "GIF", "TIFF", "AVIF"]) {
   const accepted = `${formats.slice(0, -1).join(", ")}${formats.length > 1 ? " or " : ""}${formats[formats.length - 1]}`;
-  const editForm = {
+  // types, ranges and defaults from the validating zod schema (openapi-zod.ts); prose and files here
+  const editForm = fromZod(editSchema(c), {
     type: "object",
     required: ["image", "instruction"],
     additionalProperties: false,
@@ -27,6 +31,8 @@ export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "P
       guidance_interval: { type: "string", example: "1,15", description: "lo,hi: the guidance branches run only while the noise level sigma is in (lo, hi]; outside, the conditioned branch alone (fewer UNet evaluations)" },
       adaptive_guidance: { type: "number", exclusiveMinimum: 0, maximum: 1, description: "stop the guidance branches once the full and image-only predictions agree to this cosine" },
       cache_interval: { type: "integer", minimum: 1, maximum: 50, description: "DeepCache: the whole UNet every n-th step, its outer blocks on cached deep features in between (models with a shallow UNet graph)" },
+      resolution: { type: "integer", minimum: 64, maximum: 2048, description: "long side the model edits at (a multiple of its size_multiple), e.g. 768 or 1024; default the model's. The result still comes back at the photo's size" },
+      vae_tiling: { enum: ["auto", "on", "off"], default: "auto", description: "the VAE encodes and decodes overlapping tiles (diffusers' tiled VAE: less memory, a little time); auto: above a 512 px working size" },
       output_format: { enum: ["png", "jpeg", "webp"], default: "png" },
       candidates: { type: "integer", minimum: 1, maximum: c.maxCandidates, default: 1, description: "best-of-N, chosen by the reward module" },
       refine_rounds: {
@@ -42,11 +48,13 @@ export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "P
       mask_mode: { enum: ["blend", "paste"], default: "blend", description: "blend: the edit is confined during sampling too (blended latent diffusion) and pasted with a feather inside the mask; paste: sampled as without a mask, then pasted" },
       like: { type: "string", format: "binary", description: "a result of this service: its recorded settings (instruction, rewards, seed, steps, sampler, detail, format) are used for the fields this request leaves out, so the same image gives the same pixels" },
     },
-  };
-  const openAiEdit = {
+  });
+  const openAiEdit = fromZod(openAiFields, {
     type: "object",
+    // the project's fields ride along (EXTRA_FIELDS in openai-images.ts), validated by the edit form
+    additionalProperties: true,
     required: ["image", "prompt"],
-    description: "OpenAI's images edit request. Extra fields: rewards, preset, seed, steps, text_guidance, image_guidance, scheduler, karras_sigmas, guidance_interval, adaptive_guidance, cache_interval, detail, mask_mode (as on /v1/edits).",
+    description: "OpenAI's images edit request. Extra fields: rewards, preset, seed, steps, text_guidance, image_guidance, scheduler, karras_sigmas, guidance_interval, adaptive_guidance, cache_interval, vae_tiling, resolution, detail, mask_mode (as on /v1/edits).",
     properties: {
       image: { type: "string", format: "binary", description: "one photo (also accepted as image[])" },
       prompt: { type: "string", maxLength: c.maxInstructionLength },
@@ -61,14 +69,27 @@ export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "P
       background: { enum: ["opaque", "auto"], description: "transparent is refused" },
       input_fidelity: { enum: ["high", "low"], description: "accepted, no effect" },
       output_compression: { type: "integer", description: "accepted, no effect" },
-      stream: { enum: ["false"], description: "streaming is not supported" },
+      stream: { enum: ["false", "true"], default: "false", description: "true: answers text/event-stream as OpenAI streams an edit: image_edit.partial_image events, then image_edit.completed (docs/progress.md); n must be 1, b64_json only" },
+      partial_images: { type: "integer", minimum: 0, maximum: 3, default: 0, description: "with stream: live previews sent as partial images, spread over the steps (a quick edit may send fewer)" },
     },
-  };
+    // strings the route itself parses into numbers (n through the edit form)
+  }, ["n", "output_compression", "partial_images"]);
   const openAiError = {
     type: "object",
     required: ["error"],
     properties: { error: { type: "object", required: ["message", "type", "param", "code"], properties: { message: { type: "string" }, type: { type: "string" }, param: { type: ["string", "null"] }, code: { type: "string" } } } },
   };
+  const scoreForm = fromZod(scoreSchema, {
+    required: ["source", "edited"],
+    properties: {
+      source: { type: "string", format: "binary" },
+      edited: { type: "string", format: "binary" },
+      mask: { type: "string", format: "binary", description: "where the edit was allowed (white): preservation is judged outside it" },
+      instruction: { description: "the instruction the edit was made from" },
+      backend: { description: "judge (the configured VLM) or local (the embedded scorer); default: the judge when configured" },
+      protocol: { description: "judge protocol for this edit (default: the server's); viescore adds viescore.sc/pq/o on 0..10" },
+    },
+  });
   const multipart = (schema: object) => ({ required: true, content: { "multipart/form-data": { schema } } });
   const job = { $ref: "#/components/schemas/Job" };
   return {
@@ -134,7 +155,7 @@ export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "P
         },
       },
       "/v1/jobs": {
-        post: { summary: "Queue an edit", requestBody: multipart(editForm), responses: { "202": { description: "queued", content: { "application/json": { schema: job } } }, ...errors(400, 401, 413, 415, 429, 503) } },
+        post: { summary: "Queue an edit", requestBody: multipart({ ...editForm, properties: { ...editForm.properties, webhook_url: { type: "string", format: "uri", description: "called once the job ends: POST {type: job.succeeded | job.failed | job.cancelled, timestamp, data: the job's status}, signed per Standard Webhooks with REWARD_EDIT_WEBHOOK_SECRET, retried with backoff (5 attempts, one webhook-id); internal addresses are refused unless REWARD_EDIT_WEBHOOK_ALLOW lists the host (docs/progress.md)" } } }), responses: { "202": { description: "queued", content: { "application/json": { schema: job } } }, ...errors(400, 401, 413, 415, 429, 503) } },
       },
       "/v1/jobs/{id}": {
         parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
@@ -149,21 +170,22 @@ export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "P
         ],
         get: { summary: "A finished job's image", responses: { "200": { description: "image or JSON" }, ...errors(400, 404, 409, 500) } },
       },
+      "/v1/jobs/{id}/events": {
+        parameters: [
+          { name: "id", in: "path", required: true, schema: { type: "string" } },
+          { name: "previews", in: "query", schema: { enum: ["0", "1"] }, description: "1: progress events carry a small PNG preview of the forming image (preview, preview_width, preview_height, preview_step)" },
+          { name: "Last-Event-ID", in: "header", schema: { type: "string" }, description: "resume after this event id, without repeats" },
+        ],
+        get: {
+          summary: "The job's life as Server-Sent Events",
+          description: "Events queued {id, position}, started {id, replica}, progress {step, steps, elapsed_ms, eta_ms}, then one of succeeded / failed / cancelled with the job's status; the stream ends after it. Ids: queued 0, started 1, progress 1 + step, terminal 1000000000 (docs/progress.md).",
+          responses: { "200": { description: "text/event-stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...errors(401, 404) },
+        },
+      },
       "/v1/scores": {
         post: {
           summary: "Score an edit on following, preserving and quality",
-          requestBody: multipart({
-            type: "object",
-            required: ["source", "edited", "instruction"],
-            properties: {
-              source: { type: "string", format: "binary" },
-              edited: { type: "string", format: "binary" },
-              mask: { type: "string", format: "binary", description: "where the edit was allowed (white): preservation is judged outside it" },
-              instruction: { type: "string" },
-              backend: { enum: ["judge", "local"] },
-              protocol: { enum: ["mrc", "multi-round", "viescore"], description: "judge protocol for this edit (default: the server's); viescore adds viescore.sc/pq/o on 0..10" },
-            },
-          }),
+          requestBody: multipart(scoreForm),
           responses: {
             "200": {
               description: "scores, and provenance: whether the edited image carries a C2PA manifest (c2pa.ours: made by reward-edit), whether it validates (c2pa.valid, c2pa.state, c2pa.failures), its XMP marks and recorded parameters",

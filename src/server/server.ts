@@ -50,6 +50,8 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
     jobTtlMs: config.jobTtlMs,
     providers: config.providers,
     ortThreads: layout.ortThreads,
+    encodeCacheMb: config.encodeCacheMb,
+    vaeTiling: config.vaeTiling,
     pixelBudget: config.pixelBudget,
     retainedBytes: config.retainedBytes,
     provenance,

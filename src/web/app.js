@@ -243,15 +243,10 @@ async function runEdit() {
     let body = await res.json();
     if (!res.ok) throw new Error(body.error?.message ?? res.statusText);
     const id = body.id;
-    for (;;) {
-      res = await fetch(`v1/jobs/${id}`, { headers: headers() });
-      body = await res.json();
-      if (!res.ok) throw new Error(body.error?.message ?? res.statusText);
-      $("progress").value = body.progress;
-      if (body.state === "queued") status(`Waiting (position ${body.queue_position + 1})…`);
-      else if (body.state === "running") status(`Editing… step ${body.step} of ${body.steps}`);
-      else break;
-      await sleep(150);
+    body = await followJob(id);
+    if (body.state === "cancelled") {
+      status("Cancelled.");
+      return;
     }
     if (body.state !== "succeeded") throw new Error(body.error?.message ?? body.state);
     res = await fetch(`v1/jobs/${id}/result?format=json`, { headers: headers() });
@@ -264,7 +259,102 @@ async function runEdit() {
   } catch (err) {
     status(`Edit failed: ${err.message}`, true);
   } finally {
+    $("cancel").hidden = true;
+    $("live").hidden = true;
     refresh();
+  }
+}
+
+const seconds = (ms) => (ms < 10_000 ? (ms / 1000).toFixed(1) : Math.round(ms / 1000));
+
+/**
+ * Follows a job through its events (GET v1/jobs/{id}/events?previews=1, docs/progress.md) until
+ * it ends, and answers its final status. fetch rather than EventSource, which cannot send the API
+ * key; a dropped stream is resumed with Last-Event-ID, and a server without events is polled.
+ */
+async function followJob(id) {
+  $("live-photo").src = sourceUrl;
+  $("live-preview").classList.remove("shown");
+  $("live-preview").removeAttribute("src");
+  $("live").hidden = false;
+  const cancel = $("cancel");
+  cancel.hidden = false;
+  cancel.disabled = false;
+  cancel.onclick = async () => {
+    cancel.disabled = true;
+    status("Cancelling…");
+    await fetch(`v1/jobs/${id}`, { method: "DELETE", headers: headers() }).catch(() => {});
+  };
+  let lastId = null;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    let res;
+    try {
+      res = await fetch(`v1/jobs/${id}/events?previews=1`, { headers: { ...headers(), accept: "text/event-stream", ...(lastId ? { "last-event-id": lastId } : {}) } });
+    } catch {
+      await sleep(500);
+      continue;
+    }
+    if (res.status === 404 && attempt === 0) return pollJob(id);
+    if (!res.ok) throw new Error((await res.json().catch(() => ({}))).error?.message ?? res.statusText);
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    let ev = { event: "message", data: "" };
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch {
+        break;
+      }
+      if (chunk.done) break;
+      buf += chunk.value;
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl).replace(/\r$/, "");
+        buf = buf.slice(nl + 1);
+        if (line === "") {
+          if (ev.data) {
+            const final = onJobEvent(ev.event, JSON.parse(ev.data));
+            if (final) return final;
+          }
+          ev = { event: "message", data: "" };
+        } else if (line.startsWith("id:")) lastId = line.slice(3).trim();
+        else if (line.startsWith("event:")) ev.event = line.slice(6).trim();
+        else if (line.startsWith("data:")) ev.data += line.slice(5).trim();
+      }
+    }
+    await sleep(300);
+  }
+  return pollJob(id);
+}
+
+/** Shows one job event; answers the job's status once it is final. */
+function onJobEvent(event, d) {
+  if (event === "queued") status(`Waiting (position ${d.position + 1})…`);
+  else if (event === "started") status("Editing…");
+  else if (event === "progress") {
+    $("progress").value = d.steps ? Math.round((100 * d.step) / d.steps) : 0;
+    const eta = d.eta_ms != null ? `, about ${seconds(d.eta_ms)} s left` : "";
+    if (!$("cancel").disabled) status(`Editing… step ${d.step} of ${d.steps}${eta}`);
+    if (d.preview) {
+      $("live-preview").src = d.preview;
+      $("live-preview").classList.add("shown");
+    }
+  } else if (event === "succeeded" || event === "failed" || event === "cancelled") return d;
+  return null;
+}
+
+/** A server without job events: the status, polled. */
+async function pollJob(id) {
+  for (;;) {
+    const res = await fetch(`v1/jobs/${id}`, { headers: headers() });
+    const body = await res.json();
+    if (!res.ok) throw new Error(body.error?.message ?? res.statusText);
+    $("progress").value = body.progress;
+    if (body.state === "queued") status(`Waiting (position ${body.queue_position + 1})…`);
+    else if (body.state === "running") status(`Editing… step ${body.step} of ${body.steps}`);
+    else return body;
+    await sleep(150);
   }
 }
 $("edit").addEventListener("click", runEdit);

@@ -93,6 +93,8 @@ describe("checkpoint converter (models/convert): golden checkpoints of the real 
         e.unet = relativeError(full.out_sample.data, g["unet.out_sample"].data as Float32Array);
         // DeepCache: the outer graph on the deep features the whole UNet just produced is the whole UNet
         expect(manifest.deep_cache).to.include({ shallow: "unet_shallow/model.onnx", features: "deep_features" });
+        // live previews (issue 31): the latent -> RGB map fitted from this VAE, one row per latent channel
+        expect(manifest.preview.factors).to.have.length(4);
         // attention is ONNX Runtime's fused operator (flash attention on CPU), in both UNet graphs
         for (const g of ["unet", "unet_shallow"]) expect(readFileSync(path.join(dir, g, "model.onnx")).includes("MultiHeadAttention"), g).to.equal(true);
         const shallow = await createSession(path.join(dir, "unet_shallow", "model.onnx"));

@@ -2,7 +2,8 @@
 import type { Job, JobPool } from "../jobs.js";
 import { REPLICA_NAME } from "../replica.js";
 import type { EditJobRequest } from "../worker/protocol.js";
-import type { JobMeta, JobQueue, JobView } from "./types.js";
+import type { JobMeta, JobQueue, JobView, JobWebhooks } from "./types.js";
+import { type LiveUpdate, liveProgress } from "./live.js";
 
 export class MemoryQueue implements JobQueue {
   readonly kind = "memory";
@@ -11,6 +12,23 @@ export class MemoryQueue implements JobQueue {
   constructor(private readonly pool: JobPool) {
     // meta goes when the pool forgets the job
     pool.on("forgotten", (id: string) => this.meta.delete(id));
+    // every event stream listens on the pool: many listeners are expected, not a leak
+    pool.setMaxListeners(0);
+  }
+
+  enableWebhooks(sender: JobWebhooks): void {
+    this.pool.on("finished", (j: Job) => {
+      const d = sender.deliveryFor(this.view(j));
+      if (d) sender.deliverInProcess(d);
+    });
+  }
+
+  watch(id: string, on: (u: LiveUpdate) => void): () => void {
+    const started = (j: Job) => j.id === id && on({ kind: "started" });
+    const progress = (j: Job) => j.id === id && on({ kind: "progress", progress: liveProgress(j.progress, j.startedAt, j.preview) });
+    const finished = (j: Job) => j.id === id && on({ kind: "final" });
+    this.pool.on("started", started).on("progress", progress).on("finished", finished);
+    return () => void this.pool.off("started", started).off("progress", progress).off("finished", finished);
   }
 
   private view(job: Job): JobView {

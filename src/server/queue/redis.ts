@@ -17,7 +17,9 @@ import { DrainingError, type Job, type JobPool, QueueFullError, StoreFullError }
 import type { EditJobOutput, EditJobRequest, WorkerError } from "../worker/protocol.js";
 import { REPLICA_NAME } from "../replica.js";
 import { RedisConfigError, redisOptions } from "./redis-options.js";
-import { FINAL_STATES, type JobMeta, type JobQueue, type JobState, type JobView } from "./types.js";
+import { FINAL_STATES, type JobMeta, type JobQueue, type JobState, type JobView, type JobWebhooks, type WebhookDelivery } from "./types.js";
+import { type LiveProgress, type LiveUpdate, liveProgress } from "./live.js";
+import { DeliveryError, WEBHOOK_ATTEMPTS } from "../webhooks.js";
 
 export interface RedisQueueOptions {
   url: string;
@@ -94,6 +96,7 @@ export class RedisQueue implements JobQueue {
   private readonly queue: Queue;
   private readonly events: QueueEvents;
   private worker?: Worker;
+  private hooks?: { queue: Queue; worker: Worker };
   private sweeper?: NodeJS.Timeout;
   private isDraining = false;
   private connected = false;
@@ -135,6 +138,64 @@ export class RedisQueue implements JobQueue {
     this.queue.on("error", (err) => o.logger.warn({ err: err.message }, "redis queue"));
     this.events = new QueueEvents(QUEUE, { connection: this.conn.duplicate(), prefix: this.prefix });
     this.events.on("error", (err) => o.logger.warn({ err: err.message }, "redis queue events"));
+    // every event stream listens here: many listeners are expected, not a leak
+    this.events.setMaxListeners(0);
+  }
+
+  /**
+   * Webhook calls as BullMQ jobs of their own queue, retried with backoff and taken over from a
+   * replica that dies. Every replica that sees a job end queues its call under one id (the
+   * webhook-id), so BullMQ keeps one delivery however many replicas saw the end, and a call is
+   * still owed when the replica that ran the job died right after.
+   */
+  enableWebhooks(sender: JobWebhooks): void {
+    const bull = { connection: this.conn, prefix: this.prefix };
+    const queue = new Queue("webhooks", bull);
+    queue.on("error", (err) => this.o.logger.warn({ err: err.message }, "redis webhook queue"));
+    const worker = new Worker(
+      "webhooks",
+      async (job) => {
+        try {
+          await sender.attempt(job.data as WebhookDelivery);
+        } catch (err) {
+          if (err instanceof DeliveryError && err.permanent) throw new UnrecoverableError(err.message);
+          throw err;
+        }
+      },
+      {
+        connection: this.conn.duplicate(),
+        prefix: this.prefix,
+        name: REPLICA_NAME,
+        concurrency: 8,
+        lockDuration: this.o.lockMs,
+        stalledInterval: Math.max(500, Math.floor(this.o.lockMs / 2)),
+        settings: { backoffStrategy: (attemptsMade: number) => sender.delayAfter(attemptsMade) },
+      },
+    );
+    worker.on("error", (err) => this.o.logger.warn({ err: err.message }, "redis webhook worker"));
+    worker.on("failed", (job, err) => this.o.logger.warn({ webhook: job?.id, attempt: job?.attemptsMade, err: err.message }, "webhook attempt failed"));
+    this.hooks = { queue, worker };
+    const ttl = Math.ceil(this.o.jobTtlMs / 1000);
+    const owed = async (e: { jobId: string }) => {
+      const view = await this.get(e.jobId, { blobs: false });
+      const d = view && FINAL_STATES.includes(view.state) ? sender.deliveryFor(view) : null;
+      if (!d) return;
+      await queue.add("deliver", d, { jobId: d.id, attempts: WEBHOOK_ATTEMPTS, backoff: { type: "custom" }, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } });
+    };
+    const onEnd = (e: { jobId: string }) => void owed(e).catch((err) => this.o.logger.warn({ err: (err as Error).message, job: e.jobId }, "webhook not queued"));
+    this.events.on("completed", onEnd).on("failed", onEnd);
+  }
+
+  /** BullMQ's own queue events (a Redis stream every replica reads) carry the job's life to any replica. */
+  watch(id: string, on: (u: LiveUpdate) => void): () => void {
+    const active = (e: { jobId: string }) => e.jobId === id && on({ kind: "started" });
+    const progress = (e: { jobId: string; data: unknown }) => {
+      const p = e.data as LiveProgress;
+      if (e.jobId === id && p && typeof p === "object" && typeof p.step === "number") on({ kind: "progress", progress: p });
+    };
+    const final = (e: { jobId: string }) => e.jobId === id && on({ kind: "final" });
+    this.events.on("active", active).on("progress", progress).on("completed", final).on("failed", final);
+    return () => void this.events.off("active", active).off("progress", progress).off("completed", final).off("failed", final);
   }
 
   private fullUntil = 0;
@@ -181,9 +242,12 @@ export class RedisQueue implements JobQueue {
     // progress is written at most every 250 ms: every step of a small model would flood Redis
     let last = 0;
     const onProgress = (j: Job) => {
-      if (j !== job || Date.now() - last < 250) return;
+      // the first and last steps always go out, so a listener sees the job move and finish stepping
+      const edge = j.progress.step === 1 || j.progress.step === j.progress.steps;
+      if (j !== job || (!edge && Date.now() - last < 250)) return;
       last = Date.now();
-      bj.updateProgress(j.progress).catch(() => {});
+      // what listeners on any replica get (events.ts), preview included; status polls read step and steps
+      bj.updateProgress({ ...liveProgress(j.progress, j.startedAt, j.preview) }).catch(() => {});
     };
     this.pool.on("progress", onProgress);
     try {
@@ -257,7 +321,9 @@ export class RedisQueue implements JobQueue {
     else if (bstate === "active") state = "running";
     else state = (await this.conn.exists(this.cancelKey(bj.id!))) ? "cancelled" : "queued";
     if (state === "cancelled") error = { name: "AbortError", message: "cancelled" };
-    const progress = (typeof bj.progress === "object" && bj.progress) || { step: 0, steps: 0 };
+    const stored = (typeof bj.progress === "object" && bj.progress) as { step?: number; steps?: number } | false;
+    // only the counts: the stored progress also carries the live preview
+    const progress = stored ? { step: stored.step ?? 0, steps: stored.steps ?? 0 } : { step: 0, steps: 0 };
     const view: JobView = {
       id: bj.id!,
       state,
@@ -405,6 +471,8 @@ export class RedisQueue implements JobQueue {
   async close(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     await this.worker?.close(true).catch(() => {});
+    await this.hooks?.worker.close(true).catch(() => {});
+    await this.hooks?.queue.close().catch(() => {});
     await Promise.all([this.queue.close(), this.events.close()]).catch(() => {});
     this.sub.disconnect();
     this.conn.disconnect();

@@ -5,6 +5,7 @@
  */
 import type { Manifest } from "../../../editor/index.js";
 import type { EditJobOutput, EditJobRequest, WorkerError } from "../worker/protocol.js";
+import type { LiveUpdate } from "./live.js";
 
 /** The model the inference workers serve, as they report it when ready. */
 export interface ModelInfo {
@@ -24,6 +25,8 @@ export interface JobMeta {
   responseFormat: "image" | "json";
   /** Who submitted it: a digest of the API key (null without keys). Another key sees no such job. */
   owner?: string | null;
+  /** Called once the job ends (webhooks.ts); checked at submission. */
+  webhookUrl?: string;
 }
 
 /** A snapshot of one job. */
@@ -58,6 +61,13 @@ export interface JobQueue {
   activeFor(owner: string): Promise<number>;
   /** Resolves with the job once it is final. */
   waitFor(id: string): Promise<JobView>;
+  /**
+   * Calls `on` as the job starts, steps and ends, wherever it runs (events.ts); returns the
+   * unsubscribe. Best effort: a listener also re-reads the job for what it may have missed.
+   */
+  watch(id: string, on: (u: LiveUpdate) => void): () => void;
+  /** Calls the webhooks of jobs that end from now on (with Redis, every replica's jobs, delivered by BullMQ). */
+  enableWebhooks(sender: JobWebhooks): void;
   /** Jobs waiting and running: this process's, or every replica's with Redis. */
   counts(): Promise<{ queued: number; running: number }>;
   /** Ready to take work: inference workers up, and the store reachable. */
@@ -68,4 +78,19 @@ export interface JobQueue {
   /** Stops taking work; resolves true when this process's running jobs have finished. */
   drain(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** One webhook delivery: the same id (and body) on every attempt (../webhooks.ts). */
+export interface WebhookDelivery {
+  id: string;
+  url: string;
+  payload: string;
+}
+
+/** What a queue needs of the webhook sender (../webhooks.ts), named here so these types import nothing back. */
+export interface JobWebhooks {
+  deliveryFor(job: JobView): WebhookDelivery | null;
+  deliverInProcess(d: WebhookDelivery): void;
+  attempt(d: WebhookDelivery): Promise<void>;
+  delayAfter(attempt: number): number;
 }

@@ -3,10 +3,12 @@ import express from "express";
 import type { Logger } from "pino";
 import { type editSubmission, failureOf } from "../edit-submission.js";
 import { AppError } from "../errors.js";
+import { streamJobEvents } from "../events.js";
 import type { JobQueue } from "../queue/types.js";
 import type { editResults } from "../results.js";
 import type { Upload } from "../upload.js";
 import { route } from "./route.js";
+import type { WebhookSender } from "../webhooks.js";
 
 export function jobsRouter(d: {
   queue: JobQueue;
@@ -14,12 +16,17 @@ export function jobsRouter(d: {
   results: ReturnType<typeof editResults>;
   upload: Upload;
   logger: Logger;
+  webhooks: WebhookSender;
 }): express.Router {
-  const { queue, submission, results, upload, logger } = d;
+  const { queue, submission, results, upload, logger, webhooks } = d;
   const { finalize, sendResult, jobView, findJob, notFound } = results;
   const r = express.Router();
   r.post("/", upload(["image", "mask", "like"]), route(async (req, res) => {
-    const { job } = await submission.submitRequest(req, res);
+    // checked before anything is queued: a refused webhook_url is never called
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const webhookUrl = await webhooks.check(body.webhook_url);
+    delete body.webhook_url;
+    const { job } = await submission.submitRequest(req, res, webhookUrl ? { webhookUrl } : {});
     // scoring starts as soon as the edit is done, so the result is ready when asked for
     queue
       .waitFor(job.id)
@@ -29,6 +36,11 @@ export function jobsRouter(d: {
   }));
   r.get("/:id", route(async (req, res) => {
     res.json(jobView(await findJob(req, res, { blobs: false })));
+  }));
+  // Server-Sent Events of the job's life (events.ts); another key's job is a 404 like any other
+  r.get("/:id/events", route(async (req, res) => {
+    const job = await findJob(req, res, { blobs: false });
+    streamJobEvents(req, res, { queue, job, status: jobView });
   }));
   r.get("/:id/result", route(async (req, res) => {
     const job = await findJob(req, res);

@@ -11,11 +11,15 @@ import { OUTPUT_FORMATS } from "../../../editor/index.js";
 import type { ServerConfig } from "../../config/server.js";
 import type { Marker } from "../../provenance/index.js";
 import type { editSubmission } from "../edit-submission.js";
-import { AppError, type ErrorBody } from "../errors.js";
+import { AppError, type ErrorBody, toAppError } from "../errors.js";
+import type { JobQueue, JobView } from "../queue/types.js";
 import { checkImageSize, checkMask, editSchema, parseForm } from "../validation.js";
 
-/** OpenAI's own fields; `quality`, `background`, `input_fidelity`, `output_compression` and `partial_images` are accepted and have no effect here. */
-const openAiFields = z.strictObject({
+/**
+ * OpenAI's own fields; `quality`, `background`, `input_fidelity` and `output_compression` are
+ * accepted and have no effect here. `stream` with `partial_images` streams the edit (streamEdit).
+ */
+export const openAiFields = z.strictObject({
   prompt: z.string(),
   model: z.string().max(128).optional(),
   n: z.string().optional(),
@@ -28,11 +32,11 @@ const openAiFields = z.strictObject({
   input_fidelity: z.enum(["high", "low"]).optional(),
   output_compression: z.string().optional(),
   partial_images: z.string().optional(),
-  stream: z.enum(["false"], { message: "streaming is not supported; send stream=false or leave it out" }).optional(),
+  stream: z.enum(["false", "true"], { message: 'stream must be "true" or "false"' }).optional(),
 });
 
 /** The project's fields that may ride along as extra body fields (instruction, n and the formats are OpenAI's). */
-const EXTRA_FIELDS = ["rewards", "preset", "seed", "steps", "text_guidance", "image_guidance", "scheduler", "karras_sigmas", "guidance_interval", "adaptive_guidance", "cache_interval", "detail", "mask_mode"] as const;
+const EXTRA_FIELDS = ["rewards", "preset", "seed", "steps", "text_guidance", "image_guidance", "scheduler", "karras_sigmas", "guidance_interval", "adaptive_guidance", "cache_interval", "vae_tiling", "resolution", "detail", "mask_mode"] as const;
 
 /** Our field names back to OpenAI's, for `param`. */
 const PARAM_NAMES: Record<string, string> = { instruction: "prompt", candidates: "n" };
@@ -53,10 +57,12 @@ export interface OpenAiImagesDeps {
   submission: ReturnType<typeof editSubmission>;
   upload: (fields: string[]) => RequestHandler;
   marker: Marker;
+  /** For the live previews a streamed edit sends as partial images. */
+  queue: JobQueue;
 }
 
 export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
-  const { config, submission, upload, marker } = d;
+  const { config, submission, upload, marker, queue } = d;
   const router = express.Router();
   const files = (req: Request) => (req.files ?? {}) as Record<string, Express.Multer.File[]>;
 
@@ -76,7 +82,12 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
       if (size && Math.abs(size.width / size.height - width / height) > 0.01 * (width / height)) {
         throw new AppError(400, "invalid_value", `size ${size.width}x${size.height} does not keep the image's shape (${width}x${height}); use "auto" or the same aspect ratio`, "size");
       }
+      const stream = o.stream === "true" ? streamOptions(o, form.candidates) : null;
       const submitted = await submission.submitForm(form, { image, pixels, mask }, { responseFormat: "image", owner: res.locals.owner ?? null });
+      if (stream) {
+        await streamEdit({ res, queue, submission, marker, submitted, partials: stream.partials, format: o.output_format, size: size ?? { width, height }, resize: size !== null });
+        return;
+      }
       const job = await submission.awaitEdit(submitted, res);
       const out = job.output!;
       const base = `${req.protocol}://${req.get("host")}`;
@@ -100,6 +111,88 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
     })().catch(next);
   });
   return router;
+}
+
+/** stream=true: one image, as base64, with 0..3 partial images. */
+function streamOptions(o: z.infer<typeof openAiFields>, candidates: number): { partials: number } {
+  if (candidates !== 1) throw new AppError(400, "invalid_value", "a streamed edit makes one image: n must be 1", "n");
+  if (o.response_format === "url") throw new AppError(400, "invalid_value", "a streamed edit sends its image as b64_json; response_format url does not stream", "response_format");
+  const partials = Number(o.partial_images ?? "0");
+  if (!Number.isInteger(partials) || partials < 0 || partials > 3) throw new AppError(400, "invalid_value", "partial_images must be an integer in 0..3", "partial_images");
+  return { partials };
+}
+
+/** The usage block OpenAI's completed event carries; an edit here is not counted in tokens. */
+const NO_USAGE = { input_tokens: 0, input_tokens_details: { image_tokens: 0, text_tokens: 0 }, output_tokens: 0, total_tokens: 0 };
+
+/**
+ * The answer to stream=true, as OpenAI streams an edit: `image_edit.partial_image` events (the
+ * live previews, docs/progress.md, spread evenly over the steps and scaled to the result's size),
+ * then `image_edit.completed`. Nothing is written until the first event, so an edit that fails
+ * before it still answers OpenAI's JSON error; one that fails after ends the stream with an
+ * `error` event, which the official clients raise as an APIError. Like OpenAI, a quick edit may
+ * send fewer partial images than asked for.
+ */
+async function streamEdit(d: {
+  res: Response;
+  queue: JobQueue;
+  submission: ReturnType<typeof editSubmission>;
+  marker: Marker;
+  submitted: JobView;
+  partials: number;
+  format: (typeof OUTPUT_FORMATS)[number];
+  size: { width: number; height: number };
+  resize: boolean;
+}): Promise<void> {
+  const { res, format, size } = d;
+  const created = Math.floor(d.submitted.createdAt / 1000);
+  const common = { created_at: created, output_format: format, size: `${size.width}x${size.height}`, background: "opaque", quality: "auto" };
+  const send = (type: string, data: Record<string, unknown>) => {
+    if (res.writableEnded || res.destroyed) return;
+    if (!res.headersSent) {
+      res.status(200).set({ "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" });
+      res.flushHeaders();
+    }
+    res.write(`event: ${type}
+data: ${JSON.stringify({ type, ...data })}
+
+`);
+  };
+  let index = 0;
+  let chain = Promise.resolve();
+  const unwatch = d.queue.watch(d.submitted.id, (u) => {
+    if (u.kind !== "progress" || !u.progress.preview || index >= d.partials) return;
+    const p = u.progress;
+    // partial k of n stands for the image k+1 n+1-ths of the way through the steps
+    if (p.preview!.step < Math.ceil((p.steps * (index + 1)) / (d.partials + 1))) return;
+    const k = index++;
+    const png = Buffer.from(p.preview!.url.slice(p.preview!.url.indexOf(",") + 1), "base64");
+    chain = chain
+      .then(() => sharp(png).resize(size.width, size.height, { fit: "fill" }).toFormat(format).toBuffer())
+      .then((img) => send("image_edit.partial_image", { b64_json: img.toString("base64"), partial_image_index: k, ...common }))
+      .catch(() => {});
+  });
+  let job: JobView;
+  try {
+    job = await d.submission.awaitEdit(d.submitted, res);
+  } catch (err) {
+    unwatch();
+    await chain;
+    if (!res.headersSent) throw err;
+    send("error", openAiErrorBody(toAppError(err)) as Record<string, unknown>);
+    res.end();
+    return;
+  }
+  unwatch();
+  await chain;
+  const out = job.output!;
+  let bytes: Buffer = Buffer.from(out.candidates[0].image);
+  if (d.resize && (size.width !== out.width || size.height !== out.height)) {
+    const scaled = await sharp(bytes).resize(size.width, size.height, { fit: "fill" }).toFormat(format).toBuffer();
+    bytes = await d.marker.markResized(bytes, scaled, format, size);
+  }
+  send("image_edit.completed", { b64_json: bytes.toString("base64"), ...common, size: `${d.resize ? size.width : out.width}x${d.resize ? size.height : out.height}`, usage: NO_USAGE });
+  res.end();
 }
 
 const ERROR_TYPES: Record<number, string> = { 401: "invalid_request_error", 404: "invalid_request_error", 429: "rate_limit_error" };

@@ -4,7 +4,7 @@
  * busy loop of awaited runs would not see a message until the edit ended.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { EditInputError, ImageInputError, edit, loadModel } from "../../../editor/index.js";
+import { EditInputError, ImageInputError, edit, loadModel, previewMapFor, setDefaultEncodeCacheBytes, setDefaultVaeTiling, warmUp } from "../../../editor/index.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./protocol.js";
 import { jobEdits } from "./job-edits.js";
 import { workerMarker } from "./provenance.js";
@@ -21,12 +21,16 @@ const errorOf = (err: unknown) => ({
 });
 
 try {
+  if (init.encodeCacheMb !== undefined) setDefaultEncodeCacheBytes(init.encodeCacheMb * 2 ** 20);
+  if (init.vaeTiling !== undefined) setDefaultVaeTiling(init.vaeTiling);
   const model = await loadModel(init.modelDir, {
     providers: init.providers,
     intraOpThreads: init.ortThreads > 0 ? init.ortThreads : undefined,
     log: (m) => process.stderr.write(`${m}\n`),
   });
   const mark = workerMarker(init.provenance, model);
+  // ready (and so /readyz) only once every graph has run: a model that loads but cannot edit fails here
+  await warmUp(model);
   post({ type: "ready", model: { name: model.manifest.name, takesRewards: model.takesRewards, dir: model.dir, provider: model.unet.provider, manifest: model.manifest } });
 
   parentPort!.on("message", async (msg: ToWorker) => {
@@ -39,7 +43,7 @@ try {
         post({ type: "done", jobId, output }, output.candidates.map((c) => c.image.buffer as ArrayBuffer));
         return;
       }
-      const { stepMs, shared } = jobEdits(jobId, r, r.candidates, cancelFlag, ctrl, post);
+      const { stepMs, shared } = jobEdits(jobId, r, r.candidates, cancelFlag, ctrl, post, previewMapFor(model.manifest));
       const candidates = [];
       let first: Awaited<ReturnType<typeof edit>> | undefined;
       let totalMs = 0;

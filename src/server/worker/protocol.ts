@@ -73,7 +73,8 @@ export type ToWorker = { type: "edit"; jobId: string; request: EditJobRequest };
 export type FromWorker =
   | { type: "ready"; model: { name: string; takesRewards: boolean; dir: string; provider: string; manifest: Manifest } }
   | { type: "init-failed"; error: WorkerError }
-  | { type: "progress"; jobId: string; step: number; steps: number }
+  /** `preview`: the forming image at this step (editor/pipeline/preview.ts), a small PNG. */
+  | { type: "progress"; jobId: string; step: number; steps: number; preview?: { png: Uint8Array; width: number; height: number } }
   | { type: "done"; jobId: string; output: EditJobOutput }
   | { type: "failed"; jobId: string; error: WorkerError };
 
@@ -81,6 +82,10 @@ export interface WorkerInit {
   modelDir: string;
   providers: string[];
   ortThreads: number;
+  /** Bound of the worker's encode cache (REWARD_EDIT_ENCODE_CACHE_MB); absent: the library's default. */
+  encodeCacheMb?: number;
+  /** Tiling of edits that name none (REWARD_EDIT_VAE_TILING); absent: auto. */
+  vaeTiling?: "auto" | "on" | "off";
   /** Int32 flag the server sets to cancel the running job: checked after every step. */
   cancel: SharedArrayBuffer;
   /** How results are marked (C2PA, XMP); null: not at all. */

@@ -1,0 +1,152 @@
+"""TAESD's decoder (diffusers' AutoencoderTiny, madebyollin/taesd, MIT) as an ONNX graph for a model
+folder's `preview_decoder` (issue 33): about 1 % of the SD VAE decoder's work per image.
+
+The module below is plain PyTorch with the parameter names of diffusers' DecoderTiny layout
+(`decoder.layers.N...` in the AutoencoderTiny state dict), so a downloaded
+`diffusion_pytorch_model.safetensors` loads into it as it is. It is checked here against a second,
+functional reading of the same state dict (`reference_decode`), and the exported graph against the
+module. The real weights cannot be fetched on this machine; `--random` writes a random-weight
+decoder of the same shape (or a narrower one for test fixtures), whose images mean nothing.
+
+    python3 taesd.py --weights taesd/diffusion_pytorch_model.safetensors --folder MODEL_DIR
+    python3 taesd.py --random --folder MODEL_DIR [--channels 64]
+    python3 taesd.py --random --channels 8 --out test/fixtures/taesd-narrow/model.onnx
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_io  # noqa: E402
+
+# AutoencoderTiny's defaults: decoder_block_out_channels (64,)*4, num_decoder_blocks (3, 3, 3, 1),
+# upsampling_scaling_factor 2, act_fn relu, latent_channels 4, out_channels 3
+BLOCKS = (3, 3, 3, 1)
+
+
+class Block(nn.Module):
+    """AutoencoderTinyBlock: three 3x3 convs with ReLU between, a skip, ReLU after the sum."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(), nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(cout, cout, 3, padding=1))
+        self.skip = nn.Conv2d(cin, cout, 1, bias=False) if cin != cout else nn.Identity()
+        self.fuse = nn.ReLU()
+
+    def forward(self, x):
+        return self.fuse(self.conv(x) + self.skip(x))
+
+
+class TinyDecoder(nn.Module):
+    """Latents as the UNet sees them (scaled: AutoencoderTiny's scaling_factor is 1) -> RGB in [-1, 1]."""
+
+    def __init__(self, channels: int = 64, latent_channels: int = 4):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(latent_channels, channels, 3, padding=1), nn.ReLU()]
+        for i, n in enumerate(BLOCKS):
+            last = i == len(BLOCKS) - 1
+            layers += [Block(channels, channels) for _ in range(n)]
+            if not last:
+                layers.append(nn.Upsample(scale_factor=2))
+            layers.append(nn.Conv2d(channels, 3 if last else channels, 3, padding=1, bias=last))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, z):
+        # DecoderTiny clamps the latents softly to +-3 and returns [0, 1]; the pipeline works in [-1, 1]
+        return self.layers(torch.tanh(z / 3) * 3) * 2 - 1
+
+
+def reference_decode(state: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+    """The same decoder read straight off the state dict with torch.nn.functional: a check that the
+    module's layer indices are the layout's, independent of the module code."""
+    x = torch.tanh(z / 3) * 3
+
+    def conv(x, k, pad):
+        return F.conv2d(x, state[f"layers.{k}.weight"], state.get(f"layers.{k}.bias"), padding=pad)
+
+    x = F.relu(conv(x, 0, 1))
+    i = 2
+    for b, n in enumerate(BLOCKS):
+        for _ in range(n):
+            p = f"layers.{i}."
+            h = F.relu(F.conv2d(x, state[p + "conv.0.weight"], state[p + "conv.0.bias"], padding=1))
+            h = F.relu(F.conv2d(h, state[p + "conv.2.weight"], state[p + "conv.2.bias"], padding=1))
+            h = F.conv2d(h, state[p + "conv.4.weight"], state[p + "conv.4.bias"], padding=1)
+            skip = F.conv2d(x, state[p + "skip.weight"]) if p + "skip.weight" in state else x
+            x = F.relu(h + skip)
+            i += 1
+        if b < len(BLOCKS) - 1:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            i += 1
+        x = conv(x, i, 1)
+        i += 1
+    return x * 2 - 1
+
+
+def decoder_state(path: str) -> dict[str, torch.Tensor]:
+    """The decoder's tensors of an AutoencoderTiny safetensors file, without the `decoder.` prefix."""
+    state = safetensors_io.load(path)
+    return {k[len("decoder."):]: v.float() for k, v in state.items() if k.startswith("decoder.")}
+
+
+def build(weights: str | None, channels: int, seed: int) -> TinyDecoder:
+    torch.manual_seed(seed)
+    m = TinyDecoder(channels)
+    if weights:
+        m.load_state_dict(decoder_state(weights), strict=True)
+    return m.eval()
+
+
+def export(m: TinyDecoder, out: str) -> dict:
+    import onnx
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    z = torch.randn(1, 4, 8, 12, generator=torch.Generator().manual_seed(1))
+    spatial = {0: "batch", 2: "height", 3: "width"}
+    with torch.no_grad():
+        torch.onnx.export(m, (z,), out, opset_version=14, input_names=["latent_sample"], output_names=["sample"],
+                          dynamic_axes={"latent_sample": spatial, "sample": spatial})
+        state = {k: v for k, v in m.state_dict().items()}
+        ref = reference_decode(state, z)
+        got = m(z)
+    onnx.checker.check_model(onnx.load(out))
+    return {"module_vs_reference_max_abs": float((got - ref).abs().max()), "params": sum(p.numel() for p in m.parameters())}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", help="AutoencoderTiny diffusion_pytorch_model.safetensors")
+    src.add_argument("--random", action="store_true", help="random weights (shape only)")
+    dst = ap.add_mutually_exclusive_group(required=True)
+    dst.add_argument("--folder", help="model folder: writes preview_decoder/model.onnx and names it in reward-edit.json")
+    dst.add_argument("--out", help="an .onnx file")
+    ap.add_argument("--channels", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    m = build(a.weights, a.channels, a.seed)
+    out = os.path.join(a.folder, "preview_decoder", "model.onnx") if a.folder else a.out
+    report = export(m, out)
+    if report["module_vs_reference_max_abs"] > 1e-4:
+        print(json.dumps(report), file=sys.stderr)
+        raise SystemExit("the module and the functional reference disagree")
+    if a.folder:
+        file = os.path.join(a.folder, "reward-edit.json")
+        manifest = json.load(open(file)) if os.path.exists(file) else {}
+        manifest["preview_decoder"] = "preview_decoder/model.onnx"
+        with open(file, "w") as f:
+            json.dump(manifest, f, indent=2)
+            f.write("\n")
+    print(json.dumps({"out": out, "random": bool(a.random), **report}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+/**
+ * Memory and first-edit time on the full-size converted folder (issue 33): each configuration in
+ * its own process (a process's peak RSS never falls, so configurations cannot share one), a
+ * `fast` edit of a 512 px photo, then a second edit of the same photo and instruction (another
+ * seed: what best-of-N, refinement and `n` do), with the resident set after loading, after each
+ * edit and its peak (VmHWM), and the time from process start to the first finished edit.
+ *
+ *   node dist/src/perf/memory.js [config ...]       all configurations, or the named ones
+ */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { type EditOptions, createSession, decodeLatent, edit, loadModel } from "../../editor/index.js";
+import { Generator } from "../../editor/tensor/random.js";
+import { resolveParams } from "../edit-params.js";
+import { ROOT } from "../paths.js";
+import { loadPresets } from "../presets/index.js";
+import { FULLSCALE_CACHE, ensureFullScaleModel } from "./fullscale.js";
+import { peakRssGb } from "./peak-rss.js";
+
+const THREADS = Number(process.env.BENCH_THREADS ?? 2);
+
+export interface MemoryConfig {
+  name: string;
+  what: string;
+  options: Partial<EditOptions>;
+  /** Session options beyond the threads. */
+  session?: Record<string, unknown>;
+  /** Environment of the child (glibc's malloc tunables). */
+  env?: Record<string, string>;
+  /** Edits of the same photo after the first (default 1; 0: none): where the resident set settles. */
+  repeats?: number;
+}
+
+export const MEMORY_CONFIGS: MemoryConfig[] = [
+  { name: "whole", what: "whole-image VAE (vae_tiling off), as before issue 33", options: { vaeTiling: "off" } },
+  { name: "tiled-256", what: "VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 } },
+  { name: "tiled-192", what: "VAE in 192 px tiles", options: { vaeTiling: "on", vaeTile: 192 } },
+  { name: "tiled-384", what: "VAE in 384 px tiles", options: { vaeTiling: "on", vaeTile: 384 } },
+  { name: "tiled-352", what: "VAE in 352 px tiles (2 x 2 at 512 px)", options: { vaeTiling: "on", vaeTile: 352 }, repeats: 2 },
+  { name: "tiled-256-arena2", what: "256 px tiles, MALLOC_ARENA_MAX=2", options: { vaeTiling: "on", vaeTile: 256 }, env: { MALLOC_ARENA_MAX: "2" }, repeats: 2 },
+  { name: "r768", what: "--resolution 768 (auto: 256 px tiles)", options: { resolution: 768 }, repeats: 0 },
+  { name: "r1024", what: "--resolution 1024 (auto: 256 px tiles)", options: { resolution: 1024 }, repeats: 0 },
+];
+
+const rssGb = () => {
+  const m = /^VmRSS:\s*(\d+)\s*kB/m.exec(readFileSync("/proc/self/status", "utf8"));
+  return m ? (Number(m[1]) * 1024) / 2 ** 30 : NaN;
+};
+
+export interface MemoryRow {
+  name: string;
+  what: string;
+  size: string;
+  loadS: number;
+  rssAfterLoadGb: number;
+  firstEditS: number;
+  firstEditFromStartS: number;
+  rssAfterFirstGb: number;
+  peakAfterFirstGb: number;
+  secondEditS: number | null;
+  secondCached: { latent: boolean; text: boolean } | null;
+  rssAfterSecondGb: number | null;
+  /** Wall time and resident set after each later edit of the same photo. */
+  laterEditS: number[];
+  rssAfterLaterGb: number[];
+  peakGb: number;
+  componentS: Record<string, number>;
+  secondComponentS: Record<string, number>;
+}
+
+async function child(c: MemoryConfig): Promise<MemoryRow> {
+  const t0 = performance.now();
+  const model = await loadModel(FULLSCALE_CACHE, { intraOpThreads: THREADS, interOpThreads: 1, ...(c.session ?? {}) });
+  const loadS = (performance.now() - t0) / 1000;
+  const rssAfterLoadGb = rssGb();
+  const image = readFileSync(path.join(ROOT, "src", "benchmark", "sample", "images", "astronaut.png"));
+  const fast = resolveParams({ preset: "fast" }, loadPresets(), { deepCache: model.unetShallow !== undefined });
+  const o = { image, instruction: "turn the suit gold", rewards: fast.rewards, steps: fast.steps, textGuidance: fast.textGuidance, imageGuidance: fast.imageGuidance, ...fast.sampling, ...c.options };
+  const sessions = { text_encoder: model.textEncoder, vae_encoder: model.vaeEncoder, unet: model.unet, unet_shallow: model.unetShallow, vae_decoder: model.vaeDecoder };
+  const ms = () => Object.fromEntries(Object.entries(sessions).map(([k, s]) => [k, (s?.runMs ?? 0) / 1000]));
+  const diff = (a: Record<string, number>, b: Record<string, number>) => Object.fromEntries(Object.keys(a).map((k) => [k, b[k] - a[k]]));
+  const m0 = ms();
+  const r1 = await edit(model, { ...o, seed: 0 });
+  const firstEditFromStartS = process.uptime();
+  const rssAfterFirstGb = rssGb();
+  const peakAfterFirstGb = peakRssGb();
+  const m1 = ms();
+  const repeats = c.repeats ?? 1;
+  const r2 = repeats > 0 ? await edit(model, { ...o, seed: 1 }) : null;
+  const m2 = ms();
+  const rssAfterSecondGb = r2 ? rssGb() : null;
+  const laterEditS: number[] = [];
+  const rssAfterLaterGb: number[] = [];
+  for (let k = 2; k <= repeats; k++) {
+    laterEditS.push((await edit(model, { ...o, seed: k })).timings.totalMs / 1000);
+    rssAfterLaterGb.push(rssGb());
+  }
+  const row: MemoryRow = {
+    name: c.name,
+    what: c.what,
+    size: `${r1.parameters.workingWidth}x${r1.parameters.workingHeight}`,
+    loadS,
+    rssAfterLoadGb,
+    firstEditS: r1.timings.totalMs / 1000,
+    firstEditFromStartS,
+    rssAfterFirstGb,
+    peakAfterFirstGb,
+    secondEditS: r2 ? r2.timings.totalMs / 1000 : null,
+    secondCached: r2?.timings.cached ?? null,
+    rssAfterSecondGb,
+    laterEditS,
+    rssAfterLaterGb,
+    peakGb: peakRssGb(),
+    componentS: diff(m0, m1),
+    secondComponentS: diff(m1, m2),
+  };
+  await model.dispose();
+  return row;
+}
+
+export function measureMemory(configs: MemoryConfig[] = MEMORY_CONFIGS, log: (s: string) => void = () => {}): MemoryRow[] {
+  ensureFullScaleModel();
+  const rows: MemoryRow[] = [];
+  for (const c of configs) {
+    log(`memory: ${c.name}`);
+    const r = spawnSync(process.execPath, [new URL(import.meta.url).pathname, "--child", JSON.stringify(c)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20, env: { ...process.env, ...(c.env ?? {}) } });
+    if (r.status !== 0) throw new Error(`memory run ${c.name} failed (exit ${r.status})`);
+    rows.push(JSON.parse(r.stdout.trim().split("\n").pop()!));
+    log(JSON.stringify(rows.at(-1)));
+  }
+  return rows;
+}
+
+const f = (x: number, d = 2) => x.toFixed(d);
+
+export function memoryTable(rows: MemoryRow[]): string {
+  const out = [
+    "| configuration | working size | load s | RSS after load GB | first edit s | start to first edit s | peak RSS GB | VAE enc s | VAE dec s | second edit s |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const r of rows) {
+    const c = r.secondCached;
+    const cached = !c ? "" : c.latent && c.text ? " (latent + text cached)" : c.latent ? " (latent cached)" : c.text ? " (text cached)" : " (nothing cached)";
+    const second = r.secondEditS === null ? "-" : `${f(r.secondEditS, 1)}${cached}`;
+    out.push(`| ${r.name}: ${r.what} | ${r.size} | ${f(r.loadS, 1)} | ${f(r.rssAfterLoadGb)} | ${f(r.firstEditS, 1)} | ${f(r.firstEditFromStartS, 1)} | ${f(r.peakGb)} | ${f(r.componentS.vae_encoder)} | ${f(r.componentS.vae_decoder)} | ${second} |`);
+  }
+  return out.join("\n");
+}
+
+export interface VaeTileRow {
+  tile: number;
+  tiles: number;
+  decodeS: number[];
+  /** Against the whole decode of the same latent (random weights: a check of the blend, not of quality). */
+  psnrDb: number | null;
+}
+
+/**
+ * Decode time per tile size, side by side in one process, rounds alternating so the machine's
+ * drift falls on every size alike; only the decoder session is loaded.
+ */
+export async function measureVaeTiles(tiles = [0, 384, 352, 256, 192], rounds = 2, latentSide = 64): Promise<VaeTileRow[]> {
+  const dec = await createSession(path.join(FULLSCALE_CACHE, "vae_decoder", "model.onnx"), { intraOpThreads: THREADS, interOpThreads: 1 });
+  const latent = { data: new Generator(7).randn(new Float32Array(4 * latentSide * latentSide)), channels: 4, height: latentSide, width: latentSide };
+  const rows: VaeTileRow[] = tiles.map((tile) => ({ tile, tiles: 0, decodeS: [], psnrDb: null }));
+  let whole: Float32Array | null = null;
+  for (let r = 0; r < rounds; r++) {
+    for (const row of rows) {
+      let runs = 0;
+      const counted = { ...dec, run: (f: Parameters<typeof dec.run>[0]) => (runs++, dec.run(f)) } as typeof dec;
+      const t = performance.now();
+      const out = await decodeLatent(counted, latent, 8, row.tile);
+      row.decodeS.push((performance.now() - t) / 1000);
+      row.tiles = runs;
+      if (row.tile === 0) whole = out.data;
+      else if (whole && row.psnrDb === null) {
+        let mse = 0;
+        for (let i = 0; i < whole.length; i++) mse += ((Math.min(1, Math.max(-1, whole[i])) - Math.min(1, Math.max(-1, out.data[i]))) / 2) ** 2;
+        row.psnrDb = 10 * Math.log10(1 / (mse / whole.length));
+      }
+    }
+  }
+  await dec.dispose();
+  return rows;
+}
+
+if (process.argv[2] === "--vae-tiles") {
+  process.stdout.write(JSON.stringify(await measureVaeTiles()) + "\n");
+} else if (process.argv[2] === "--child") {
+  const row = await child(JSON.parse(process.argv[3]) as MemoryConfig);
+  process.stdout.write(JSON.stringify(row) + "\n");
+} else if (process.argv[1] === new URL(import.meta.url).pathname) {
+  const names = process.argv.slice(2);
+  const rows = measureMemory(names.length ? MEMORY_CONFIGS.filter((c) => names.includes(c.name)) : MEMORY_CONFIGS, (s) => process.stderr.write(s + "\n"));
+  process.stdout.write(memoryTable(rows) + "\n");
+}
