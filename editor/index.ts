@@ -25,3 +25,5 @@ export type { EncodeCacheStats } from "./pipeline/encode-cache.js";
 export { AUTO_TILING_ABOVE, DEFAULT_VAE_TILE, VAE_TILING_MODES, decodeLatent, encodeLatent, setDefaultVaeTiling, tileFor } from "./pipeline/vae-tiling.js";
 export type { VaeTiling } from "./pipeline/vae-tiling.js";
 export { warmUp } from "./pipeline/warmup.js";
+export { DECODERS, disposeTinyDecoder, tinyDecoder } from "./pipeline/tiny-decoder.js";
+export type { Decoder } from "./pipeline/tiny-decoder.js";

@@ -3,7 +3,7 @@ import type { EditOptions, Rewards } from "../editor/index.js";
 import { type Preset, getPreset } from "./presets/index.js";
 
 /** How an edit is sampled: the scheduler and the ways of spending fewer UNet evaluations (issue 20). */
-export type SamplingOptions = Pick<EditOptions, "scheduler" | "karrasSigmas" | "guidanceInterval" | "adaptiveGuidance" | "cacheInterval" | "vaeTiling" | "resolution">;
+export type SamplingOptions = Pick<EditOptions, "scheduler" | "karrasSigmas" | "guidanceInterval" | "adaptiveGuidance" | "cacheInterval" | "vaeTiling" | "resolution" | "decoder">;
 
 export interface RequestedParams extends SamplingOptions {
   rewards?: Rewards;
@@ -52,6 +52,7 @@ export function resolveParams(req: RequestedParams, presets: Record<string, Pres
     cacheInterval: req.cacheInterval ?? (model.deepCache ? p?.cache_interval : undefined),
     vaeTiling: req.vaeTiling ?? p?.vae_tiling,
     resolution: req.resolution ?? p?.resolution,
+    decoder: req.decoder ?? p?.decoder,
   };
   return {
     preset: p?.name ?? null,

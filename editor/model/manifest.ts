@@ -85,6 +85,8 @@ export const ManifestSchema = z.object({
   deep_cache: DeepCacheSchema.optional(),
   domain: DomainSchema.optional(),
   preview: PreviewSchema.optional(),
+  /** TAESD's decoder (models/convert/taesd.py), for `decoder: "tiny"`: scaled latents in, [-1, 1] RGB out. */
+  preview_decoder: z.string().regex(/^[\w-]+\/[\w.-]+\.onnx$/).optional(),
   training: z.record(z.string(), z.unknown()).optional(),
   /** Where the weights came from (the converter's record; `hub`: repository, subfolder, commit), so /v1/models can say what is served. */
   source: z.record(z.string(), z.unknown()).optional(),

@@ -2,6 +2,10 @@
  * The only module that imports onnxruntime-node. Everything else sees the small `Session`
  * interface: typed input metadata, a checked `run`, and `dispose`.
  */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import * as ort from "onnxruntime-node";
 
 export type DType = "float32" | "float16" | "int32" | "int64" | "bool" | string;
@@ -38,6 +42,13 @@ export interface SessionOptions {
    * 2 cores: a 20-step edit 213 -> 201 ms (64 px input), 210 -> 159 ms (600x400 photo).
    */
   allowSpinning?: boolean;
+  /**
+   * A folder for ONNX Runtime's optimised graphs (REWARD_EDIT_ORT_CACHE): the first session of a
+   * model writes its optimised graph there, later ones load it with optimisation off. Measured on
+   * the full-size UNet: 9.7 s to create with optimisation, 0.85 s from the saved graph (14.1 s
+   * the time it is written). The graph holds CPU-specific layouts, so the key includes the CPU.
+   */
+  optimizedCacheDir?: string;
   log?: (msg: string) => void;
 }
 
@@ -183,8 +194,61 @@ export async function createSession(file: string, options: SessionOptions = {}):
       log(`execution providers [${wanted.join(", ")}] unavailable for ${file}: ${(err as Error).message.split("\n")[0]}; using cpu`);
     }
   }
+  if (options.optimizedCacheDir && (options.graphOptimizationLevel ?? "all") !== "disabled" && !options.enableProfiling) {
+    return new OrtSession(file, await createCached(file, options, options.optimizedCacheDir, log), "cpu");
+  }
   const s = await ort.InferenceSession.create(file, ortOptions(options, ["cpu"], profile));
   return new OrtSession(file, s, "cpu");
+}
+
+/** What decides an optimised graph: the model's file, the optimisation level, ORT and the CPU. */
+function cacheKey(file: string, options: SessionOptions): string {
+  const st = statSync(file);
+  const data = `${file}_data`;
+  const dataSt = existsSync(data) ? statSync(data) : null;
+  return createHash("sha256")
+    .update(JSON.stringify([path.resolve(file), st.size, st.mtimeMs, dataSt?.size, dataSt?.mtimeMs, options.graphOptimizationLevel ?? "all", ortVersion, os.cpus()[0]?.model, os.arch()]))
+    .digest("hex")
+    .slice(0, 24);
+}
+
+async function createCached(file: string, options: SessionOptions, dir: string, log: (msg: string) => void): Promise<ort.InferenceSession> {
+  const entry = path.join(dir, cacheKey(file, options));
+  const cached = path.join(entry, "model.onnx");
+  const opts = ortOptions(options, ["cpu"]);
+  if (existsSync(cached)) {
+    try {
+      return await ort.InferenceSession.create(cached, { ...opts, graphOptimizationLevel: "disabled" });
+    } catch (err) {
+      log(`optimised graph ${cached} unusable (${(err as Error).message.split("\n")[0]}); optimising ${file} again`);
+      rmSync(entry, { recursive: true, force: true });
+    }
+  }
+  // written beside the entry and renamed into place, so a reader never sees half a graph
+  const tmp = `${entry}.${process.pid}.${Date.now()}.tmp`;
+  try {
+    mkdirSync(tmp, { recursive: true });
+    const extra = (opts.extra ?? {}) as { session?: Record<string, unknown> };
+    const s = await ort.InferenceSession.create(file, {
+      ...opts,
+      optimizedModelFilePath: path.join(tmp, "model.onnx"),
+      // ORT warns that such a graph suits only this machine: the key says so already
+      logSeverityLevel: 3,
+      // past protobuf's 2 GB limit the weights must go to a file beside the graph
+      extra: { ...extra, session: { ...(extra.session ?? {}), optimized_model_external_initializers_file_name: "model.onnx_data", optimized_model_external_initializers_min_size_in_bytes: "1024" } },
+    });
+    try {
+      renameSync(tmp, entry);
+    } catch {
+      // another process wrote it first: keep theirs
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    return s;
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    log(`cannot write an optimised graph of ${file} to ${dir}: ${(err as Error).message.split("\n")[0]}`);
+    return ort.InferenceSession.create(file, opts);
+  }
 }
 
 export const ortVersion: string = ort.env.versions?.node ?? "unknown";

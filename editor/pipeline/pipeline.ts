@@ -11,6 +11,7 @@ import { InstructPix2PixDenoiser } from "./guidance.js";
 import { type OutputFormat, decodeSource, encodeImage, openImage, resizeRgb, toRgb8 } from "./image.js";
 import type { LatentEstimate } from "./preview.js";
 import { type EncodeCache, hashParts, modelEncodeCache, modelKey } from "./encode-cache.js";
+import { DECODERS, type Decoder, tinyDecoder } from "./tiny-decoder.js";
 import { DEFAULT_VAE_TILE, VAE_TILING_MODES, type VaeTiling, checkTileSize, decodeLatent, defaultVaeTiling, encodeLatent, tileFor } from "./vae-tiling.js";
 import { predictOriginal } from "../schedulers/base.js";
 import { LatentBlender, MASK_MODES, type MaskMode, featheredMask, latentMask, pasteInside } from "./mask.js";
@@ -93,6 +94,11 @@ export interface EditOptions {
    * ones at 768-1024.
    */
   resolution?: number;
+  /**
+   * "full" (default): the folder's VAE decoder; "tiny": its TAESD decoder (reward-edit.json
+   * preview_decoder), about 1 % of the work, its quality unmeasured without the real weights.
+   */
+  decoder?: Decoder;
 }
 
 export interface StepProgress {
@@ -130,6 +136,7 @@ export interface EditResult {
     vaeTiling?: VaeTiling;
     /** The tile the VAE ran on, in working pixels; 0: the whole image at once. */
     vaeTile?: number;
+    decoder?: Decoder;
   };
   /** Share of the input's pixels returned exactly as they were (null when detail is off). */
   keptFraction: number | null;
@@ -236,6 +243,10 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const tileSize = o.vaeTile ?? DEFAULT_VAE_TILE;
   const tileProblem = checkTileSize(tileSize, m.latent_downscale);
   if (tileProblem) throw new EditInputError("vae_tile", tileProblem);
+  const decoder = o.decoder ?? "full";
+  if (!DECODERS.includes(decoder)) throw new EditInputError("decoder", `decoder must be one of ${DECODERS.join(", ")}`);
+  const tiny = decoder === "tiny" ? tinyDecoder(model) : null;
+  if (decoder === "tiny" && !tiny) throw new EditInputError("decoder", `decoder tiny needs a folder with a TAESD decoder (preview_decoder in reward-edit.json, models/convert/taesd.py); ${m.name} has none`);
   const cacheInterval = o.cacheInterval ?? 1;
   if (!Number.isInteger(cacheInterval) || cacheInterval < 1 || cacheInterval > 50) throw new EditInputError("cache_interval", "cache_interval must be an integer in 1..50");
   if (cacheInterval > 1 && !model.unetShallow) {
@@ -384,8 +395,18 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
 
   // 10. decode
   const scaling = m.scaling_factor;
-  for (let k = 0; k < plane; k++) latents[k] /= scaling;
-  const decodedPlanes = await decodeLatent(model.vaeDecoder, { data: latents, channels: C, height: h, width: w }, m.latent_downscale, vaeTile);
+  let decodedPlanes;
+  if (tiny) {
+    // TAESD takes the latents as the UNet sees them (AutoencoderTiny's scaling factor is 1); its
+    // memory is small at any size, so it runs whole
+    decodedPlanes = await decodeLatent(await tiny, { data: latents, channels: C, height: h, width: w }, m.latent_downscale, 0);
+    if (decodedPlanes.height !== h * m.latent_downscale || decodedPlanes.width !== w * m.latent_downscale) {
+      throw new Error(`${m.preview_decoder}: decodes ${w}x${h} latents to ${decodedPlanes.width}x${decodedPlanes.height}, not the folder's ${m.latent_downscale}x`);
+    }
+  } else {
+    for (let k = 0; k < plane; k++) latents[k] /= scaling;
+    decodedPlanes = await decodeLatent(model.vaeDecoder, { data: latents, channels: C, height: h, width: w }, m.latent_downscale, vaeTile);
+  }
   const out = { data: decodedPlanes.data, dims: [1, decodedPlanes.channels, decodedPlanes.height, decodedPlanes.width] };
   const [, , H, W] = out.dims;
   const format = o.format ?? "png";
@@ -444,6 +465,7 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
       maskMode: editMask ? maskMode : null,
       vaeTiling,
       vaeTile,
+      decoder,
     },
     keptFraction,
     mask,

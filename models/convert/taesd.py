@@ -10,7 +10,7 @@ decoder of the same shape (or a narrower one for test fixtures), whose images me
 
     python3 taesd.py --weights taesd/diffusion_pytorch_model.safetensors --folder MODEL_DIR
     python3 taesd.py --random --folder MODEL_DIR [--channels 64]
-    python3 taesd.py --random --channels 8 --out test/fixtures/taesd-narrow/model.onnx
+    python3 taesd.py --random --channels 8 --blocks 1,1 --out test/fixtures/taesd-narrow/model.onnx
 """
 from __future__ import annotations
 
@@ -48,11 +48,12 @@ class Block(nn.Module):
 class TinyDecoder(nn.Module):
     """Latents as the UNet sees them (scaled: AutoencoderTiny's scaling_factor is 1) -> RGB in [-1, 1]."""
 
-    def __init__(self, channels: int = 64, latent_channels: int = 4):
+    def __init__(self, channels: int = 64, latent_channels: int = 4, blocks: tuple[int, ...] = BLOCKS):
         super().__init__()
+        self.blocks = blocks
         layers: list[nn.Module] = [nn.Conv2d(latent_channels, channels, 3, padding=1), nn.ReLU()]
-        for i, n in enumerate(BLOCKS):
-            last = i == len(BLOCKS) - 1
+        for i, n in enumerate(blocks):
+            last = i == len(blocks) - 1
             layers += [Block(channels, channels) for _ in range(n)]
             if not last:
                 layers.append(nn.Upsample(scale_factor=2))
@@ -64,7 +65,7 @@ class TinyDecoder(nn.Module):
         return self.layers(torch.tanh(z / 3) * 3) * 2 - 1
 
 
-def reference_decode(state: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+def reference_decode(state: dict[str, torch.Tensor], z: torch.Tensor, blocks: tuple[int, ...] = BLOCKS) -> torch.Tensor:
     """The same decoder read straight off the state dict with torch.nn.functional: a check that the
     module's layer indices are the layout's, independent of the module code."""
     x = torch.tanh(z / 3) * 3
@@ -74,7 +75,7 @@ def reference_decode(state: dict[str, torch.Tensor], z: torch.Tensor) -> torch.T
 
     x = F.relu(conv(x, 0, 1))
     i = 2
-    for b, n in enumerate(BLOCKS):
+    for b, n in enumerate(blocks):
         for _ in range(n):
             p = f"layers.{i}."
             h = F.relu(F.conv2d(x, state[p + "conv.0.weight"], state[p + "conv.0.bias"], padding=1))
@@ -83,7 +84,7 @@ def reference_decode(state: dict[str, torch.Tensor], z: torch.Tensor) -> torch.T
             skip = F.conv2d(x, state[p + "skip.weight"]) if p + "skip.weight" in state else x
             x = F.relu(h + skip)
             i += 1
-        if b < len(BLOCKS) - 1:
+        if b < len(blocks) - 1:
             x = F.interpolate(x, scale_factor=2, mode="nearest")
             i += 1
         x = conv(x, i, 1)
@@ -97,9 +98,9 @@ def decoder_state(path: str) -> dict[str, torch.Tensor]:
     return {k[len("decoder."):]: v.float() for k, v in state.items() if k.startswith("decoder.")}
 
 
-def build(weights: str | None, channels: int, seed: int) -> TinyDecoder:
+def build(weights: str | None, channels: int, seed: int, blocks: tuple[int, ...] = BLOCKS) -> TinyDecoder:
     torch.manual_seed(seed)
-    m = TinyDecoder(channels)
+    m = TinyDecoder(channels, blocks=blocks)
     if weights:
         m.load_state_dict(decoder_state(weights), strict=True)
     return m.eval()
@@ -114,7 +115,7 @@ def export(m: TinyDecoder, out: str) -> dict:
         torch.onnx.export(m, (z,), out, opset_version=14, input_names=["latent_sample"], output_names=["sample"],
                           dynamic_axes={"latent_sample": spatial, "sample": spatial})
         state = {k: v for k, v in m.state_dict().items()}
-        ref = reference_decode(state, z)
+        ref = reference_decode(state, z, m.blocks)
         got = m(z)
     onnx.checker.check_model(onnx.load(out))
     return {"module_vs_reference_max_abs": float((got - ref).abs().max()), "params": sum(p.numel() for p in m.parameters())}
@@ -129,9 +130,11 @@ def main() -> int:
     dst.add_argument("--folder", help="model folder: writes preview_decoder/model.onnx and names it in reward-edit.json")
     dst.add_argument("--out", help="an .onnx file")
     ap.add_argument("--channels", type=int, default=64)
+    ap.add_argument("--blocks", default=",".join(map(str, BLOCKS)),
+                    help="blocks per stage (an upsampling by 2 between stages); 1,1 for a 2x fixture")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    m = build(a.weights, a.channels, a.seed)
+    m = build(a.weights, a.channels, a.seed, tuple(int(x) for x in a.blocks.split(",")))
     out = os.path.join(a.folder, "preview_decoder", "model.onnx") if a.folder else a.out
     report = export(m, out)
     if report["module_vs_reference_max_abs"] > 1e-4:

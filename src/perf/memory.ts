@@ -8,14 +8,14 @@
  *   node dist/src/perf/memory.js [config ...]       all configurations, or the named ones
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type EditOptions, createSession, decodeLatent, edit, loadModel } from "../../editor/index.js";
+import { type EditOptions, createSession, decodeLatent, edit, loadModel, warmUp } from "../../editor/index.js";
 import { Generator } from "../../editor/tensor/random.js";
 import { resolveParams } from "../edit-params.js";
-import { ROOT } from "../paths.js";
+import { PYTHON, ROOT } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
-import { FULLSCALE_CACHE, ensureFullScaleModel } from "./fullscale.js";
+import { FULLSCALE_CACHE, FULLSCALE_CHECKPOINT, ensureFullScaleModel } from "./fullscale.js";
 import { peakRssGb } from "./peak-rss.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
@@ -28,17 +28,29 @@ export interface MemoryConfig {
   session?: Record<string, unknown>;
   /** Environment of the child (glibc's malloc tunables). */
   env?: Record<string, string>;
+  /** Run the server's warm-up (the /readyz condition) between loading and the first edit. */
+  warmUp?: boolean;
   /** Edits of the same photo after the first (default 1; 0: none): where the resident set settles. */
   repeats?: number;
+  /** The folder's float16 conversion instead of the float32 one (half the weights). */
+  float16?: boolean;
 }
+
+const ORT_CACHE = path.join(path.dirname(FULLSCALE_CACHE), "ort-optimized");
+/** The same random-weight checkpoint converted with --dtype float16. */
+const FULLSCALE_F16 = path.join(path.dirname(FULLSCALE_CACHE), "mrc-random-float16");
 
 export const MEMORY_CONFIGS: MemoryConfig[] = [
   { name: "whole", what: "whole-image VAE (vae_tiling off), as before issue 33", options: { vaeTiling: "off" } },
   { name: "tiled-256", what: "VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 } },
   { name: "tiled-192", what: "VAE in 192 px tiles", options: { vaeTiling: "on", vaeTile: 192 } },
-  { name: "tiled-384", what: "VAE in 384 px tiles", options: { vaeTiling: "on", vaeTile: 384 } },
   { name: "tiled-352", what: "VAE in 352 px tiles (2 x 2 at 512 px)", options: { vaeTiling: "on", vaeTile: 352 }, repeats: 2 },
-  { name: "tiled-256-arena2", what: "256 px tiles, MALLOC_ARENA_MAX=2", options: { vaeTiling: "on", vaeTile: 256 }, env: { MALLOC_ARENA_MAX: "2" }, repeats: 2 },
+  { name: "tiny", what: "--decoder tiny (TAESD, random weights; the whole SD VAE encoder)", options: { decoder: "tiny" } },
+  // the same configuration twice: the first start writes ONNX Runtime's optimised graphs, the second loads them
+  { name: "ort-cache-write", what: "REWARD_EDIT_ORT_CACHE, first start (writes the optimised graphs)", options: {}, session: { optimizedCacheDir: ORT_CACHE }, repeats: 0 },
+  { name: "ort-cache-read", what: "REWARD_EDIT_ORT_CACHE, later starts (loads them), then the warm-up /readyz waits for", options: {}, session: { optimizedCacheDir: ORT_CACHE }, warmUp: true, repeats: 0 },
+  { name: "f16-whole", what: "float16 weights (models convert --dtype float16), whole-image VAE", options: { vaeTiling: "off" }, float16: true },
+  { name: "f16-tiled-256", what: "float16 weights, VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, float16: true },
   { name: "r768", what: "--resolution 768 (auto: 256 px tiles)", options: { resolution: 768 }, repeats: 0 },
   { name: "r1024", what: "--resolution 1024 (auto: 256 px tiles)", options: { resolution: 1024 }, repeats: 0 },
 ];
@@ -54,6 +66,7 @@ export interface MemoryRow {
   size: string;
   loadS: number;
   rssAfterLoadGb: number;
+  warmUpS: number | null;
   firstEditS: number;
   firstEditFromStartS: number;
   rssAfterFirstGb: number;
@@ -71,9 +84,10 @@ export interface MemoryRow {
 
 async function child(c: MemoryConfig): Promise<MemoryRow> {
   const t0 = performance.now();
-  const model = await loadModel(FULLSCALE_CACHE, { intraOpThreads: THREADS, interOpThreads: 1, ...(c.session ?? {}) });
+  const model = await loadModel(c.float16 ? FULLSCALE_F16 : FULLSCALE_CACHE, { intraOpThreads: THREADS, interOpThreads: 1, ...(c.session ?? {}) });
   const loadS = (performance.now() - t0) / 1000;
   const rssAfterLoadGb = rssGb();
+  const warmUpS = c.warmUp ? (await warmUp(model)).ms / 1000 : null;
   const image = readFileSync(path.join(ROOT, "src", "benchmark", "sample", "images", "astronaut.png"));
   const fast = resolveParams({ preset: "fast" }, loadPresets(), { deepCache: model.unetShallow !== undefined });
   const o = { image, instruction: "turn the suit gold", rewards: fast.rewards, steps: fast.steps, textGuidance: fast.textGuidance, imageGuidance: fast.imageGuidance, ...fast.sampling, ...c.options };
@@ -102,6 +116,7 @@ async function child(c: MemoryConfig): Promise<MemoryRow> {
     size: `${r1.parameters.workingWidth}x${r1.parameters.workingHeight}`,
     loadS,
     rssAfterLoadGb,
+    warmUpS,
     firstEditS: r1.timings.totalMs / 1000,
     firstEditFromStartS,
     rssAfterFirstGb,
@@ -121,6 +136,16 @@ async function child(c: MemoryConfig): Promise<MemoryRow> {
 
 export function measureMemory(configs: MemoryConfig[] = MEMORY_CONFIGS, log: (s: string) => void = () => {}): MemoryRow[] {
   ensureFullScaleModel();
+  if (configs.some((c) => c.float16) && !existsSync(path.join(FULLSCALE_F16, "reward-edit.json"))) {
+    const r = spawnSync(PYTHON, [path.join(ROOT, "models", "convert", "convert.py"), FULLSCALE_CHECKPOINT, FULLSCALE_F16, "--dtype", "float16"], { stdio: ["ignore", "ignore", "inherit"] });
+    if (r.status !== 0) throw new Error("the float16 conversion of the full-size checkpoint failed");
+  }
+  if (configs.some((c) => c.name === "ort-cache-write")) rmSync(ORT_CACHE, { recursive: true, force: true });
+  // the tiny decoder's row: a random-weight TAESD of the real shape (the weights cannot be fetched here)
+  if (!existsSync(path.join(FULLSCALE_CACHE, "preview_decoder", "model.onnx"))) {
+    const t = spawnSync(PYTHON, [path.join(ROOT, "models", "convert", "taesd.py"), "--random", "--folder", FULLSCALE_CACHE], { stdio: ["ignore", "ignore", "inherit"] });
+    if (t.status !== 0) throw new Error("taesd.py failed");
+  }
   const rows: MemoryRow[] = [];
   for (const c of configs) {
     log(`memory: ${c.name}`);
@@ -183,6 +208,28 @@ export async function measureVaeTiles(tiles = [0, 384, 352, 256, 192], rounds = 
   }
   await dec.dispose();
   return rows;
+}
+
+export function vaeTilesTable(rows: VaeTileRow[]): string {
+  const whole = rows.find((r) => r.tile === 0);
+  const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  const out = ["| tile px | decoder runs | decode s (each round) | vs whole | PSNR vs whole dB |", "| --- | --- | --- | --- | --- |"];
+  for (const r of rows) {
+    const ratio = whole ? med(r.decodeS) / med(whole.decodeS) : NaN;
+    out.push(`| ${r.tile || "whole"} | ${r.tiles} | ${r.decodeS.map((s) => f(s, 1)).join(", ")} | ${f(ratio)} | ${r.psnrDb === null ? "-" : f(r.psnrDb, 1)} |`);
+  }
+  return out.join("\n");
+}
+
+/** The perf phase: every configuration, then the decoder's tile sizes side by side; bench-results/memory.{json,md}. */
+export async function writeMemoryReport(log: (s: string) => void = () => {}): Promise<void> {
+  const rows = measureMemory(MEMORY_CONFIGS, log);
+  const r = spawnSync(process.execPath, [new URL(import.meta.url).pathname, "--vae-tiles"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  const tiles = r.status === 0 ? (JSON.parse(r.stdout.trim().split("\n").pop()!) as VaeTileRow[]) : [];
+  const dir = path.join(ROOT, "bench-results");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, "memory.json"), JSON.stringify({ date: new Date().toISOString(), threads: THREADS, rows, tiles }, null, 1));
+  writeFileSync(path.join(dir, "memory.md"), `# Memory, tiling and the first edit (issue 33)\n\n${memoryTable(rows)}\n\nVAE decoder alone, 512 px, tile sizes side by side:\n\n${vaeTilesTable(tiles)}\n`);
 }
 
 if (process.argv[2] === "--vae-tiles") {

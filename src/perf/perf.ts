@@ -24,6 +24,7 @@ import { runBatchBench } from "./batch.js";
 import { runFastBench, writeFastReport } from "./fast.js";
 import { runMaskBench, writeMaskReport } from "../evaluation/masks.js";
 import { FULLSCALE_CACHE, measureFullScale } from "./fullscale.js";
+import { writeMemoryReport } from "./memory.js";
 import { percentile } from "../benchmark/metrics.js";
 import { type PerfReport, renderPerf } from "./perf-report.js";
 import { PhaseProgress } from "./phases.js";
@@ -273,6 +274,7 @@ async function main(): Promise<void> {
     fast: { name: "h. fast edits: quality, fidelity and cost of the fast path (bench-results/fast.md)", estimateS: withFullScale ? 1500 : 600 },
     masks: { name: "i. masks: paste only vs blend during sampling (bench-results/masks.md)", estimateS: 600 },
     batch: { name: "j. catalogue batch: 50 photos, a kill and resume, against one CLI run per photo (bench-results/batch.md)", estimateS: 240 },
+    memory: { name: "k. memory: full-size fast edits whole and tiled, cached, 768/1024 px, tiny decoder (bench-results/memory.md)", estimateS: 2400 },
     fullScale: { name: "c. full scale: UNet steps and a 20-step 512x512 edit of a converted Multi-Reward folder", estimateS: existsSync(FULLSCALE_CACHE) ? 900 : 1500 },
   };
   const progress = new PhaseProgress([
@@ -286,6 +288,7 @@ async function main(): Promise<void> {
     phase.fast,
     phase.masks,
     phase.batch,
+    ...(withFullScale ? [phase.memory] : []),
   ]);
   progress.start(phase.overhead);
   const overhead = [
@@ -329,6 +332,10 @@ async function main(): Promise<void> {
   await writeMaskReport(await runMaskBench({ limit: 120, hires: 12, modelDir: bundled }));
   progress.start(phase.batch);
   await runBatchBench({ photos: "47", steps: "20" });
+  if (withFullScale) {
+    progress.start(phase.memory);
+    await writeMemoryReport((s) => process.stderr.write(`${s}\n`));
+  }
   progress.done();
   const report: PerfReport = {
     date: new Date().toISOString(),

@@ -1,7 +1,7 @@
 /** Named reward presets: one data file (presets.json) shared by the CLI, the server and the page. */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { SCHEDULER_NAMES, VAE_TILING_MODES } from "../../editor/index.js";
+import { DECODERS, SCHEDULER_NAMES, VAE_TILING_MODES } from "../../editor/index.js";
 
 const Reward = z.number().min(0).max(5);
 export const PresetSchema = z.strictObject({
@@ -20,6 +20,8 @@ export const PresetSchema = z.strictObject({
   vae_tiling: z.enum(VAE_TILING_MODES).optional(),
   /** Long side of the working size (the model's resolution when absent). */
   resolution: z.number().int().min(64).max(2048).optional(),
+  /** full: the folder's VAE decoder; tiny: its TAESD decoder (preview_decoder). */
+  decoder: z.enum(DECODERS).optional(),
 });
 export type Preset = z.infer<typeof PresetSchema> & { name: string };
 

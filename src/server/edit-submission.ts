@@ -65,6 +65,7 @@ export function editSubmission(d: SubmissionDeps) {
           cacheInterval: form.cache_interval,
           vaeTiling: form.vae_tiling,
           resolution: form.resolution,
+          decoder: form.decoder,
         },
         presets,
         { deepCache: queue.model?.manifest.deep_cache !== undefined },

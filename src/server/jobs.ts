@@ -68,6 +68,8 @@ export interface PoolOptions {
   ortThreads: number;
   /** MiB of each worker's encode cache (editor/pipeline/encode-cache.ts). */
   encodeCacheMb?: number;
+  /** Folder of ONNX Runtime's optimised graphs (SessionOptions.optimizedCacheDir). */
+  ortCacheDir?: string;
   /** Default VAE tiling of the workers' edits. */
   vaeTiling?: "auto" | "on" | "off";
   /** Most bytes finished jobs may keep (uploads and results); the oldest are dropped first (0: no limit). */
@@ -107,7 +109,7 @@ export class JobPool extends EventEmitter {
 
   private spawn(): Promise<void> {
     const cancel = new SharedArrayBuffer(4);
-    const init: WorkerInit = { modelDir: this.o.modelDir, providers: this.o.providers, ortThreads: this.o.ortThreads, cancel, provenance: this.o.provenance ?? null, encodeCacheMb: this.o.encodeCacheMb, vaeTiling: this.o.vaeTiling };
+    const init: WorkerInit = { modelDir: this.o.modelDir, providers: this.o.providers, ortThreads: this.o.ortThreads, cancel, provenance: this.o.provenance ?? null, encodeCacheMb: this.o.encodeCacheMb, vaeTiling: this.o.vaeTiling, ortCacheDir: this.o.ortCacheDir };
     const worker = new Worker(new URL("./worker/edit-worker.js", import.meta.url), { workerData: init });
     const slot: Slot = { worker, cancel: new Int32Array(cancel), ready: false };
     this.slots.push(slot);

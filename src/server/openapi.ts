@@ -31,6 +31,7 @@ export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "P
       guidance_interval: { type: "string", example: "1,15", description: "lo,hi: the guidance branches run only while the noise level sigma is in (lo, hi]; outside, the conditioned branch alone (fewer UNet evaluations)" },
       adaptive_guidance: { type: "number", exclusiveMinimum: 0, maximum: 1, description: "stop the guidance branches once the full and image-only predictions agree to this cosine" },
       cache_interval: { type: "integer", minimum: 1, maximum: 50, description: "DeepCache: the whole UNet every n-th step, its outer blocks on cached deep features in between (models with a shallow UNet graph)" },
+      decoder: { enum: ["full", "tiny"], default: "full", description: "full: the model's VAE decoder; tiny: its TAESD decoder (models whose folder has a preview_decoder): about 1 % of the decoder's work, quality not measured here" },
       resolution: { type: "integer", minimum: 64, maximum: 2048, description: "long side the model edits at (a multiple of its size_multiple), e.g. 768 or 1024; default the model's. The result still comes back at the photo's size" },
       vae_tiling: { enum: ["auto", "on", "off"], default: "auto", description: "the VAE encodes and decodes overlapping tiles (diffusers' tiled VAE: less memory, a little time); auto: above a 512 px working size" },
       output_format: { enum: ["png", "jpeg", "webp"], default: "png" },
@@ -54,7 +55,7 @@ export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "P
     // the project's fields ride along (EXTRA_FIELDS in openai-images.ts), validated by the edit form
     additionalProperties: true,
     required: ["image", "prompt"],
-    description: "OpenAI's images edit request. Extra fields: rewards, preset, seed, steps, text_guidance, image_guidance, scheduler, karras_sigmas, guidance_interval, adaptive_guidance, cache_interval, vae_tiling, resolution, detail, mask_mode (as on /v1/edits).",
+    description: "OpenAI's images edit request. Extra fields: rewards, preset, seed, steps, text_guidance, image_guidance, scheduler, karras_sigmas, guidance_interval, adaptive_guidance, cache_interval, vae_tiling, resolution, decoder, detail, mask_mode (as on /v1/edits).",
     properties: {
       image: { type: "string", format: "binary", description: "one photo (also accepted as image[])" },
       prompt: { type: "string", maxLength: c.maxInstructionLength },

@@ -52,6 +52,7 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
     ortThreads: layout.ortThreads,
     encodeCacheMb: config.encodeCacheMb,
     vaeTiling: config.vaeTiling,
+    ortCacheDir: config.ortCacheDir,
     pixelBudget: config.pixelBudget,
     retainedBytes: config.retainedBytes,
     provenance,

@@ -4,7 +4,7 @@
  */
 import sharp, { type Metadata } from "sharp";
 import { z } from "zod";
-import { DETAIL_MODES, MASK_MODES, MAX_SEED, OUTPUT_FORMATS, SCHEDULER_NAMES, VAE_TILING_MODES } from "../../editor/index.js";
+import { DETAIL_MODES, MASK_MODES, MAX_SEED, OUTPUT_FORMATS, SCHEDULER_NAMES, VAE_TILING_MODES, DECODERS } from "../../editor/index.js";
 import { type MaskConvention, MaskInputError, decodeMask, encodeMask } from "../../raster/mask.js";
 import { SCORING_PROTOCOLS } from "../../reward/judge/config.js";
 import type { ServerConfig } from "../config/server.js";
@@ -72,6 +72,7 @@ export function editSchema(c: ServerConfig) {
     cache_interval: num(1, 50, true).optional(),
     vae_tiling: z.enum(VAE_TILING_MODES).optional(),
     resolution: num(64, 2048, true).optional(),
+    decoder: z.enum(DECODERS).optional(),
     output_format: z.enum(OUTPUT_FORMATS).default("png"),
     candidates: num(1, c.maxCandidates, true).default(1),
     refine_rounds: num(1, c.maxRefineRounds, true).default(1),

@@ -26,6 +26,7 @@ try {
   const model = await loadModel(init.modelDir, {
     providers: init.providers,
     intraOpThreads: init.ortThreads > 0 ? init.ortThreads : undefined,
+    optimizedCacheDir: init.ortCacheDir || undefined,
     log: (m) => process.stderr.write(`${m}\n`),
   });
   const mark = workerMarker(init.provenance, model);

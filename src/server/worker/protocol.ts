@@ -84,6 +84,8 @@ export interface WorkerInit {
   ortThreads: number;
   /** Bound of the worker's encode cache (REWARD_EDIT_ENCODE_CACHE_MB); absent: the library's default. */
   encodeCacheMb?: number;
+  /** REWARD_EDIT_ORT_CACHE: where optimised graphs are kept between starts; absent or empty: nowhere. */
+  ortCacheDir?: string;
   /** Tiling of edits that name none (REWARD_EDIT_VAE_TILING); absent: auto. */
   vaeTiling?: "auto" | "on" | "off";
   /** Int32 flag the server sets to cancel the running job: checked after every step. */
