@@ -128,16 +128,7 @@ export class JudgeScorer implements Scorer {
         );
       }),
     );
-    const result: ScoreResult = {
-      backend: "judge",
-      protocol: set.protocol,
-      promptVersion: maskUrl ? `${set.version}+mask` : set.version,
-      model: this.config.model,
-      passes: this.config.passes,
-      perspectives,
-      latencyMs: performance.now() - t0,
-      cached: false,
-    };
+    const result: ScoreResult = { ...this.resultHeader(set, maskUrl), perspectives, latencyMs: performance.now() - t0, cached: false };
     // only complete answers are cached: an unscored sample should be asked again next time
     if (this.cache && PERSPECTIVES.every((p) => perspectives[p].status === "scored")) await this.cache.set(key, result);
     return result;
@@ -189,11 +180,7 @@ export class JudgeScorer implements Scorer {
         replies.every((r) => r.outcome.kind === "refusal"),
       );
     const result: ScoreResult = {
-      backend: "judge",
-      protocol: set.protocol,
-      promptVersion: maskUrl ? `${set.version}+mask` : set.version,
-      model: this.config.model,
-      passes: this.config.passes,
+      ...this.resultHeader(set, maskUrl),
       perspectives: { following: half(sc, (l) => l[0]), preserving: half(sc, (l) => l[1]), quality: half(pq, (l) => Math.min(...l)) },
       viescore: { sc: SC, pq: PQ, o: SC.score !== undefined && PQ.score !== undefined ? Math.sqrt(SC.score * PQ.score) : undefined },
       latencyMs: performance.now() - t0,
@@ -201,6 +188,11 @@ export class JudgeScorer implements Scorer {
     };
     if (this.cache && SC.status === "scored" && PQ.status === "scored") await this.cache.set(key, result);
     return result;
+  }
+
+  /** What every protocol's result says of how it was judged. */
+  private resultHeader(set: { protocol: ScoreResult["protocol"]; version: string }, maskUrl: string | null | undefined) {
+    return { backend: "judge" as const, protocol: set.protocol, promptVersion: maskUrl ? `${set.version}+mask` : set.version, model: this.config.model, passes: this.config.passes };
   }
 
   /** Pairwise ranking of N candidate edits of one source: win rate over all pairs, a tie counting 0.5. */
