@@ -1,7 +1,7 @@
 """Convert a diffusers-format InstructPix2Pix or Multi-Reward checkpoint folder into a model folder
 this project serves (DESIGN.md 2 and 8):
 
-  python3 convert.py SRC OUT [--dtype float32|float16]
+  python3 convert.py SRC OUT [--dtype float32|float16|int8]
 
 Checks every tensor name and shape against the configs first and lists all problems at once
 (exit 2); then exports text_encoder, vae_encoder (mean), unet, vae_decoder to ONNX, copies the
@@ -204,13 +204,19 @@ def convert(src: str, out: str, dtype: str = "float32", name: str | None = None,
         ck.states.pop("unet")
         export_unet(unet, ck.configs["unet"], ck.kind == "multi-reward", out, ck.configs["text_encoder"]["hidden_size"])
         del unet
+    quantized = None
     if dtype == "float16":
         to_float16(out)
+    elif dtype == "int8":
+        import quantize
+        quantized = quantize.record(quantize.quantize_graphs(out, out))
     for d in ("tokenizer", "scheduler"):
         # copyfile: the source may be read-only, the folder we write must not be
         shutil.copytree(os.path.join(small_files, d), os.path.join(out, d), dirs_exist_ok=True, copy_function=shutil.copyfile)
     shutil.copyfile(os.path.join(small_files, "model_index.json"), os.path.join(out, "model_index.json"))
     m = manifest(ck, name or os.path.basename(os.path.normpath(out)), dtype) | {"preview": preview}
+    if quantized:
+        m["source"]["quantized"] = quantized
     if single:
         m["source"].update({"layout": "single-file", "file": os.path.basename(src),
                             "config": os.path.basename(os.path.normpath(config)), "ema": ema})
@@ -226,7 +232,8 @@ def main() -> int:
                                         "with --config naming a diffusers folder of the same model (single_file.py).")
     ap.add_argument("src", help="diffusers checkpoint folder, or a single .safetensors/.ckpt file with --config")
     ap.add_argument("out")
-    ap.add_argument("--dtype", choices=["float32", "float16"], default="float32")
+    ap.add_argument("--dtype", choices=["float32", "float16", "int8"], default="float32",
+                    help="int8: the UNets' and text encoder's weights in int8 per channel, float32 arithmetic (quantize.py)")
     ap.add_argument("--name")
     ap.add_argument("--check", action="store_true", help="only check names and shapes; write nothing")
     ap.add_argument("--unfused-attention", action="store_true",

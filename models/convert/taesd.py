@@ -11,6 +11,7 @@ decoder of the same shape (or a narrower one for test fixtures), whose images me
     python3 taesd.py --weights taesd/diffusion_pytorch_model.safetensors --folder MODEL_DIR
     python3 taesd.py --random --folder MODEL_DIR [--channels 64]
     python3 taesd.py --random --channels 8 --blocks 1,1 --out test/fixtures/taesd-narrow/model.onnx
+    ... --golden FILE.json     also the module's output on a fixed latent, for ONNX Runtime to match
 """
 from __future__ import annotations
 
@@ -106,6 +107,17 @@ def build(weights: str | None, channels: int, seed: int, blocks: tuple[int, ...]
     return m.eval()
 
 
+def golden(m: TinyDecoder, file: str) -> None:
+    """A fixed latent and the PyTorch module's decode of it: what the ONNX graph must reproduce
+    (onnxruntime is not installable for this Python, so the comparison runs in the Node tests)."""
+    z = torch.randn(1, 4, 6, 10, generator=torch.Generator().manual_seed(2)) * 2
+    with torch.no_grad():
+        y = m(z)
+    with open(file, "w") as f:
+        json.dump({"latent": {"dims": list(z.shape), "data": z.flatten().tolist()},
+                   "sample": {"dims": list(y.shape), "data": y.flatten().tolist()}}, f)
+
+
 def export(m: TinyDecoder, out: str) -> dict:
     import onnx
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -133,10 +145,13 @@ def main() -> int:
     ap.add_argument("--blocks", default=",".join(map(str, BLOCKS)),
                     help="blocks per stage (an upsampling by 2 between stages); 1,1 for a 2x fixture")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--golden", help="write a fixed latent and the module's output to this JSON file")
     a = ap.parse_args()
     m = build(a.weights, a.channels, a.seed, tuple(int(x) for x in a.blocks.split(",")))
     out = os.path.join(a.folder, "preview_decoder", "model.onnx") if a.folder else a.out
     report = export(m, out)
+    if a.golden:
+        golden(m, a.golden)
     if report["module_vs_reference_max_abs"] > 1e-4:
         print(json.dumps(report), file=sys.stderr)
         raise SystemExit("the module and the functional reference disagree")

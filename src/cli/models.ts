@@ -2,11 +2,11 @@ import { existsSync, statSync } from "node:fs";
 import type { Command } from "commander";
 import { inspectModelFolder } from "../../editor/index.js";
 import { HubError } from "../hub/index.js";
-import { ConverterMissing, runConverter } from "../pull/converter.js";
+import { ConverterMissing, runConverter, runQuantizer } from "../pull/converter.js";
 import { pullConfig } from "../pull/model.js";
 import { HUB_PREFIX, parseHubSpec } from "../pull/spec.js";
 import { CliError } from "./errors.js";
-import { registerPull } from "./pull.js";
+import { parseDtype, registerPull } from "./pull.js";
 
 /** One file is an original-layout (CompVis/LDM) single-file checkpoint; a folder is diffusers'. */
 function sourceKind(src: string): "file" | "folder" | "missing" {
@@ -51,13 +51,13 @@ export function registerModels(program: Command): void {
     .description("convert a diffusers-format InstructPix2Pix or Multi-Reward checkpoint folder, or an original-layout single-file InstructPix2Pix checkpoint, into a model folder, then validate it")
     .argument("<src>", "checkpoint folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/), or one original-layout (CompVis/LDM) FILE.safetensors or FILE.ckpt")
     .argument("<out>", "model folder to write")
-    .option("--dtype <dtype>", "float32 or float16 (half the size; float32 inputs and outputs)", "float32")
+    .option("--dtype <dtype>", "float32, float16 (half the files; float32 inputs and outputs) or int8 (the UNets' and text encoder's weights: a quarter of the memory, float32 arithmetic)", "float32")
     .option("--check", "only check tensor names and shapes against the configs; write nothing")
     .option("--unfused-attention", "export attention as MatMul/Softmax/MatMul instead of ONNX Runtime's fused MultiHeadAttention")
     .option("--config <dir|repo>", `single file only: diffusers folder or Hub repository of the same model giving its configs, tokenizer and scheduler (default ${DEFAULT_CONFIG_REPO})`)
     .option("--ema", "single file only: take the UNet's EMA weights (model_ema.*) instead of the raw ones")
     .action(async (src: string, out: string, o: { dtype: string; check?: boolean; unfusedAttention?: boolean; config?: string; ema?: boolean }) => {
-      if (o.dtype !== "float32" && o.dtype !== "float16") throw new CliError(`--dtype must be float32 or float16, got "${o.dtype}"`);
+      parseDtype(o.dtype);
       const kind = sourceKind(src);
       if (kind === "folder" && (o.config !== undefined || o.ema)) throw new CliError(`--config and --ema are for single-file checkpoints; ${src} is a folder with its own configs`);
       // a missing SRC goes to the converter as it is, which names what does not exist
@@ -76,6 +76,26 @@ export function registerModels(program: Command): void {
       if (report.problems.length > 0) throw new CliError(`converted folder ${out} does not validate: ${report.problems.join("; ")}`);
       const m = report.manifest!;
       process.stdout.write(`ok: ${out} (${m.name}, ${m.resolution}px, ${m.rewards ? "reward inputs" : "no reward inputs"}); serve it with REWARD_EDIT_MODEL=${out} npm start\n`);
+    });
+  models
+    .command("quantize")
+    .description("write a copy of a converted float32 folder with the UNets' and text encoder's weights in int8 (one scale per output channel, float32 arithmetic): a full-size editor in a quarter of the memory; then validate it")
+    .argument("<dir>", "converted model folder (float32)")
+    .argument("<out>", "model folder to write (may be <dir> itself)")
+    .option("--graphs <list>", "graphs to quantise, comma-separated (the VAE stays float32 unless named)", "unet,unet_shallow,text_encoder")
+    .action(async (dir: string, out: string, o: { graphs: string }) => {
+      if (!existsSync(dir)) throw new CliError(`${dir}: no such folder`);
+      const code = await runQuantizer([dir, out, "--graphs", o.graphs]).catch((e) => {
+        throw e instanceof ConverterMissing ? new CliError(e.message) : e;
+      });
+      if (code !== 0) {
+        process.exitCode = code;
+        return;
+      }
+      const report = await inspectModelFolder(out);
+      await Promise.all(Object.values(report.sessions).map((s) => s.dispose()));
+      if (report.problems.length > 0) throw new CliError(`quantised folder ${out} does not validate: ${report.problems.join("; ")}`);
+      process.stdout.write(`ok: ${out} (${report.manifest!.name}, int8 weights); serve it with REWARD_EDIT_MODEL=${out} npm start\n`);
     });
   models
     .command("validate")

@@ -27,7 +27,7 @@ export function float16Unet(dir: string, out = path.join(CACHE, path.basename(di
 }
 
 /** Deterministic, non-constant feeds for whatever inputs the UNet declares. */
-function feedsFor(s: Session, batch: number, latent: [number, number]): Record<string, HostTensor> {
+export function feedsFor(s: Session, batch: number, latent: [number, number]): Record<string, HostTensor> {
   const feeds: Record<string, HostTensor> = {};
   for (const i of s.inputs) {
     const dims = i.shape.map((d, k) => (typeof d === "number" && d > 0 ? d : k === 0 ? batch : k === 2 ? latent[0] : latent[1]));

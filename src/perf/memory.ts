@@ -13,7 +13,7 @@ import path from "node:path";
 import { type EditOptions, createSession, decodeLatent, edit, loadModel, warmUp } from "../../editor/index.js";
 import { Generator } from "../../editor/tensor/random.js";
 import { resolveParams } from "../edit-params.js";
-import { PYTHON, ROOT } from "../paths.js";
+import { PYTHON, QUANTIZER, ROOT } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
 import { FULLSCALE_CACHE, FULLSCALE_CHECKPOINT, ensureFullScaleModel } from "./fullscale.js";
 import { peakRssGb } from "./peak-rss.js";
@@ -32,13 +32,28 @@ export interface MemoryConfig {
   warmUp?: boolean;
   /** Edits of the same photo after the first (default 1; 0: none): where the resident set settles. */
   repeats?: number;
-  /** The folder's float16 conversion instead of the float32 one (half the weights). */
-  float16?: boolean;
+  /**
+   * The same checkpoint with other weights than float32: its float16 conversion (half the files),
+   * or the float32 folder with the UNets' and text encoder's weights in int8 (models quantize).
+   */
+  weights?: "float16" | "int8";
 }
 
 const ORT_CACHE = path.join(path.dirname(FULLSCALE_CACHE), "ort-optimized");
 /** The same random-weight checkpoint converted with --dtype float16. */
 const FULLSCALE_F16 = path.join(path.dirname(FULLSCALE_CACHE), "mrc-random-float16");
+/** The float32 folder quantised by models/convert/quantize.py. */
+export const FULLSCALE_INT8 = path.join(path.dirname(FULLSCALE_CACHE), "mrc-random-int8");
+
+/** The full-size folder quantised (once), with its tiny decoder. */
+export function ensureInt8Model(): void {
+  ensureFullScaleModel();
+  if (!existsSync(path.join(FULLSCALE_INT8, "reward-edit.json"))) {
+    const r = spawnSync(PYTHON, [QUANTIZER, FULLSCALE_CACHE, FULLSCALE_INT8], { stdio: ["ignore", "ignore", "inherit"] });
+    if (r.status !== 0) throw new Error("quantising the full-size folder failed");
+  }
+}
+const folderFor = (c: MemoryConfig) => (c.weights === "float16" ? FULLSCALE_F16 : c.weights === "int8" ? FULLSCALE_INT8 : FULLSCALE_CACHE);
 
 export const MEMORY_CONFIGS: MemoryConfig[] = [
   { name: "whole", what: "whole-image VAE (vae_tiling off), as before issue 33", options: { vaeTiling: "off" } },
@@ -49,8 +64,13 @@ export const MEMORY_CONFIGS: MemoryConfig[] = [
   // the same configuration twice: the first start writes ONNX Runtime's optimised graphs, the second loads them
   { name: "ort-cache-write", what: "REWARD_EDIT_ORT_CACHE, first start (writes the optimised graphs)", options: {}, session: { optimizedCacheDir: ORT_CACHE }, repeats: 0 },
   { name: "ort-cache-read", what: "REWARD_EDIT_ORT_CACHE, later starts (loads them), then the warm-up /readyz waits for", options: {}, session: { optimizedCacheDir: ORT_CACHE }, warmUp: true, repeats: 0 },
-  { name: "f16-whole", what: "float16 weights (models convert --dtype float16), whole-image VAE", options: { vaeTiling: "off" }, float16: true },
-  { name: "f16-tiled-256", what: "float16 weights, VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, float16: true },
+  { name: "f16-whole", what: "float16 weights (models convert --dtype float16), whole-image VAE", options: { vaeTiling: "off" }, weights: "float16" },
+  { name: "f16-tiled-256", what: "float16 weights, VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, weights: "float16" },
+  // issue 33's 4 GB pod: weights that stay int8 in memory (DequantizeLinear is not folded away)
+  { name: "int8-whole", what: "int8 UNet, shallow UNet and text encoder (models quantize), whole-image VAE", options: { vaeTiling: "off" }, weights: "int8" },
+  { name: "int8-tiled-256", what: "int8 weights, VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, weights: "int8", repeats: 2 },
+  { name: "int8-tiled-352", what: "int8 weights, VAE in 352 px tiles", options: { vaeTiling: "on", vaeTile: 352 }, weights: "int8", repeats: 2 },
+  { name: "int8-tiny", what: "int8 weights, --decoder tiny, VAE encoder in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256, decoder: "tiny" }, weights: "int8" },
   { name: "r768", what: "--resolution 768 (auto: 256 px tiles)", options: { resolution: 768 }, repeats: 0 },
   { name: "r1024", what: "--resolution 1024 (auto: 256 px tiles)", options: { resolution: 1024 }, repeats: 0 },
 ];
@@ -84,7 +104,7 @@ export interface MemoryRow {
 
 async function child(c: MemoryConfig): Promise<MemoryRow> {
   const t0 = performance.now();
-  const model = await loadModel(c.float16 ? FULLSCALE_F16 : FULLSCALE_CACHE, { intraOpThreads: THREADS, interOpThreads: 1, ...(c.session ?? {}) });
+  const model = await loadModel(folderFor(c), { intraOpThreads: THREADS, interOpThreads: 1, ...(c.session ?? {}) });
   const loadS = (performance.now() - t0) / 1000;
   const rssAfterLoadGb = rssGb();
   const warmUpS = c.warmUp ? (await warmUp(model)).ms / 1000 : null;
@@ -136,15 +156,21 @@ async function child(c: MemoryConfig): Promise<MemoryRow> {
 
 export function measureMemory(configs: MemoryConfig[] = MEMORY_CONFIGS, log: (s: string) => void = () => {}): MemoryRow[] {
   ensureFullScaleModel();
-  if (configs.some((c) => c.float16) && !existsSync(path.join(FULLSCALE_F16, "reward-edit.json"))) {
+  if (configs.some((c) => c.weights === "float16") && !existsSync(path.join(FULLSCALE_F16, "reward-edit.json"))) {
     const r = spawnSync(PYTHON, [path.join(ROOT, "models", "convert", "convert.py"), FULLSCALE_CHECKPOINT, FULLSCALE_F16, "--dtype", "float16"], { stdio: ["ignore", "ignore", "inherit"] });
     if (r.status !== 0) throw new Error("the float16 conversion of the full-size checkpoint failed");
   }
   if (configs.some((c) => c.name === "ort-cache-write")) rmSync(ORT_CACHE, { recursive: true, force: true });
-  // the tiny decoder's row: a random-weight TAESD of the real shape (the weights cannot be fetched here)
-  if (!existsSync(path.join(FULLSCALE_CACHE, "preview_decoder", "model.onnx"))) {
-    const t = spawnSync(PYTHON, [path.join(ROOT, "models", "convert", "taesd.py"), "--random", "--folder", FULLSCALE_CACHE], { stdio: ["ignore", "ignore", "inherit"] });
+  // the tiny decoder's rows: a random-weight TAESD of the real shape (the weights cannot be fetched here)
+  const taesd = (folder: string) => {
+    if (existsSync(path.join(folder, "preview_decoder", "model.onnx"))) return;
+    const t = spawnSync(PYTHON, [path.join(ROOT, "models", "convert", "taesd.py"), "--random", "--folder", folder], { stdio: ["ignore", "ignore", "inherit"] });
     if (t.status !== 0) throw new Error("taesd.py failed");
+  };
+  taesd(FULLSCALE_CACHE);
+  if (configs.some((c) => c.weights === "int8")) {
+    ensureInt8Model();
+    taesd(FULLSCALE_INT8);
   }
   const rows: MemoryRow[] = [];
   for (const c of configs) {

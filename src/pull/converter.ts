@@ -1,6 +1,6 @@
 /** The Python checkpoint converter (models/convert) as a child process. */
 import { spawn } from "node:child_process";
-import { CONVERTER, PYTHON } from "../paths.js";
+import { CONVERTER, PYTHON, QUANTIZER } from "../paths.js";
 
 export class ConverterMissing extends Error {}
 
@@ -11,9 +11,9 @@ export type ConverterOutput = "inherit" | "stderr" | "ignore";
  * Runs the converter; its progress and problems go to `stdio` (the CLI's terminal, or stderr when
  * the conversion runs inside the server). Resolves with the exit code.
  */
-export function runConverter(args: string[], stdout: ConverterOutput = "inherit"): Promise<number> {
+export function runConverter(args: string[], stdout: ConverterOutput = "inherit", script = CONVERTER): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, [CONVERTER, ...args], {
+    const child = spawn(PYTHON, [script, ...args], {
       stdio: ["ignore", stdout === "stderr" ? process.stderr : stdout, "inherit"],
       env: { ...process.env, OPENBLAS_NUM_THREADS: "1" },
     });
@@ -21,3 +21,6 @@ export function runConverter(args: string[], stdout: ConverterOutput = "inherit"
     child.on("close", (code) => resolve(code ?? 1));
   });
 }
+
+/** models/convert/quantize.py FOLDER OUT [--graphs ...]: a converted folder's weights in int8. */
+export const runQuantizer = (args: string[], stdout: ConverterOutput = "inherit") => runConverter(args, stdout, QUANTIZER);

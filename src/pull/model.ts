@@ -12,7 +12,14 @@ import { projectCacheDir } from "../paths.js";
 import { type ConverterOutput, runConverter } from "./converter.js";
 import { configSelector, editorSelector } from "./select.js";
 
-export type WeightDtype = "float32" | "float16";
+/** float16 halves the files; int8 keeps the UNets' and text encoder's weights in int8 in memory too (models/convert/quantize.py). */
+export const WEIGHT_DTYPES = ["float32", "float16", "int8"] as const;
+export type WeightDtype = (typeof WEIGHT_DTYPES)[number];
+
+export function parseWeightDtype(s: string, what = "--dtype"): WeightDtype {
+  if (!(WEIGHT_DTYPES as readonly string[]).includes(s)) throw new PullError(`${what} must be ${WEIGHT_DTYPES.join(", ")}; got "${s}"`);
+  return s as WeightDtype;
+}
 
 export interface PullModelOptions {
   repo: string;

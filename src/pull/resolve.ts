@@ -1,7 +1,7 @@
 /** A model named by folder or by `hub:` spec, as every command and the server accept it. */
 import path from "node:path";
 import { type HubEnv, type PullProgress, hubEnv, progressFor } from "../hub/index.js";
-import { pullModel } from "./model.js";
+import { type WeightDtype, parseWeightDtype, pullModel } from "./model.js";
 import { isHubSpec, parseHubSpec } from "./spec.js";
 
 export interface ResolvedModel {
@@ -10,10 +10,13 @@ export interface ResolvedModel {
   label: string;
 }
 
-export async function resolveModel(spec: string, o: { env?: HubEnv; progress?: PullProgress; log?: (line: string) => void } = {}): Promise<ResolvedModel> {
+/** The weights a `hub:` model is converted to: REWARD_EDIT_HUB_DTYPE (int8 for a 4 GB pod), else float32. */
+export const hubDtype = (env: NodeJS.ProcessEnv = process.env): WeightDtype => parseWeightDtype(env.REWARD_EDIT_HUB_DTYPE || "float32", "REWARD_EDIT_HUB_DTYPE");
+
+export async function resolveModel(spec: string, o: { env?: HubEnv; progress?: PullProgress; log?: (line: string) => void; dtype?: WeightDtype } = {}): Promise<ResolvedModel> {
   if (!isHubSpec(spec)) return { dir: spec, label: path.basename(path.resolve(spec)) };
   const s = parseHubSpec(spec);
-  const pulled = await pullModel({ ...s, env: o.env ?? hubEnv(), progress: o.progress ?? progressFor(process.stderr), converterOutput: "stderr" });
+  const pulled = await pullModel({ ...s, dtype: o.dtype ?? hubDtype(), env: o.env ?? hubEnv(), progress: o.progress ?? progressFor(process.stderr), converterOutput: "stderr" });
   o.log?.(`${spec}: ${pulled.converted ? "pulled and converted" : "cached"} at ${pulled.dir} (commit ${pulled.commit.slice(0, 12)})`);
   return { dir: pulled.dir, label: [s.repo.split("/")[1], ...(s.subfolder ? [s.subfolder.split("/").pop()!] : [])].join("/") };
 }

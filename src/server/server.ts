@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import { ConfigError, type ServerConfig, serverConfigFrom } from "../config/server.js";
 import { workerLayout } from "../config/workers.js";
 import { loadPresets } from "../presets/index.js";
-import { resolveModelDir } from "../pull/resolve.js";
+import { resolveModel } from "../pull/resolve.js";
 import { isHubSpec } from "../pull/spec.js";
 import { createApp, judgeFromEnv } from "./app.js";
 import { JobPool } from "./jobs.js";
@@ -33,7 +33,7 @@ export interface RunningServer {
 export async function startServer(logger: Logger, overrides: Partial<ServerConfig> = {}, env = process.env): Promise<RunningServer> {
   const given = serverConfigFrom(env, overrides);
   // hub:REPO[/SUBFOLDER][@REV]: pulled (or found in the cache) and converted before anything starts
-  const config = isHubSpec(given.modelDir) ? { ...given, modelDir: await resolveModelDir(given.modelDir, (line) => logger.info(line)) } : given;
+  const config = isHubSpec(given.modelDir) ? { ...given, modelDir: (await resolveModel(given.modelDir, { log: (line) => logger.info(line), dtype: given.hubDtype })).dir } : given;
   if (config.redisUrl) redisOptions(config.redisUrl); // a malformed REDIS_URL fails before anything starts
   const presets = config.presetsFile ? loadPresets(config.presetsFile) : loadPresets();
   // a certificate that cannot sign stops start-up here, in one line, before any worker loads

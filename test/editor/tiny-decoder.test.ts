@@ -1,8 +1,12 @@
 import { expect } from "chai";
+import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { EditInputError, type EditorModel, type EditOptions, type Session, disposeTinyDecoder, edit, loadModel } from "../../editor/index.js";
-import { ROOT, PHOTOS, TINY, copyFolder } from "../helpers.js";
+import { EditInputError, type EditorModel, type EditOptions, type Session, createSession, disposeTinyDecoder, edit, loadModel } from "../../editor/index.js";
+import { ROOT, PHOTOS, TINY, copyFolder, tempDir } from "../helpers.js";
+import { relativeError } from "../support/safetensors.js";
+
+const PY = process.env.REWARD_EDIT_PYTHON ?? "/usr/bin/python3";
 
 describe("decoder tiny: a folder's TAESD decoder (narrow random-weight fixture from models/convert/taesd.py)", function () {
   this.timeout(60_000);
@@ -52,6 +56,28 @@ describe("decoder tiny: a folder's TAESD decoder (narrow random-weight fixture f
     for (const [m, d] of [[without, "tiny"], [withTiny, "small"]] as const) {
       const err = await edit(m, base({ decoder: d as never })).then(() => null, (e: unknown) => e);
       expect(err).to.be.instanceOf(EditInputError).with.property("field", "decoder");
+    }
+  });
+});
+
+describe("decoder tiny: the exported graph against the PyTorch module (models/convert/taesd.py)", function () {
+  this.timeout(120_000);
+  it("ONNX Runtime's decode of a fixed latent equals the module's, for the narrow fixture's shape and the real one", async () => {
+    const dir = tempDir("taesd-");
+    for (const [name, args] of [["narrow", ["--channels", "8", "--blocks", "1,1"]], ["real-shape", []]] as const) {
+      const out = path.join(dir, name, "model.onnx");
+      const golden = path.join(dir, name, "golden.json");
+      const r = spawnSync(PY, [path.join(ROOT, "models", "convert", "taesd.py"), "--random", ...args, "--out", out, "--golden", golden], { encoding: "utf8" });
+      expect(r.status, r.stderr).to.equal(0);
+      const g = JSON.parse(readFileSync(golden, "utf8")) as Record<"latent" | "sample", { dims: number[]; data: number[] }>;
+      const s = await createSession(out);
+      try {
+        const y = (await s.run({ latent_sample: { type: "float32", data: Float32Array.from(g.latent.data), dims: g.latent.dims } })).sample;
+        expect(y.dims, name).to.deep.equal(g.sample.dims);
+        expect(relativeError(y.data, Float32Array.from(g.sample.data)), name).to.be.below(1e-5);
+      } finally {
+        await s.dispose();
+      }
     }
   });
 });

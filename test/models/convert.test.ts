@@ -19,7 +19,10 @@ const PY = process.env.REWARD_EDIT_PYTHON ?? "/usr/bin/python3";
 // measured worst relative errors against the real code's outputs (2026-11-29, every component of
 // both golden checkpoints): float32 2.6e-6 (VAE decoder), float16 1.7e-3 (VAE decoder); the
 // limits give each about 4x and 3x of room, so a real regression (a wrong op is ~1e-1) still fails
-const LIMIT = { float32: 1e-5, float16: 5e-3 } as const;
+// int8 (weights only, one scale per output channel; the VAE stays float32): 2.7e-2 (ip2p-tiny's
+// UNet; its random 32-wide layers are int8's worst case), 8.9e-3 (text encoder): about 3x of room
+const LIMIT = { float32: 1e-5, float16: 5e-3, int8: 8e-2 } as const;
+type Dtype = keyof typeof LIMIT;
 
 /** Runs Python against the converter's own safetensors module, to break a checkpoint on purpose. */
 function python(code: string): void {
@@ -56,14 +59,14 @@ describe("checkpoint converter (models/convert): golden checkpoints of the real 
   const errors: Record<string, Record<string, number>> = {};
   /** A converted folder, made by whichever test needs it first: each test runs alone or in any order. */
   const conversions = new Map<string, Promise<Awaited<ReturnType<typeof runCli>>>>();
-  const converted = (name: string, dtype: "float32" | "float16") => {
+  const converted = (name: string, dtype: Dtype) => {
     const key = `${name}-${dtype}`;
     if (!conversions.has(key)) conversions.set(key, runCli(["models", "convert", path.join(GOLDEN, name), path.join(out, key), "--dtype", dtype]));
     return conversions.get(key)!.then((r) => ({ r, dir: path.join(out, key) }));
   };
 
   for (const name of ["ip2p-tiny", "mrc-small"]) {
-    for (const dtype of ["float32", "float16"] as const) {
+    for (const dtype of ["float32", "float16", "int8"] as const) {
       it(`${name} (${dtype}): converts, ${name === "mrc-small" ? "is refused as a whole (32-wide text, 768-wide feedback)" : "validates"}, and every ONNX output matches the real code's (<= ${LIMIT[dtype]})`, async () => {
         const { r, dir } = await converted(name, dtype);
         expectConverted(r, name);
@@ -111,6 +114,21 @@ describe("checkpoint converter (models/convert): golden checkpoints of the real 
     const a = folderBytes((await converted("mrc-small", "float32")).dir);
     const b = folderBytes((await converted("mrc-small", "float16")).dir);
     expect(b / a).to.be.within(0.45, 0.56);
+  });
+
+  it("int8 keeps the UNets' and text encoder's large weights as int8 (DequantizeLinear), the VAE as float32, and says so", async () => {
+    const { dir } = await converted("ip2p-tiny", "int8");
+    const f32dir = (await converted("ip2p-tiny", "float32")).dir;
+    const bytes = (d: string, g: string) => readdirSync(path.join(d, g)).reduce((a, f) => a + statSync(path.join(d, g, f)).size, 0);
+    for (const g of ["unet", "text_encoder"]) {
+      expect(bytes(dir, g) / bytes(f32dir, g), g).to.be.below(0.45);
+      expect(readFileSync(path.join(dir, g, "model.onnx")).includes("DequantizeLinear"), g).to.equal(true);
+    }
+    for (const g of ["vae_encoder", "vae_decoder"]) expect(bytes(dir, g), g).to.equal(bytes(f32dir, g));
+    const m = JSON.parse(readFileSync(path.join(dir, "reward-edit.json"), "utf8"));
+    expect(m.source.dtype).to.equal("int8");
+    expect(m.source.quantized.graphs).to.deep.equal(["text_encoder", "unet", "unet_shallow"]);
+    expect(m.description).to.match(/\(int8\)/);
   });
 
   after(() => {

@@ -1,0 +1,98 @@
+/**
+ * int8 weights against float32 (issue 33) on the bundled editor, the only trained editor here: the
+ * same folder quantised by models/convert/quantize.py, edited with the same scenes, seeds and
+ * settings. The held-out suite's following and preservation with each, and the PSNR of each int8
+ * result against the float32 one (working-size pixels, default settings and the `fast` preset).
+ *
+ *   node dist/src/evaluation/quantization.js [limit]
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { type EditorModel, loadModel } from "../../editor/index.js";
+import { loadSyntheticSuite } from "../benchmark/synthetic-suite.js";
+import { resolveParams } from "../edit-params.js";
+import { BUNDLED_MODEL, PYTHON, QUANTIZER, ROOT, projectCacheDir } from "../paths.js";
+import { loadPresets } from "../presets/index.js";
+import { type EvalResult, type EvalSettings, evaluateSynthetic } from "./evaluate-synthetic.js";
+
+/** The bundled editor with int8 weights, written once per checkout into the project cache. */
+export function quantisedBundled(dir = path.join(projectCacheDir(), "bundled-int8")): string {
+  if (!existsSync(path.join(dir, "reward-edit.json"))) {
+    const r = spawnSync(PYTHON, [QUANTIZER, BUNDLED_MODEL, dir], { stdio: ["ignore", "ignore", "inherit"] });
+    if (r.status !== 0) throw new Error("quantize.py failed on the bundled editor");
+  }
+  return dir;
+}
+
+/** PSNR of b against a, both [0, 1] pixels as decoded from the written images. */
+export function psnr(a: Float32Array, b: Float32Array): number {
+  let mse = 0;
+  for (let i = 0; i < a.length; i++) mse += (a[i] - b[i]) ** 2;
+  return mse === 0 ? Infinity : 10 * Math.log10(1 / (mse / a.length));
+}
+
+export interface QuantRow {
+  settings: string;
+  weights: "float32" | "int8";
+  n: number;
+  following: number;
+  preservationError: number | null;
+  qualityError: number;
+  /** Against the float32 result of the same scene and seed. */
+  psnrMeanDb: number | null;
+  psnrMinDb: number | null;
+}
+
+export async function runQuantizationEval(limit = 200, seeds = [0, 1]): Promise<QuantRow[]> {
+  const suite = await loadSyntheticSuite(path.join(ROOT, "models", "heldout"), limit);
+  const models: Record<"float32" | "int8", EditorModel> = {
+    float32: await loadModel(BUNDLED_MODEL, { intraOpThreads: 2, interOpThreads: 1 }),
+    int8: await loadModel(quantisedBundled(), { intraOpThreads: 2, interOpThreads: 1 }),
+  };
+  const fast = resolveParams({ preset: "fast" }, loadPresets(), { deepCache: models.float32.unetShallow !== undefined });
+  const settings: Record<string, Omit<EvalSettings, "seed">> = {
+    default: {},
+    fast: { rewards: fast.rewards, steps: fast.steps, textGuidance: fast.textGuidance, imageGuidance: fast.imageGuidance, sampling: fast.sampling },
+  };
+  const rows: QuantRow[] = [];
+  try {
+    for (const [name, s] of Object.entries(settings)) {
+      const runs: Record<string, EvalResult[]> = { float32: [], int8: [] };
+      for (const seed of seeds) {
+        for (const w of ["float32", "int8"] as const) runs[w].push(await evaluateSynthetic(models[w], suite, { ...s, seed, keepPixels: true }));
+      }
+      const psnrs = runs.float32.flatMap((r, k) => r.samples.map((x, i) => psnr(x.pixels!, runs.int8[k].samples[i].pixels!)));
+      for (const w of ["float32", "int8"] as const) {
+        const mean = (f: (r: EvalResult) => number) => runs[w].reduce((a, r) => a + f(r), 0) / runs[w].length;
+        rows.push({
+          settings: name,
+          weights: w,
+          n: runs[w].reduce((a, r) => a + r.overall.n, 0),
+          following: mean((r) => r.overall.following),
+          preservationError: mean((r) => r.overall.preservationError ?? NaN),
+          qualityError: mean((r) => r.overall.qualityError),
+          psnrMeanDb: w === "int8" ? psnrs.filter(Number.isFinite).reduce((a, b) => a + b, 0) / psnrs.filter(Number.isFinite).length : null,
+          psnrMinDb: w === "int8" ? Math.min(...psnrs) : null,
+        });
+      }
+    }
+  } finally {
+    await Promise.all(Object.values(models).map((m) => m.dispose()));
+  }
+  return rows;
+}
+
+export function quantizationTable(rows: QuantRow[]): string {
+  const f = (x: number | null, d = 3) => (x === null || Number.isNaN(x) ? "-" : x.toFixed(d));
+  const out = ["| settings | weights | edits | following | preservation error | quality error | PSNR vs float32 dB, mean (min) |", "| --- | --- | --- | --- | --- | --- | --- |"];
+  for (const r of rows) {
+    out.push(`| ${r.settings} | ${r.weights} | ${r.n} | ${f(r.following)} | ${f(r.preservationError, 4)} | ${f(r.qualityError, 4)} | ${r.psnrMeanDb === null ? "-" : `${f(r.psnrMeanDb, 1)} (${f(r.psnrMinDb, 1)})`} |`);
+  }
+  return out.join("\n");
+}
+
+if (process.argv[1] === new URL(import.meta.url).pathname) {
+  const rows = await runQuantizationEval(process.argv[2] ? Number(process.argv[2]) : undefined);
+  process.stdout.write(JSON.stringify(rows) + "\n" + quantizationTable(rows) + "\n");
+}
