@@ -17,6 +17,8 @@ export const CLI_PATH = path.join(ROOT, "bin", "reward-edit.js");
 /** The Python with torch for models/ tools (Debian's python3-torch by default). */
 export const PYTHON = process.env.REWARD_EDIT_PYTHON ?? "/usr/bin/python3";
 export const CONVERTER = path.join(ROOT, "models", "convert", "convert.py");
+/** TAESD's decoder as a folder's preview_decoder (issue 33). */
+export const TAESD = path.join(ROOT, "models", "convert", "taesd.py");
 /** Weight-only int8 of a converted folder (issue 33). */
 export const QUANTIZER = path.join(ROOT, "models", "convert", "quantize.py");
 

@@ -8,10 +8,12 @@ functional reading of the same state dict (`reference_decode`), and the exported
 module. The real weights cannot be fetched on this machine; `--random` writes a random-weight
 decoder of the same shape (or a narrower one for test fixtures), whose images mean nothing.
 
-    python3 taesd.py --weights taesd/diffusion_pytorch_model.safetensors --folder MODEL_DIR
+    python3 taesd.py --weights taesd/diffusion_pytorch_model.safetensors --folder MODEL_DIR   (config.json beside it)
     python3 taesd.py --random --folder MODEL_DIR [--channels 64]
     python3 taesd.py --random --channels 8 --blocks 1,1 --out test/fixtures/taesd-narrow/model.onnx
     ... --golden FILE.json     also the module's output on a fixed latent, for ONNX Runtime to match
+    python3 taesd.py --random --channels 8 --blocks 1,1 --save-checkpoint DIR   a diffusers-layout
+                               checkpoint (config.json + safetensors) of it, for the loopback Hub tests
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 import torch
 from torch import nn
@@ -93,6 +96,48 @@ def reference_decode(state: dict[str, torch.Tensor], z: torch.Tensor, blocks: tu
     return x * 2 - 1
 
 
+class ConfigError(Exception):
+    pass
+
+
+def shape_from_config(cfg: dict) -> tuple[int, tuple[int, ...]]:
+    """(channels, blocks per stage) of an AutoencoderTiny config.json; a layout this module does
+    not build is refused rather than loaded wrongly."""
+    if cfg.get("_class_name", "AutoencoderTiny") != "AutoencoderTiny":
+        raise ConfigError(f"config.json describes a {cfg['_class_name']}, not an AutoencoderTiny")
+    channels = cfg.get("decoder_block_out_channels", [64] * len(BLOCKS))
+    blocks = cfg.get("num_decoder_blocks", list(BLOCKS))
+    problems = []
+    if len(set(channels)) != 1:
+        problems.append(f"decoder_block_out_channels {channels} (one width throughout is supported)")
+    if len(channels) != len(blocks):
+        problems.append(f"{len(channels)} decoder widths for {len(blocks)} stages")
+    for key, want in (("upsampling_scaling_factor", 2), ("act_fn", "relu"), ("latent_channels", 4), ("out_channels", 3),
+                      ("upsample_fn", "nearest")):
+        if cfg.get(key, want) != want:
+            problems.append(f"{key} {cfg[key]!r} (expected {want!r})")
+    if problems:
+        raise ConfigError("unsupported AutoencoderTiny: " + "; ".join(problems))
+    return int(channels[0]), tuple(int(b) for b in blocks)
+
+
+def save_checkpoint(m: TinyDecoder, out: str) -> None:
+    """The module as AutoencoderTiny's diffusers folder would hold it: config.json and the weights
+    under `decoder.` (plus one `encoder.` tensor, which the decoder never reads)."""
+    os.makedirs(out, exist_ok=True)
+    n = len(m.blocks)
+    width = m.layers[0].out_channels
+    cfg = {"_class_name": "AutoencoderTiny", "_diffusers_version": "0.29.0", "act_fn": "relu",
+           "decoder_block_out_channels": [width] * n, "encoder_block_out_channels": [width] * n,
+           "num_decoder_blocks": list(m.blocks), "num_encoder_blocks": [1] * n, "latent_channels": 4,
+           "in_channels": 3, "out_channels": 3, "upsampling_scaling_factor": 2, "scaling_factor": 1.0}
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    state = {f"decoder.{k}": v.contiguous() for k, v in m.state_dict().items()}
+    state["encoder.layers.0.weight"] = torch.zeros(width, 3, 3, 3)
+    safetensors_io.save(state, os.path.join(out, "diffusion_pytorch_model.safetensors"))
+
+
 def decoder_state(path: str) -> dict[str, torch.Tensor]:
     """The decoder's tensors of an AutoencoderTiny safetensors file, without the `decoder.` prefix."""
     state = safetensors_io.load(path)
@@ -146,8 +191,29 @@ def main() -> int:
                     help="blocks per stage (an upsampling by 2 between stages); 1,1 for a 2x fixture")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--golden", help="write a fixed latent and the module's output to this JSON file")
+    ap.add_argument("--config", help="AutoencoderTiny config.json (default: the one beside --weights, if any)")
+    dst.add_argument("--save-checkpoint", metavar="DIR", help="write the module as a diffusers AutoencoderTiny folder instead")
     a = ap.parse_args()
-    m = build(a.weights, a.channels, a.seed, tuple(int(x) for x in a.blocks.split(",")))
+    # torch.onnx's tracer warns about shape inference of constants on every graph: noise here
+    warnings.filterwarnings("ignore", category=UserWarning)
+    channels, blocks = a.channels, tuple(int(x) for x in a.blocks.split(","))
+    config = a.config or (os.path.join(os.path.dirname(os.path.abspath(a.weights)), "config.json") if a.weights else None)
+    if config and os.path.exists(config):
+        try:
+            channels, blocks = shape_from_config(json.load(open(config)))
+        except ConfigError as e:
+            print(f"{config}: {e}", file=sys.stderr)
+            return 2
+    try:
+        m = build(a.weights, channels, a.seed, blocks)
+    except RuntimeError as e:
+        # load_state_dict names every missing and unexpected key; the first line says which
+        print(f"{a.weights}: not a TAESD decoder of this shape ({str(e).splitlines()[0]})", file=sys.stderr)
+        return 2
+    if a.save_checkpoint:
+        save_checkpoint(m, a.save_checkpoint)
+        print(json.dumps({"out": a.save_checkpoint}))
+        return 0
     out = os.path.join(a.folder, "preview_decoder", "model.onnx") if a.folder else a.out
     report = export(m, out)
     if a.golden:

@@ -1,9 +1,10 @@
 import { existsSync, statSync } from "node:fs";
 import type { Command } from "commander";
 import { inspectModelFolder } from "../../editor/index.js";
-import { HubError } from "../hub/index.js";
+import { HubError, progressFor } from "../hub/index.js";
 import { ConverterMissing, runConverter, runQuantizer } from "../pull/converter.js";
-import { pullConfig } from "../pull/model.js";
+import { PullError, pullConfig } from "../pull/model.js";
+import { DEFAULT_TINY_DECODER_REPO, pullTinyDecoder } from "../pull/tiny-decoder.js";
 import { HUB_PREFIX, parseHubSpec } from "../pull/spec.js";
 import { CliError } from "./errors.js";
 import { parseDtype, registerPull } from "./pull.js";
@@ -96,6 +97,25 @@ export function registerModels(program: Command): void {
       await Promise.all(Object.values(report.sessions).map((s) => s.dispose()));
       if (report.problems.length > 0) throw new CliError(`quantised folder ${out} does not validate: ${report.problems.join("; ")}`);
       process.stdout.write(`ok: ${out} (${report.manifest!.name}, int8 weights); serve it with REWARD_EDIT_MODEL=${out} npm start\n`);
+    });
+  models
+    .command("tiny-decoder")
+    .description(`fetch TAESD (diffusers' AutoencoderTiny, default ${DEFAULT_TINY_DECODER_REPO}) from the Hugging Face Hub into the shared cache and add its decoder to a model folder as preview_decoder, for --decoder tiny`)
+    .argument("<dir>", "model folder (an SD-family editor: latents 8x smaller than the image)")
+    .option("--repo <id>", "repository holding config.json and diffusion_pytorch_model.safetensors", DEFAULT_TINY_DECODER_REPO)
+    .option("--revision <rev>", "branch, tag or commit", "main")
+    .option("--subfolder <dir>", "the AutoencoderTiny's folder inside the repository")
+    .action(async (dir: string, o: { repo: string; revision: string; subfolder?: string }) => {
+      try {
+        const r = await pullTinyDecoder({ dir, repo: o.repo, revision: o.revision, subfolder: o.subfolder, progress: progressFor(process.stderr) });
+        const report = await inspectModelFolder(dir);
+        await Promise.all(Object.values(report.sessions).map((s) => s.dispose()));
+        if (report.problems.length > 0) throw new CliError(`${dir} does not validate with the tiny decoder: ${report.problems.join("; ")}`);
+        process.stdout.write(`ok: ${dir} decodes with --decoder tiny (${r.repo}@${r.snapshot.commit.slice(0, 12)}); the full VAE decoder stays the default\n`);
+      } catch (e) {
+        if (e instanceof HubError || e instanceof PullError || e instanceof ConverterMissing) throw new CliError(e.message);
+        throw e;
+      }
     });
   models
     .command("validate")
