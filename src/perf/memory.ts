@@ -70,6 +70,8 @@ export const MEMORY_CONFIGS: MemoryConfig[] = [
   { name: "int8-whole", what: "int8 UNet, shallow UNet and text encoder (models quantize), whole-image VAE", options: { vaeTiling: "off" }, weights: "int8" },
   { name: "int8-tiled-256", what: "int8 weights, VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, weights: "int8", repeats: 2 },
   { name: "int8-tiled-352", what: "int8 weights, VAE in 352 px tiles", options: { vaeTiling: "on", vaeTile: 352 }, weights: "int8", repeats: 2 },
+  { name: "int8-ort-cache-write", what: "int8 weights, REWARD_EDIT_ORT_CACHE, first start", options: { vaeTiling: "on", vaeTile: 256 }, session: { optimizedCacheDir: ORT_CACHE }, weights: "int8", repeats: 0 },
+  { name: "int8-ort-cache-read", what: "int8 weights, REWARD_EDIT_ORT_CACHE, later starts, then the warm-up", options: { vaeTiling: "on", vaeTile: 256 }, session: { optimizedCacheDir: ORT_CACHE }, weights: "int8", warmUp: true, repeats: 0 },
   { name: "int8-tiny", what: "int8 weights, --decoder tiny, VAE encoder in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256, decoder: "tiny" }, weights: "int8" },
   { name: "r768", what: "--resolution 768 (auto: 256 px tiles)", options: { resolution: 768 }, repeats: 0 },
   { name: "r1024", what: "--resolution 1024 (auto: 256 px tiles)", options: { resolution: 1024 }, repeats: 0 },
@@ -160,7 +162,7 @@ export function measureMemory(configs: MemoryConfig[] = MEMORY_CONFIGS, log: (s:
     const r = spawnSync(PYTHON, [path.join(ROOT, "models", "convert", "convert.py"), FULLSCALE_CHECKPOINT, FULLSCALE_F16, "--dtype", "float16"], { stdio: ["ignore", "ignore", "inherit"] });
     if (r.status !== 0) throw new Error("the float16 conversion of the full-size checkpoint failed");
   }
-  if (configs.some((c) => c.name === "ort-cache-write")) rmSync(ORT_CACHE, { recursive: true, force: true });
+  if (configs.some((c) => c.name.endsWith("ort-cache-write"))) rmSync(ORT_CACHE, { recursive: true, force: true });
   // the tiny decoder's rows: a random-weight TAESD of the real shape (the weights cannot be fetched here)
   const taesd = (folder: string) => {
     if (existsSync(path.join(folder, "preview_decoder", "model.onnx"))) return;

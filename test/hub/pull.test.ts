@@ -262,6 +262,25 @@ describe("Hugging Face Hub: models pull, the shared cache, Real-Edit (loopback H
     expect(readdirSync(snap.dir)).to.deep.equal(["stage1_instruct_pix2pix"]);
   });
 
+  it("REWARD_EDIT_HUB_DTYPE=int8: a hub: model is converted once into its int8 folder, beside the float32 one; a dtype nobody makes is one line", async () => {
+    const env = envFor("int8", { REWARD_EDIT_HUB_DTYPE: "int8" });
+    const out = path.join(root, "int8", "edited.png");
+    const e = await runCli(["edit", "--model", "hub:test-org/instruct-pix2pix", "--image", path.join(PHOTOS, "coffee.png"), "--instruction", "make it red", "--steps", "2", "--seed", "1", "--out", out], env);
+    expect(e.code, e.stderr).to.equal(0);
+    const commit = hub.repos.get("model:test-org/instruct-pix2pix")!.commit;
+    const dir = path.join(env.REWARD_EDIT_CACHE!, "models", "models--test-org--instruct-pix2pix", `${commit.slice(0, 12)}-int8`);
+    const m = JSON.parse(readFileSync(path.join(dir, "reward-edit.json"), "utf8"));
+    expect(m.source).to.include({ dtype: "int8" });
+    expect(m.source.quantized.graphs).to.include("unet");
+    expect(m.source.hub).to.include({ repo: "test-org/instruct-pix2pix", commit });
+    const bad = await runCli(["models", "pull", "test-org/instruct-pix2pix", "--dtype", "int4"], env);
+    expect(bad.code).to.equal(1);
+    expect(bad.stderr.trim()).to.equal('reward-edit: --dtype must be float32, float16, int8; got "int4"');
+    const badEnv = await runCli(["edit", "--model", "hub:test-org/instruct-pix2pix", "--image", path.join(PHOTOS, "coffee.png"), "--instruction", "x", "--out", out], { ...env, REWARD_EDIT_HUB_DTYPE: "bf16" });
+    expect(badEnv.code).to.not.equal(0);
+    expect(badEnv.stderr).to.match(/REWARD_EDIT_HUB_DTYPE must be float32, float16, int8; got "bf16"/);
+  });
+
   it("repository and revision not found: one line each, exit 1, no stack trace", async () => {
     const env = envFor("errors");
     const repo = await runCli(["models", "pull", "test-org/no-such-editor"], env);
