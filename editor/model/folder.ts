@@ -283,6 +283,13 @@ export async function inspectModelFolder(dir: string, options: SessionOptions = 
   } catch (err) {
     problems.push((err as Error).message);
   }
+  // ONNX Runtime's saved graph of an int8 folder (models quantize) loaded to a 8.3 GB peak where
+  // the folder itself peaks at 3.7 GB, and ran its UNet 40 % slower (docs/performance.md); its
+  // sessions load in about 3 s without it, so the saved graphs are not used for such a folder
+  if (options.optimizedCacheDir && manifest?.source?.dtype === "int8") {
+    options.log?.(`${dir}: int8 weights; ONNX Runtime's saved optimised graphs are not used for them`);
+    options = { ...options, optimizedCacheDir: undefined };
+  }
   for (const c of COMPONENTS) {
     const file = path.join(dir, c, "model.onnx");
     if (!(await exists(file))) {

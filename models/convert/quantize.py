@@ -63,7 +63,7 @@ def quantize_array(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
-def quantize(src: str, dst: str, min_elements: int = 4096) -> dict:
+def quantize(src: str, dst: str, min_elements: int = 4096, conv_min_channels: int = 0) -> dict:
     model = onnx.load(src, load_external_data=False)
     load_external_data_for_model(model, os.path.dirname(os.path.abspath(src)))
     g = model.graph
@@ -88,6 +88,12 @@ def quantize(src: str, dst: str, min_elements: int = 4096) -> dict:
             kept.append(t)
             continue
         axis = axes.pop()
+        # a DequantizeLinear-fed Conv loses ONNX Runtime's NCHWc kernels (which reorder constant
+        # weights once): the narrow, high-resolution convolutions hold little memory and much of
+        # the time, so they may stay float32
+        if any(n.op_type == "Conv" for n in users) and shape[0] < conv_min_channels:
+            kept.append(t)
+            continue
         w = numpy_helper.to_array(t)
         q, scale = quantize_array(w, axis)
         back = q.astype(np.float32) * scale.reshape([-1 if i == axis else 1 for i in range(w.ndim)])
@@ -126,7 +132,7 @@ DEFAULT_GRAPHS = ("unet", "unet_shallow", "text_encoder")
 SCHEME = "int8 weights, symmetric, one scale per output channel (DequantizeLinear); float32 activations"
 
 
-def quantize_graphs(src: str, out: str, graphs: tuple[str, ...] = DEFAULT_GRAPHS) -> dict:
+def quantize_graphs(src: str, out: str, graphs: tuple[str, ...] = DEFAULT_GRAPHS, conv_min_channels: int = 0) -> dict:
     """Quantises SRC/<graph>/model.onnx into OUT/<graph>/ for each named graph SRC has."""
     figures = {}
     for g in graphs:
@@ -136,7 +142,7 @@ def quantize_graphs(src: str, out: str, graphs: tuple[str, ...] = DEFAULT_GRAPHS
         os.makedirs(os.path.join(out, g), exist_ok=True)
         # written aside and moved in whole, so a folder never pairs a new graph with old weights
         with tempfile.TemporaryDirectory(dir=os.path.join(out, g)) as tmp:
-            figures[g] = quantize(path, os.path.join(tmp, "model.onnx"))
+            figures[g] = quantize(path, os.path.join(tmp, "model.onnx"), conv_min_channels=conv_min_channels)
             for f in ("model.onnx", "model.onnx_data"):
                 if os.path.exists(os.path.join(out, g, f)):
                     os.remove(os.path.join(out, g, f))
@@ -151,7 +157,7 @@ def record(figures: dict) -> dict:
             "bytes": {g: f["int8_bytes"] for g, f in figures.items()}}
 
 
-def quantize_folder(src: str, out: str, graphs: tuple[str, ...] = DEFAULT_GRAPHS) -> dict:
+def quantize_folder(src: str, out: str, graphs: tuple[str, ...] = DEFAULT_GRAPHS, conv_min_channels: int = 0) -> dict:
     """Writes OUT as a copy of the model folder SRC with the named graphs' weights in int8 (OUT may
     be SRC itself); the manifest records it."""
     t0 = time.time()
@@ -164,7 +170,7 @@ def quantize_folder(src: str, out: str, graphs: tuple[str, ...] = DEFAULT_GRAPHS
             return [n for n in names if (top and n == "reference")
                     or (os.path.basename(d) in graphs and n.startswith("model.onnx"))]
         shutil.copytree(src, out, dirs_exist_ok=True, copy_function=shutil.copyfile, ignore=skip)
-    figures = quantize_graphs(src, out, graphs)
+    figures = quantize_graphs(src, out, graphs, conv_min_channels)
     manifest_path = os.path.join(out, "reward-edit.json")
     m = json.load(open(manifest_path))
     source = m.setdefault("source", {})
@@ -183,6 +189,8 @@ def main() -> int:
     ap.add_argument("--in", dest="src", help="one graph instead of a folder")
     ap.add_argument("--out", dest="graph_out")
     ap.add_argument("--min-elements", type=int, default=4096, help="smaller weights (norms, biases) stay float32")
+    ap.add_argument("--conv-min-channels", type=int, default=0,
+                    help="convolutions with fewer output channels stay float32 (faster kernels, more memory)")
     a = ap.parse_args()
     if a.src:
         print(json.dumps(quantize(a.src, a.graph_out, a.min_elements)))
@@ -201,7 +209,7 @@ def main() -> int:
     if unknown:
         print(f"--graphs: unknown graph {unknown[0]} (text_encoder, vae_encoder, unet, unet_shallow, vae_decoder)", file=sys.stderr)
         return 2
-    print(json.dumps(quantize_folder(a.folder, a.out, graphs)))
+    print(json.dumps(quantize_folder(a.folder, a.out, graphs, a.conv_min_channels)))
     return 0
 
 

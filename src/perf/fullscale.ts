@@ -12,7 +12,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "no
 import os from "node:os";
 import path from "node:path";
 import { createSession, edit, loadModel } from "../../editor/index.js";
-import { CONVERTER, PYTHON, ROOT } from "../paths.js";
+import { CONVERTER, PYTHON, QUANTIZER, ROOT } from "../paths.js";
 import { compareFloat16 } from "./float16.js";
 import { peakRssGb } from "./peak-rss.js";
 
@@ -47,6 +47,17 @@ export function ensureFullScaleModel(): void {
   }
 }
 
+/** The float32 folder quantised by models/convert/quantize.py. */
+export const FULLSCALE_INT8 = path.join(CACHE, "mrc-random-int8");
+
+/** The full-size folder quantised (once), with its tiny decoder. */
+export function ensureInt8Model(): void {
+  ensureFullScaleModel();
+  if (!existsSync(path.join(FULLSCALE_INT8, "reward-edit.json"))) {
+    const r = spawnSync(PYTHON, [QUANTIZER, FULLSCALE_CACHE, FULLSCALE_INT8], { stdio: ["ignore", "ignore", "inherit"] });
+    if (r.status !== 0) throw new Error("quantising the full-size folder failed");
+  }
+}
 interface ComponentFlops {
   params: number;
   flops_per_call: number;

@@ -5,14 +5,13 @@
  * int8 output's error against the float32 one. The UNet runs at batch 2 on a 512 px latent, as a
  * `fast` edit runs it (image guidance 1: two branches).
  *
- *   node dist/src/perf/int8.js [rounds]
+ *   node dist/src/perf/int8.js [rounds [int8-folder]]
  */
 import path from "node:path";
 import { type Session, createSession } from "../../editor/model/session.js";
 import { stat } from "../stats.js";
 import { feedsFor } from "./float16.js";
-import { FULLSCALE_CACHE } from "./fullscale.js";
-import { FULLSCALE_INT8, ensureInt8Model } from "./memory.js";
+import { FULLSCALE_CACHE, FULLSCALE_INT8, ensureInt8Model } from "./fullscale.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 
@@ -33,12 +32,12 @@ function textFeeds(s: Session) {
   return { [s.inputNames[0]]: type === "int32" ? { type, data: Int32Array.from(ids, Number), dims: [2, 77] } : { type, data: ids, dims: [2, 77] } } as const;
 }
 
-export async function compareInt8(rounds = 3): Promise<Int8Row[]> {
-  ensureInt8Model();
+export async function compareInt8(rounds = 3, int8Folder: string = FULLSCALE_INT8): Promise<Int8Row[]> {
+  if (int8Folder === FULLSCALE_INT8) ensureInt8Model();
   const rows: Int8Row[] = [];
   const options = { intraOpThreads: THREADS, interOpThreads: 1 };
   for (const graph of ["unet", "unet_shallow", "text_encoder"]) {
-    const sessions = [await createSession(path.join(FULLSCALE_CACHE, graph, "model.onnx"), options), await createSession(path.join(FULLSCALE_INT8, graph, "model.onnx"), options)];
+    const sessions = [await createSession(path.join(FULLSCALE_CACHE, graph, "model.onnx"), options), await createSession(path.join(int8Folder, graph, "model.onnx"), options)];
     try {
       let feeds = graph === "text_encoder" ? textFeeds(sessions[0]) : feedsFor(sessions[0], 2, [64, 64]);
       if (graph === "unet_shallow") {
@@ -82,6 +81,6 @@ export function int8Table(rows: Int8Row[]): string {
 }
 
 if (process.argv[1] === new URL(import.meta.url).pathname) {
-  const rows = await compareInt8(process.argv[2] ? Number(process.argv[2]) : undefined);
+  const rows = await compareInt8(process.argv[2] ? Number(process.argv[2]) : undefined, process.argv[3]);
   process.stdout.write(JSON.stringify(rows) + "\n" + int8Table(rows) + "\n");
 }

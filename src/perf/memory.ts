@@ -13,9 +13,10 @@ import path from "node:path";
 import { type EditOptions, createSession, decodeLatent, edit, loadModel, warmUp } from "../../editor/index.js";
 import { Generator } from "../../editor/tensor/random.js";
 import { resolveParams } from "../edit-params.js";
-import { PYTHON, QUANTIZER, ROOT } from "../paths.js";
+import { PYTHON, ROOT } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
-import { FULLSCALE_CACHE, FULLSCALE_CHECKPOINT, ensureFullScaleModel } from "./fullscale.js";
+import { FULLSCALE_CACHE, FULLSCALE_CHECKPOINT, FULLSCALE_INT8, ensureFullScaleModel, ensureInt8Model } from "./fullscale.js";
+import { type Int8Row, int8Table } from "./int8.js";
 import { peakRssGb } from "./peak-rss.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
@@ -42,17 +43,6 @@ export interface MemoryConfig {
 const ORT_CACHE = path.join(path.dirname(FULLSCALE_CACHE), "ort-optimized");
 /** The same random-weight checkpoint converted with --dtype float16. */
 const FULLSCALE_F16 = path.join(path.dirname(FULLSCALE_CACHE), "mrc-random-float16");
-/** The float32 folder quantised by models/convert/quantize.py. */
-export const FULLSCALE_INT8 = path.join(path.dirname(FULLSCALE_CACHE), "mrc-random-int8");
-
-/** The full-size folder quantised (once), with its tiny decoder. */
-export function ensureInt8Model(): void {
-  ensureFullScaleModel();
-  if (!existsSync(path.join(FULLSCALE_INT8, "reward-edit.json"))) {
-    const r = spawnSync(PYTHON, [QUANTIZER, FULLSCALE_CACHE, FULLSCALE_INT8], { stdio: ["ignore", "ignore", "inherit"] });
-    if (r.status !== 0) throw new Error("quantising the full-size folder failed");
-  }
-}
 const folderFor = (c: MemoryConfig) => (c.weights === "float16" ? FULLSCALE_F16 : c.weights === "int8" ? FULLSCALE_INT8 : FULLSCALE_CACHE);
 
 export const MEMORY_CONFIGS: MemoryConfig[] = [
@@ -254,10 +244,16 @@ export async function writeMemoryReport(log: (s: string) => void = () => {}): Pr
   const rows = measureMemory(MEMORY_CONFIGS, log);
   const r = spawnSync(process.execPath, [new URL(import.meta.url).pathname, "--vae-tiles"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
   const tiles = r.status === 0 ? (JSON.parse(r.stdout.trim().split("\n").pop()!) as VaeTileRow[]) : [];
+  // int8 against float32 graph by graph, in a process of its own (both UNets resident at once)
+  const q = spawnSync(process.execPath, [path.join(path.dirname(new URL(import.meta.url).pathname), "int8.js")], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  const int8 = q.status === 0 ? (JSON.parse(q.stdout.trim().split("\n")[0]) as Int8Row[]) : [];
   const dir = path.join(ROOT, "bench-results");
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, "memory.json"), JSON.stringify({ date: new Date().toISOString(), threads: THREADS, rows, tiles }, null, 1));
-  writeFileSync(path.join(dir, "memory.md"), `# Memory, tiling and the first edit (issue 33)\n\n${memoryTable(rows)}\n\nVAE decoder alone, 512 px, tile sizes side by side:\n\n${vaeTilesTable(tiles)}\n`);
+  writeFileSync(path.join(dir, "memory.json"), JSON.stringify({ date: new Date().toISOString(), threads: THREADS, rows, tiles, int8 }, null, 1));
+  writeFileSync(
+    path.join(dir, "memory.md"),
+    `# Memory, tiling and the first edit (issue 33)\n\n${memoryTable(rows)}\n\nVAE decoder alone, 512 px, tile sizes side by side:\n\n${vaeTilesTable(tiles)}\n\nint8 weights against float32, each graph side by side (UNets at batch 2, 512 px):\n\n${int8Table(int8)}\n`,
+  );
 }
 
 if (process.argv[2] === "--vae-tiles") {

@@ -44,6 +44,15 @@ describe("models quantize: int8 weights for a 4 GB pod (issue 33)", function () 
     }
   });
 
+  it("does not use ONNX Runtime's saved optimised graphs for an int8 folder (they peaked at 8.3 GB), and says so", async () => {
+    const cache = tempDir("ort-cache-");
+    const lines: string[] = [];
+    const m = await loadModel(out, { optimizedCacheDir: cache, log: (l) => lines.push(l) });
+    await m.dispose();
+    expect(readdirSync(cache)).to.deep.equal([]);
+    expect(lines.join("\n")).to.match(/int8 weights; ONNX Runtime's saved optimised graphs are not used/);
+  });
+
   it("refuses a folder that is not float32, a missing folder and an unknown graph, each in one line", async () => {
     const f16 = copyFolder(BUNDLED);
     const m = JSON.parse(readFileSync(path.join(f16, "reward-edit.json"), "utf8"));
