@@ -13,7 +13,7 @@ import path from "node:path";
 import { type EditOptions, createSession, decodeLatent, edit, loadModel, warmUp } from "../../editor/index.js";
 import { Generator } from "../../editor/tensor/random.js";
 import { resolveParams } from "../edit-params.js";
-import { PYTHON, ROOT } from "../paths.js";
+import { PYTHON, QUANTIZER, ROOT } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
 import { FULLSCALE_CACHE, FULLSCALE_CHECKPOINT, FULLSCALE_INT8, ensureFullScaleModel, ensureInt8Model } from "./fullscale.js";
 import { type Int8Row, int8Table } from "./int8.js";
@@ -37,13 +37,16 @@ export interface MemoryConfig {
    * The same checkpoint with other weights than float32: its float16 conversion (half the files),
    * or the float32 folder with the UNets' and text encoder's weights in int8 (models quantize).
    */
-  weights?: "float16" | "int8";
+  weights?: "float16" | "int8" | "int8-c1280";
 }
 
 const ORT_CACHE = path.join(path.dirname(FULLSCALE_CACHE), "ort-optimized");
 /** The same random-weight checkpoint converted with --dtype float16. */
 const FULLSCALE_F16 = path.join(path.dirname(FULLSCALE_CACHE), "mrc-random-float16");
-const folderFor = (c: MemoryConfig) => (c.weights === "float16" ? FULLSCALE_F16 : c.weights === "int8" ? FULLSCALE_INT8 : FULLSCALE_CACHE);
+/** int8 but for the convolutions under 1280 output channels (quantize.py --conv-min-channels 1280). */
+const FULLSCALE_INT8_C1280 = `${FULLSCALE_INT8}-c1280`;
+const folderFor = (c: MemoryConfig) =>
+  c.weights === "float16" ? FULLSCALE_F16 : c.weights === "int8" ? FULLSCALE_INT8 : c.weights === "int8-c1280" ? FULLSCALE_INT8_C1280 : FULLSCALE_CACHE;
 
 export const MEMORY_CONFIGS: MemoryConfig[] = [
   { name: "whole", what: "whole-image VAE (vae_tiling off), as before issue 33", options: { vaeTiling: "off" } },
@@ -60,6 +63,7 @@ export const MEMORY_CONFIGS: MemoryConfig[] = [
   { name: "int8-whole", what: "int8 UNet, shallow UNet and text encoder (models quantize), whole-image VAE", options: { vaeTiling: "off" }, weights: "int8" },
   { name: "int8-tiled-256", what: "int8 weights, VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, weights: "int8", repeats: 2 },
   { name: "int8-tiled-352", what: "int8 weights, VAE in 352 px tiles", options: { vaeTiling: "on", vaeTile: 352 }, weights: "int8", repeats: 2 },
+  { name: "int8-c1280-tiled-256", what: "int8 but the convolutions under 1280 channels, VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, weights: "int8-c1280", repeats: 2 },
   { name: "int8-ort-cache-write", what: "int8 weights, REWARD_EDIT_ORT_CACHE, first start", options: { vaeTiling: "on", vaeTile: 256 }, session: { optimizedCacheDir: ORT_CACHE }, weights: "int8", repeats: 0 },
   { name: "int8-ort-cache-read", what: "int8 weights, REWARD_EDIT_ORT_CACHE, later starts, then the warm-up", options: { vaeTiling: "on", vaeTile: 256 }, session: { optimizedCacheDir: ORT_CACHE }, weights: "int8", warmUp: true, repeats: 0 },
   { name: "int8-tiny", what: "int8 weights, --decoder tiny, VAE encoder in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256, decoder: "tiny" }, weights: "int8" },
@@ -163,6 +167,10 @@ export function measureMemory(configs: MemoryConfig[] = MEMORY_CONFIGS, log: (s:
   if (configs.some((c) => c.weights === "int8")) {
     ensureInt8Model();
     taesd(FULLSCALE_INT8);
+  }
+  if (configs.some((c) => c.weights === "int8-c1280") && !existsSync(path.join(FULLSCALE_INT8_C1280, "reward-edit.json"))) {
+    const r = spawnSync(PYTHON, [QUANTIZER, FULLSCALE_CACHE, FULLSCALE_INT8_C1280, "--conv-min-channels", "1280"], { stdio: ["ignore", "ignore", "inherit"] });
+    if (r.status !== 0) throw new Error("quantising the full-size folder failed");
   }
   const rows: MemoryRow[] = [];
   for (const c of configs) {
