@@ -84,7 +84,7 @@ export function registerModels(program: Command): void {
     .argument("<dir>", "converted model folder (float32)")
     .argument("<out>", "model folder to write (may be <dir> itself)")
     .option("--graphs <list>", "graphs to quantise, comma-separated (the VAE stays float32 unless named)", "unet,unet_shallow,text_encoder")
-    .option("--conv-min-channels <n>", "convolutions with fewer output channels stay float32: 1280 on a full-size UNet costs 0.3 GB more, 14x less output error, 5 % less time (docs/performance.md)", "0")
+    .option("--conv-min-channels <n>", "convolutions with fewer output channels stay float32: 1280 on a full-size UNet: 0.23 GiB more, 14x less output error, its call +18 % instead of +22 % of float32 (docs/performance.md)", "0")
     .action(async (dir: string, out: string, o: { graphs: string; convMinChannels: string }) => {
       if (!existsSync(dir)) throw new CliError(`${dir}: no such folder`);
       if (!/^\d+$/.test(o.convMinChannels)) throw new CliError(`--conv-min-channels must be a whole number, got "${o.convMinChannels}"`);

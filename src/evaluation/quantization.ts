@@ -16,7 +16,7 @@ import { BUNDLED_MODEL, PYTHON, QUANTIZER, ROOT, projectCacheDir } from "../path
 import { loadPresets } from "../presets/index.js";
 import { type EvalResult, type EvalSettings, evaluateSynthetic } from "./evaluate-synthetic.js";
 
-/** The bundled editor with int8 weights, written once per checkout into the project cache. */
+/** The bundled editor with int8 weights, written once into the project cache (delete it after retraining the editor). */
 export function quantisedBundled(dir = path.join(projectCacheDir(), "bundled-int8")): string {
   if (!existsSync(path.join(dir, "reward-edit.json"))) {
     const r = spawnSync(PYTHON, [QUANTIZER, BUNDLED_MODEL, dir], { stdio: ["ignore", "ignore", "inherit"] });
