@@ -51,10 +51,10 @@ export function ensureFullScaleModel(): void {
 export const FULLSCALE_INT8 = path.join(CACHE, "mrc-random-int8");
 
 /** The full-size folder quantised (once), with its tiny decoder. */
-export function ensureInt8Model(): void {
+export function ensureInt8Model(out = FULLSCALE_INT8, quantizeArgs: string[] = []): void {
   ensureFullScaleModel();
-  if (!existsSync(path.join(FULLSCALE_INT8, "reward-edit.json"))) {
-    const r = spawnSync(PYTHON, [QUANTIZER, FULLSCALE_CACHE, FULLSCALE_INT8], { stdio: ["ignore", "ignore", "inherit"] });
+  if (!existsSync(path.join(out, "reward-edit.json"))) {
+    const r = spawnSync(PYTHON, [QUANTIZER, FULLSCALE_CACHE, out, ...quantizeArgs], { stdio: ["ignore", "ignore", "inherit"] });
     if (r.status !== 0) throw new Error("quantising the full-size folder failed");
   }
 }

@@ -13,7 +13,7 @@ import path from "node:path";
 import { type EditOptions, createSession, decodeLatent, edit, loadModel, warmUp } from "../../editor/index.js";
 import { Generator } from "../../editor/tensor/random.js";
 import { resolveParams } from "../edit-params.js";
-import { PYTHON, QUANTIZER, ROOT } from "../paths.js";
+import { PYTHON, ROOT } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
 import { FULLSCALE_CACHE, FULLSCALE_CHECKPOINT, FULLSCALE_INT8, ensureFullScaleModel, ensureInt8Model } from "./fullscale.js";
 import { type Int8Row, int8Table } from "./int8.js";
@@ -168,10 +168,7 @@ export function measureMemory(configs: MemoryConfig[] = MEMORY_CONFIGS, log: (s:
     ensureInt8Model();
     taesd(FULLSCALE_INT8);
   }
-  if (configs.some((c) => c.weights === "int8-c1280") && !existsSync(path.join(FULLSCALE_INT8_C1280, "reward-edit.json"))) {
-    const r = spawnSync(PYTHON, [QUANTIZER, FULLSCALE_CACHE, FULLSCALE_INT8_C1280, "--conv-min-channels", "1280"], { stdio: ["ignore", "ignore", "inherit"] });
-    if (r.status !== 0) throw new Error("quantising the full-size folder failed");
-  }
+  if (configs.some((c) => c.weights === "int8-c1280")) ensureInt8Model(FULLSCALE_INT8_C1280, ["--conv-min-channels", "1280"]);
   const rows: MemoryRow[] = [];
   for (const c of configs) {
     log(`memory: ${c.name}`);
