@@ -50,7 +50,7 @@ export function ensureFullScaleModel(): void {
 /** The float32 folder quantised by models/convert/quantize.py. */
 export const FULLSCALE_INT8 = path.join(CACHE, "mrc-random-int8");
 
-/** The full-size folder quantised (once), with its tiny decoder. */
+/** The full-size folder quantised once into `out` (quantize.py options in quantizeArgs). */
 export function ensureInt8Model(out = FULLSCALE_INT8, quantizeArgs: string[] = []): void {
   ensureFullScaleModel();
   if (!existsSync(path.join(out, "reward-edit.json"))) {
