@@ -67,7 +67,6 @@ def quantize(src: str, dst: str, min_elements: int = 4096, conv_min_channels: in
     model = onnx.load(src, load_external_data=False)
     load_external_data_for_model(model, os.path.dirname(os.path.abspath(src)))
     g = model.graph
-    init = {t.name: t for t in g.initializer}
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for n in g.node:
         for i in n.input:
@@ -107,7 +106,7 @@ def quantize(src: str, dst: str, min_elements: int = 4096, conv_min_channels: in
                                          [t.name], name=f"dq_{len(dq_nodes)}", axis=axis))
         stats["weights"] += 1
         stats["float32_bytes"] += w.nbytes
-        stats["int8_bytes"] += q.nbytes + scale.nbytes * 2
+        stats["int8_bytes"] += q.nbytes + scale.nbytes + scale.size  # int8 values, float32 scales, int8 zero points
     del g.initializer[:]
     g.initializer.extend(kept)
     nodes = list(g.node)
