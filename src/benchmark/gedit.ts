@@ -10,6 +10,7 @@ import path from "node:path";
 import { type Table, tableFromIPC } from "apache-arrow";
 import sharp from "sharp";
 import { projectCacheDir } from "../paths.js";
+import { containedPath, segmentProblem } from "./contained-path.js";
 import { GEDIT_AREA, type GeditInfo, type GeditLanguage, type GeditOptions, type GeditTask } from "./gedit-facts.js";
 import type { Sample, Suite } from "./suites.js";
 
@@ -64,7 +65,33 @@ function bytesOf(v: unknown): Buffer | undefined {
   return b && b.length ? Buffer.from(b.buffer, b.byteOffset, b.byteLength) : undefined;
 }
 
-const safe = (s: string) => s.replace(/[^A-Za-z0-9_.-]+/g, "_").slice(0, 120);
+/** A file name for `s`; names it had to change carry a hash of the original, so two never meet. */
+const safe = (s: string) => {
+  const plain = s.replace(/[^A-Za-z0-9_.-]+/g, "_").slice(0, 120);
+  return plain === s ? s : `${plain}-${createHash("sha256").update(s).digest("hex").slice(0, 8)}`;
+};
+
+/** A cell as a message shows it: text quoted, anything else as JavaScript prints it. */
+const shown = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : String(v));
+
+const BOOLEANS = new Map<unknown, boolean>([
+  [true, true], [false, false], ["True", true], ["False", false], ["true", true], ["false", false], ["1", true], ["0", false],
+]);
+
+/**
+ * A boolean cell read strictly: Arrow booleans, and the spellings Python and CSV exports use.
+ * Anything else (the string "False" above all, which Boolean() would call true) is undefined.
+ */
+export function strictBoolean(v: unknown): boolean | undefined {
+  return BOOLEANS.get(v);
+}
+
+/** A text cell: strings as they are, whole numbers as digits, anything else (null above all) undefined. */
+function textCell(v: unknown): string | undefined {
+  if (typeof v === "string") return v;
+  if ((typeof v === "number" && Number.isInteger(v)) || typeof v === "bigint") return String(v);
+  return undefined;
+}
 
 /** Written beside itself then renamed: a killed run never leaves half an image to be reused. */
 function writeOnce(file: string, make: () => Promise<Buffer>): Promise<void> | undefined {
@@ -76,6 +103,16 @@ function writeOnce(file: string, make: () => Promise<Buffer>): Promise<void> | u
   });
 }
 
+
+/** The edit input: the raw image upright, at the official generation's size. */
+async function prepareInput(raw: Buffer): Promise<Buffer> {
+  const m = await sharp(raw).rotate().metadata();
+  if (!m.width || !m.height) throw new Error("no width or height");
+  const swap = (m.orientation ?? 1) >= 5;
+  const [w, h] = swap ? [m.height, m.width] : [m.width, m.height];
+  const d = geditDimensions(w / h);
+  return sharp(raw).rotate().resize(d.width, d.height, { fit: "fill", kernel: "lanczos3" }).png().toBuffer();
+}
 
 /**
  * The GEdit-Bench rows of one language as samples. The images are prepared once per version of
@@ -109,30 +146,46 @@ export async function loadGedit(location: string, o: GeditOptions = {}): Promise
     const pending: Array<Promise<void>> = [];
     for (let i = 0; i < table.numRows; i++) {
       if (String(cols.instruction_language!.get(i)).trim().toLowerCase() !== language) continue;
-      const intersection = cols.Intersection_exist ? Boolean(cols.Intersection_exist.get(i)) : false;
+      const task = textCell(cols.task_type!.get(i));
+      const key = textCell(cols.key!.get(i));
+      const row = `${file}: row ${i} (key ${shown(key ?? null)}, task ${shown(task ?? null)})`;
+      if (task === undefined || key === undefined) throw new Error(`${row}: task_type and key must be text`);
+      // both become file names below the prepared folder: one plain segment each, never a way out of it
+      for (const [field, v] of [["task_type", task], ["key", key]] as const) {
+        const problem = segmentProblem(v);
+        if (problem) throw new Error(`${row}: ${field} ${problem}; it must be one plain file name`);
+      }
+      let intersection = false;
+      if (cols.Intersection_exist) {
+        const v = cols.Intersection_exist.get(i);
+        const b = strictBoolean(v);
+        if (b === undefined) throw new Error(`${row}: Intersection_exist is ${shown(v)}; expected true or false ("True", "False", "1" or "0" as text)`);
+        intersection = b;
+      }
       if (o.intersection && !intersection) continue;
-      const task = String(cols.task_type!.get(i));
-      const key = String(cols.key!.get(i));
       const judged = bytesOf(cols.input_image!.get(i));
+      const rawBytes = bytesOf(cols.input_image_raw?.get(i));
       // the official generation edits the raw image; input_image stands in where a row lacks it
-      const raw = bytesOf(cols.input_image_raw?.get(i)) ?? judged;
-      if (!judged || !raw) throw new Error(`${file}: row ${i} (${key}) has no image bytes`);
+      const raw = rawBytes ?? judged;
+      if (!judged || !raw) throw new Error(`${row}: has no image bytes`);
       const id = `gedit/${language}/${task}/${key}`;
       if (seen.has(id)) continue;
       seen.add(id);
-      const base = path.join(root, safe(task), safe(key));
+      const base = containedPath(root, `${safe(task)}/${safe(key)}`);
       const image = `${base}.input.png`;
       const judgeImage = `${base}.source.png`;
-      const a = writeOnce(image, async () => {
-        const m = await sharp(raw).rotate().metadata();
-        const swap = (m.orientation ?? 1) >= 5;
-        const [w, h] = swap ? [m.height!, m.width!] : [m.width!, m.height!];
-        const d = geditDimensions(w / h);
-        return sharp(raw).rotate().resize(d.width, d.height, { fit: "fill", kernel: "lanczos3" }).png().toBuffer();
-      });
-      const b = writeOnce(judgeImage, () => sharp(judged).rotate().png().toBuffer());
-      if (a) pending.push(a);
-      if (b) pending.push(b);
+      const decodeError = (column: string) => (err: Error) => {
+        throw new Error(`${row}: ${column} is not a decodable image (${err.message})`);
+      };
+      const a = writeOnce(image, () => prepareInput(raw).catch(decodeError(rawBytes ? "input_image_raw" : "input_image")));
+      const b = writeOnce(judgeImage, () => sharp(judged).rotate().png().toBuffer().catch(decodeError("input_image")));
+      // a failure surfaces through Promise.all below; this keeps one from going unhandled meanwhile,
+      // when a later row is refused before the batch is awaited
+      for (const p of [a, b]) {
+        if (!p) continue;
+        p.catch(() => {});
+        pending.push(p);
+      }
       if (pending.length >= 16) await Promise.all(pending.splice(0));
       samples.push({
         id,

@@ -6,10 +6,11 @@
  *   sample     the bundled Real-Edit-format suite (src/benchmark/sample): photos + synthetic scenes
  *   gedit-bench  GEdit-Bench's Arrow files (./gedit.ts); its task types are its categories
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import path from "node:path";
 import type { Palette, SyntheticCase } from "../../reward/index.js";
 import { ROOT } from "../paths.js";
+import { isInside, realInside, relativePathProblem } from "./contained-path.js";
 import type { GeditInfo, GeditTask } from "./gedit-facts.js";
 import { loadSyntheticSuite } from "./synthetic-suite.js";
 
@@ -59,23 +60,73 @@ export function parseRealEditEntry(entry: string): { category: Category; instruc
 
 const KIND_TO_CATEGORY: Record<string, Category> = { recolour: "local", background: "background", remove: "remove", add: "add", grayscale: "global", brighter: "global" };
 
-/** `images`: where the index's names resolve, when not beside it (a Hub snapshot's own layout). */
+/**
+ * The folders an index's images may really lie in: the images folder, and when that is in a Hub
+ * snapshot (<repo>/snapshots/<commit>/...), the repository's blobs, which each snapshot file links
+ * to as huggingface_hub lays the cache out. The blobs count only where, links followed, they are
+ * still the sibling of the folder holding the images' snapshot: a folder merely named so in an
+ * extracted archive cannot widen the roots to anywhere else.
+ */
+function imageRoots(images: string): string[] {
+  for (let d = path.resolve(images); path.dirname(d) !== d; d = path.dirname(d)) {
+    if (path.basename(path.dirname(d)) !== "snapshots" || !/^[0-9a-f]{40}$/.test(path.basename(d))) continue;
+    const repo = path.dirname(path.dirname(d));
+    try {
+      const realRepo = realpathSync(repo);
+      const realBlobs = realpathSync(path.join(repo, "blobs"));
+      if (realBlobs === path.join(realRepo, "blobs") && isInside(path.join(realRepo, "snapshots"), realpathSync(images))) return [images, realBlobs];
+    } catch {
+      /* no blobs folder: not a Hub cache */
+    }
+    break;
+  }
+  return [images];
+}
+
+/** The 1-based line of the index that first spells `name` as JSON does, for messages (0 when none does). */
+function lineOf(text: string, name: string): number {
+  const quoted = JSON.stringify(name);
+  return text.split("\n").findIndex((l) => l.includes(quoted)) + 1;
+}
+
+/**
+ * `images`: where the index's names resolve, when not beside it (a Hub snapshot's own layout).
+ * Every name must be a relative path of plain segments, and the file it names, links followed,
+ * must lie inside `images`: an index cannot make any other readable file a sample.
+ */
 export async function loadRealEdit(dir: string, name = "real-edit", images = dir): Promise<Suite> {
   const index = path.join(dir, "real_edit_instruct.json");
   if (!existsSync(index)) throw new Error(`${dir}: no real_edit_instruct.json (the Real-Edit format)`);
-  const raw = JSON.parse(readFileSync(index, "utf8")) as Record<string, string[] | string>;
+  const text = readFileSync(index, "utf8");
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${index}: not JSON (${(err as Error).message})`);
+  }
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new Error(`${index}: not an object of image name -> instructions (the Real-Edit format)`);
   const synthFile = path.join(dir, "synthetic.json");
   const synthIds: Record<string, string> = existsSync(synthFile) ? JSON.parse(readFileSync(synthFile, "utf8")) : {};
   const synthetic = Object.keys(synthIds).some((k) => !k.startsWith("_")) ? await loadSyntheticSuite(SYNTHETIC_SUITE) : undefined;
+  const roots = imageRoots(images);
   const samples: Sample[] = [];
-  for (const [file, entries] of Object.entries(raw)) {
+  for (const [file, entries] of Object.entries(raw as Record<string, unknown>)) {
+    const stem = file.replace(/\.[^.]+$/, "").replace(/[^A-Za-z0-9_-]+/g, "_");
+    const line = lineOf(text, file);
+    const where = `${index}${line ? `:${line}` : ""}: ${JSON.stringify(file)} (sample ${stem}#1)`;
+    const problem = relativePathProblem(file);
+    if (problem) throw new Error(`${where}: the image name ${problem}; names are relative paths inside ${images}`);
     const list = Array.isArray(entries) ? entries : [entries];
-    list.forEach((entry, i) => {
+    if (!list.length || list.some((e) => typeof e !== "string")) throw new Error(`${where}: the instructions must be a string or a list of strings`);
+    const beside = path.resolve(images, file);
+    const image = existsSync(beside) || images === dir ? beside : path.resolve(images, path.basename(file));
+    if (existsSync(image) && !realInside(image, roots)) throw new Error(`${where}: the image resolves outside ${images} (through a symbolic link)`);
+    (list as string[]).forEach((entry, i) => {
       const { category, instruction } = parseRealEditEntry(entry);
       const rec = synthIds[file] ? synthetic?.cases.find((c) => c.record.id === synthIds[file]) : undefined;
       samples.push({
-        id: `${file.replace(/\.[^.]+$/, "").replace(/[^A-Za-z0-9_-]+/g, "_")}#${i + 1}`,
-        image: existsSync(path.resolve(images, file)) || images === dir ? path.resolve(images, file) : path.resolve(images, path.basename(file)),
+        id: `${stem}#${i + 1}`,
+        image,
         instruction,
         category,
         synthetic: rec && synthetic ? { case: rec, palette: synthetic.palette } : undefined,

@@ -119,4 +119,35 @@ describe("OpenAI-compatible POST /v1/images/edits, called by the official openai
     const body = (await raw.json()) as { error: Record<string, unknown> };
     expect(Object.keys(body.error).sort()).to.deep.equal(["code", "message", "param", "type"]);
   });
+
+  it("form fields are read strictly: partial_images is one decimal digit 0..3 and only with stream=true; an unknown field is named as sent (finding 14)", async () => {
+    /** The raw multipart form, as curl -F sends it: every value exactly as written here. */
+    const post = async (fields: Record<string, string>) => {
+      const form = new FormData();
+      form.append("image", new Blob([photo], { type: "image/png" }), "coffee.png");
+      form.append("prompt", "make the mug red");
+      for (const [k, v] of Object.entries(fields)) form.append(k, v);
+      const r = await fetch(`${s.url}/v1/images/edits`, { method: "POST", headers: { authorization: `Bearer ${KEY}` }, body: form });
+      return { status: r.status, error: ((await r.json()) as { error: { param: string | null; message: string; code: string } }).error };
+    };
+    // Number() reads "" as 0, "0x2" as 2 and "1e0" as 1: none of them is a partial image count
+    for (const v of ["", "0x2", "1e0", "9", "-1", "1.0", " 1", "+1", "01"]) {
+      const r = await post({ stream: "true", partial_images: v });
+      expect([r.status, r.error.param, r.error.code], JSON.stringify(v)).to.deep.equal([400, "partial_images", "invalid_field"]);
+      expect(r.error.message).to.equal("partial_images: must be an integer in 0..3, written as one decimal digit");
+    }
+    // OpenAI documents partial_images for streamed responses: asked for without stream=true it is refused, not dropped
+    for (const fields of [{ partial_images: "2" }, { partial_images: "0", stream: "false" }, { partial_images: "9" }] as Array<Record<string, string>>) {
+      const r = await post(fields);
+      expect([r.status, r.error.param], JSON.stringify(fields)).to.deep.equal([400, "partial_images"]);
+    }
+    expect((await post({ partial_images: "2" })).error.message).to.match(/send stream=true/);
+    // an unknown field is named as the client spelt it, even where the route's own name for a field is the same word
+    for (const name of ["candidates", "instruction", "colour"]) {
+      const r = await post({ [name]: "2" });
+      expect([r.status, r.error.param, r.error.code, r.error.message], name).to.deep.equal([400, name, "unknown_field", `unknown field "${name}"`]);
+    }
+    // OpenAI's own n and prompt still come back under their names
+    expect((await post({ n: "0" })).error.param).to.equal("n");
+  });
 });

@@ -31,7 +31,8 @@ export const openAiFields = z.strictObject({
   background: z.enum(["opaque", "auto"], { message: 'background "transparent" is not supported: edits come back opaque' }).optional(),
   input_fidelity: z.enum(["high", "low"]).optional(),
   output_compression: z.string().optional(),
-  partial_images: z.string().optional(),
+  // plain digits only: Number() would also read "", "0x2" and "1e0"
+  partial_images: z.string().regex(/^[0-3]$/, "must be an integer in 0..3, written as one decimal digit").optional(),
   stream: z.enum(["false", "true"], { message: 'stream must be "true" or "false"' }).optional(),
 });
 
@@ -72,6 +73,8 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
       const own = Object.fromEntries(Object.entries(body).filter(([k]) => !(EXTRA_FIELDS as readonly string[]).includes(k)));
       const extras = Object.fromEntries(Object.entries(body).filter(([k]) => (EXTRA_FIELDS as readonly string[]).includes(k)));
       const o = parseForm(openAiFields, own);
+      // OpenAI documents partial_images for streamed responses only; without stream=true it would be silently dropped
+      if (o.partial_images !== undefined && o.stream !== "true") throw new AppError(400, "invalid_value", "partial_images applies to a streamed edit: send stream=true with it, or leave it out", "partial_images");
       const size = parseSize(o.size);
       if (size && o.response_format === "url") throw new AppError(400, "invalid_value", "a size other than auto needs response_format b64_json (a url serves the stored result at its own size)", "size");
       const form = parseForm(editSchema(config), { instruction: o.prompt, candidates: o.n ?? "1", output_format: o.output_format, ...extras });
@@ -117,9 +120,7 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
 function streamOptions(o: z.infer<typeof openAiFields>, candidates: number): { partials: number } {
   if (candidates !== 1) throw new AppError(400, "invalid_value", "a streamed edit makes one image: n must be 1", "n");
   if (o.response_format === "url") throw new AppError(400, "invalid_value", "a streamed edit sends its image as b64_json; response_format url does not stream", "response_format");
-  const partials = Number(o.partial_images ?? "0");
-  if (!Number.isInteger(partials) || partials < 0 || partials > 3) throw new AppError(400, "invalid_value", "partial_images must be an integer in 0..3", "partial_images");
-  return { partials };
+  return { partials: Number(o.partial_images ?? "0") };
 }
 
 /** The usage block OpenAI's completed event carries; an edit here is not counted in tokens. */
@@ -200,6 +201,7 @@ const ERROR_TYPES: Record<number, string> = { 401: "invalid_request_error", 404:
 /** OpenAI's error shape, for every failure under /v1/images (the official clients read it into their APIError). */
 export const openAiErrorBody: ErrorBody = (e) => {
   const type = e.status >= 500 ? "server_error" : (ERROR_TYPES[e.status] ?? "invalid_request_error");
-  const param = e.field && e.field !== "body" ? (PARAM_NAMES[e.field] ?? e.field) : null;
+  // an unknown field is named as the client spelt it: a field sent as "candidates" is not OpenAI's n
+  const param = e.field && e.field !== "body" ? (e.code === "unknown_field" ? e.field : (PARAM_NAMES[e.field] ?? e.field)) : null;
   return { error: { message: e.message.replace(/^instruction:/, "prompt:").replace(/^candidates:/, "n:"), type, param, code: e.code } };
 };
