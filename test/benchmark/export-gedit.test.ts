@@ -5,7 +5,7 @@ import { parse } from "csv-parse/sync";
 import { GEDIT_TASKS, type GeditLanguage } from "../../src/benchmark/gedit-facts.js";
 import { buildReport, markdown } from "../../src/benchmark/report.js";
 import type { ResultRow } from "../../src/benchmark/results.js";
-import { runCli, tempDir } from "../helpers.js";
+import { type RunResult, runCli, tempDir } from "../helpers.js";
 
 /**
  * What Step1X-Edit's GEdit-Bench/calculate_statistics.py does with the folder (read at 570eba6,
@@ -269,50 +269,57 @@ describe("bench export --format gedit-csv: the official statistics script's file
     writeFileSync(path.join(one, "run.json"), JSON.stringify({ suite: "gedit-bench" }));
     writeFileSync(path.join(one, "results.jsonl"), qwen.map((r) => JSON.stringify(r)).join("\n") + "\n");
     const dest = path.join(root, "one-out");
-    const r = await runCli(["bench", "export", one, "--format", "gedit-csv", "--out", dest, "--model-name", "ours"]);
+    const [r, twoGroups] = await Promise.all([
+      runCli(["bench", "export", one, "--format", "gedit-csv", "--out", dest, "--model-name", "ours"]),
+      runCli(["bench", "export", run, "--format", "gedit-csv", "--out", path.join(root, "two-out"), "--model-name", "ours"]),
+    ]);
     expect(r.code, r.stderr).to.equal(0);
     expect(existsSync(path.join(dest, "ours", "qwen25vl", "eval_results_new", "ours_subject-add_gpt_score.csv"))).to.equal(true);
-    const twoGroups = await runCli(["bench", "export", run, "--format", "gedit-csv", "--out", dest, "--model-name", "ours"]);
     expect(twoGroups.code).to.equal(1);
     expect(twoGroups.stderr.trim().split("\n")).to.have.length(1);
     expect(twoGroups.stderr).to.contain("has 2 (");
   });
 
   describe("refusals, one line each", () => {
-    const refuse = async (args: string[], says: string) => {
-      const r = await runCli(["bench", "export", ...args]);
-      expect(r.code, r.stderr).to.equal(1);
-      expect(r.stderr.trim().split("\n"), r.stderr).to.have.length(1);
-      expect(r.stderr).to.not.match(/\n\s+at /);
-      expect(r.stderr).to.contain(says);
-      return r;
-    };
+    const results = new Map<string, RunResult>();
+    const cases: Record<string, string[]> = {};
 
-    it("a run that is not GEdit-Bench", async () => {
+    // the four CLI runs at once: each starts a whole node process
+    before(async () => {
       const other = path.join(root, "sample-run");
       mkdirSync(other);
       writeFileSync(path.join(other, "run.json"), JSON.stringify({ suite: "sample" }));
       const plain = rows.slice(0, 3).map(({ gedit: _gedit, viescore: _v, ...r }) => r);
       writeFileSync(path.join(other, "results.jsonl"), plain.map((r) => JSON.stringify(r)).join("\n") + "\n");
-      await refuse([other, "--format", "gedit-csv", "--out", path.join(root, "x")], "is a sample run, not GEdit-Bench");
-      expect(existsSync(path.join(root, "x"))).to.equal(false);
-    });
-
-    it("an unknown --format", async () => {
-      await refuse([run, "--format", "parquet", "--out", path.join(root, "y")], '--format must be gedit-csv, got "parquet"');
-    });
-
-    it("a missing RUN folder", async () => {
-      await refuse([path.join(root, "nowhere"), "--format", "gedit-csv", "--out", path.join(root, "z")], "nowhere does not exist");
-    });
-
-    it("a GEdit run with no VIEScore figures (local scorer)", async () => {
       const local = path.join(root, "local-run");
       mkdirSync(local);
       writeFileSync(path.join(local, "run.json"), JSON.stringify({ suite: "gedit-bench" }));
-      const plain = rows.slice(0, 3).map(({ viescore: _v, ...r }) => ({ ...r, scorer: { backend: "local", protocol: "local", version: "local-v1", model: "local" } }));
-      writeFileSync(path.join(local, "results.jsonl"), plain.map((r) => JSON.stringify(r)).join("\n") + "\n");
-      await refuse([local, "--format", "gedit-csv", "--out", path.join(root, "w")], "has no VIEScore SC and PQ figures (scored by the local scorer)");
+      const unjudged = rows.slice(0, 3).map(({ viescore: _v, ...r }) => ({ ...r, scorer: { backend: "local", protocol: "local", version: "local-v1", model: "local" } }));
+      writeFileSync(path.join(local, "results.jsonl"), unjudged.map((r) => JSON.stringify(r)).join("\n") + "\n");
+      cases.notGedit = [other, "--format", "gedit-csv", "--out", path.join(root, "x")];
+      cases.format = [run, "--format", "parquet", "--out", path.join(root, "y")];
+      cases.missing = [path.join(root, "nowhere"), "--format", "gedit-csv", "--out", path.join(root, "z")];
+      cases.local = [local, "--format", "gedit-csv", "--out", path.join(root, "w")];
+      await Promise.all(Object.entries(cases).map(async ([k, args]) => results.set(k, await runCli(["bench", "export", ...args]))));
     });
+
+    const refused = (k: string, says: string) => {
+      const r = results.get(k)!;
+      expect(r.code, r.stderr).to.equal(1);
+      expect(r.stderr.trim().split("\n"), r.stderr).to.have.length(1);
+      expect(r.stderr).to.not.match(/\n\s+at /);
+      expect(r.stderr).to.contain(says);
+    };
+
+    it("a run that is not GEdit-Bench", () => {
+      refused("notGedit", "is a sample run, not GEdit-Bench");
+      expect(existsSync(path.join(root, "x"))).to.equal(false);
+    });
+
+    it("an unknown --format", () => refused("format", '--format must be gedit-csv, got "parquet"'));
+
+    it("a missing RUN folder", () => refused("missing", "nowhere does not exist"));
+
+    it("a GEdit run with no VIEScore figures (local scorer)", () => refused("local", "has no VIEScore SC and PQ figures (scored by the local scorer)"));
   });
 });
