@@ -17,6 +17,7 @@ import { progressFor } from "../hub/index.js";
 import { REAL_EDIT_DATASET, pullRealEdit } from "../pull/dataset.js";
 import { resolveModel } from "../pull/resolve.js";
 import { isHubSpec } from "../pull/spec.js";
+import { registerBenchExport } from "./bench-export.js";
 import { CliError, parseNumber, parseRewards } from "./errors.js";
 
 function parseShard(s: string): { index: number; count: number } {
@@ -160,4 +161,5 @@ export function registerBench(program: Command): void {
       });
       process.stderr.write(`merged ${rows.length} rows from ${shards.length} shard(s) into ${o.out}\n`);
     });
+  registerBenchExport(bench);
 }
