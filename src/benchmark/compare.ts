@@ -8,7 +8,7 @@ import { type Aggregate, EXACT_FIGURES, JUDGED_FIGURES, type RowFigure, type Sta
 import { GEDIT_FIGURES } from "./gedit-metrics.js";
 import { GEDIT_LANGUAGES } from "./gedit-facts.js";
 import type { ResultRow } from "./results.js";
-import { type Pair, type PairedResult, type Structure, holm, paired } from "./stats.js";
+import { ALPHA, type Pair, type PairedResult, type Structure, holm, paired } from "./stats.js";
 
 export interface FigureComparison {
   key: string;
@@ -86,7 +86,7 @@ export function compareRows(rowsA: readonly ResultRow[], rowsB: readonly ResultR
       higherIsBetter: s.fig.higherIsBetter,
       structure: s.structure,
       overall: paired(pairs, s.structure, opts),
-      tasks: Object.fromEntries(strata.map((t, i) => [t, { ...per[i], pHolm: adjusted[i] }])),
+      tasks: Object.fromEntries(strata.map((t, i) => [t, { ...per[i], pHolm: adjusted[i], distinguishable: per[i].distinguishable === null || adjusted[i] === null ? null : per[i].distinguishable! && adjusted[i]! < ALPHA }])),
     });
   }
   return { ...labels, aggregate, bootstrap: { B, seed }, pairs: [...ka].filter((k) => kb.has(k)).length, onlyA: [...ka].filter((k) => !kb.has(k)).length, onlyB: [...kb].filter((k) => !ka.has(k)).length, figures };

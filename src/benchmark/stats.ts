@@ -23,6 +23,8 @@ export const DEFAULT_SEED = 0;
 /** Up to this many non-zero differences the sign-flip test enumerates every assignment. */
 export const EXACT_FLIPS_MAX = 16;
 export const RANDOM_FLIPS = 20_000;
+/** The level of every test and interval (95 %). */
+export const ALPHA = 0.05;
 
 /** mulberry32: 32-bit state, fast, good enough for resampling; the same seed gives the same stream. */
 export function rng(seed: number): () => number {
@@ -167,7 +169,11 @@ export interface PairedResult {
   p: number | null;
   /** Per pair, by the figure's direction: B better, A better, equal. */
   wins: { a: number; b: number; ties: number };
-  /** False when the interval holds 0 (written "not distinguishable"); null without an interval. */
+  /**
+   * True when the interval leaves 0 out and p < 0.05 (for a task: Holm's p); else written "not
+   * distinguishable". Both are asked because a percentile interval of a few identical differences
+   * has no width while the exact test says 2 of 2^n assignments reach them.
+   */
   distinguishable: boolean | null;
 }
 
@@ -193,6 +199,7 @@ export function paired(pairs: readonly Pair[], structure: Structure, o: Bootstra
       d.push(p.b - p.a);
       w.push(structure === "pooled" ? 1 / pairs.length : 1 / (strata.length * s.length));
     }
+  const p = signFlipP(d, w, { seed: o.seed });
   const up = o.higherIsBetter ?? true;
   const wins = { a: 0, b: 0, ties: 0 };
   for (const p of pairs) {
@@ -206,9 +213,9 @@ export function paired(pairs: readonly Pair[], structure: Structure, o: Bootstra
     b: of(strata, (p) => p.b),
     diff,
     ci,
-    p: signFlipP(d, w, { seed: o.seed }),
+    p,
     wins,
-    distinguishable: ci === null ? null : !(ci[0] <= 0 && ci[1] >= 0),
+    distinguishable: ci === null || p === null ? null : !(ci[0] <= 0 && ci[1] >= 0) && p < ALPHA,
   };
 }
 
