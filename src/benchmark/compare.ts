@@ -98,9 +98,11 @@ const JUDGE_IDENTITY = ["host", "model", "answeredModel", "temperature", "seed",
 /** Who judged a row, as one comparable string; null for rows nobody judged. */
 export function judgeIdentity(r: ResultRow): string | null {
   const judge = (r as ResultRow & { judge?: Record<string, unknown> }).judge;
-  if (judge) return JSON.stringify(Object.fromEntries(JUDGE_IDENTITY.filter((k) => judge[k] !== undefined).map((k) => [k, judge[k]])));
-  if (r.scorer) return JSON.stringify({ backend: r.scorer.backend, protocol: r.scorer.protocol, version: r.scorer.version, model: r.scorer.model });
-  return null;
+  if (judge) return JUDGE_IDENTITY.filter((k) => judge[k] !== undefined).map((k) => `${k} ${JSON.stringify(judge[k])}`).join(", ");
+  if (!r.scorer) return null;
+  // the local scorer picks its protocol per sample (photo or synthetic scene): it is one scorer whatever it picked
+  if (r.scorer.backend === "local") return `local scorer ${r.scorer.version}`;
+  return `judge ${r.scorer.model}, protocol ${r.scorer.protocol} ${r.scorer.version}`;
 }
 
 /** The distinct judges of some rows (empty or one: comparable). */
@@ -123,7 +125,7 @@ export function compareMarkdown(c: Comparison, heading = "##"): string[] {
     `Paired on sample id + seed: ${c.pairs} samples both have${c.onlyA || c.onlyB ? ` (${c.onlyA} only in ${c.a}, ${c.onlyB} only in ${c.b}: left out)` : ""}; aggregation ${c.aggregate}; 95 % paired bootstrap intervals (B = ${c.bootstrap.B}, seed ${c.bootstrap.seed}), two-sided sign-flip p; wins count per sample, by the figure's direction.`,
     "",
   );
-  if (c.mixedJudges) out.push(`**Mixed judges** (compared anyway, --allow-mixed-judges): ${c.mixedJudges.join("; ")}`, "");
+  if (c.mixedJudges) out.push(`**Mixed judges**: these rows were judged by ${c.mixedJudges.length} different judges, so a difference may be the judges' (${c.mixedJudges.join(" | ")})`, "");
   out.push(`| figure | n | ${c.a} | ${c.b} | B - A [95 % CI] | p | wins A / ties / B | |`, "| --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const f of c.figures) {
     const r = f.overall;
@@ -173,5 +175,5 @@ export function compareHtml(c: Comparison): string {
     })
     .join("");
   const forests = c.figures.filter((f) => Object.keys(f.tasks).length > 0).map((f) => forestSvg(f, "A", "B")).join("");
-  return `<section class="comparison"><h2>Comparison: B = ${esc(c.b)} minus A = ${esc(c.a)}</h2><p>${c.pairs} samples paired on id + seed${c.onlyA || c.onlyB ? ` (${c.onlyA} only in A, ${c.onlyB} only in B)` : ""}; aggregation ${c.aggregate}; 95 % paired bootstrap intervals (B = ${c.bootstrap.B}, seed ${c.bootstrap.seed}); per-task p Holm-corrected.</p>${c.mixedJudges ? `<p class="refused">Mixed judges, compared anyway: ${esc(c.mixedJudges.join("; "))}</p>` : ""}<table><thead><tr><th>figure</th><th>n</th><th>A</th><th>B</th><th>B - A [95 % CI]</th><th>p</th><th>wins A / ties / B</th><th></th></tr></thead><tbody>${body}</tbody></table><div class="charts">${forests}</div></section>`;
+  return `<section class="comparison"><h2>Comparison: B = ${esc(c.b)} minus A = ${esc(c.a)}</h2><p>${c.pairs} samples paired on id + seed${c.onlyA || c.onlyB ? ` (${c.onlyA} only in A, ${c.onlyB} only in B)` : ""}; aggregation ${c.aggregate}; 95 % paired bootstrap intervals (B = ${c.bootstrap.B}, seed ${c.bootstrap.seed}); per-task p Holm-corrected.</p>${c.mixedJudges ? `<p class="refused">Mixed judges: these rows were judged by ${c.mixedJudges.length} different judges, so a difference may be the judges' (${esc(c.mixedJudges.join(" | "))})</p>` : ""}<table><thead><tr><th>figure</th><th>n</th><th>A</th><th>B</th><th>B - A [95 % CI]</th><th>p</th><th>wins A / ties / B</th><th></th></tr></thead><tbody>${body}</tbody></table><div class="charts">${forests}</div></section>`;
 }

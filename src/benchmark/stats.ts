@@ -138,7 +138,12 @@ export function signFlipP(d: readonly number[], weights?: readonly number[], o: 
   let hits = 0;
   for (let f = 0; f < flips; f++) {
     let s = 0;
-    for (let i = 0; i < n; i++) s += next() < 0.5 ? -terms[i] : terms[i];
+    // one draw gives 32 signs
+    let bits = 0;
+    for (let i = 0; i < n; i++) {
+      if (i % 32 === 0) bits = Math.floor(next() * 4294967296);
+      s += bits & (1 << (i % 32)) ? -terms[i] : terms[i];
+    }
     if (Math.abs(s) >= observed - tol) hits++;
   }
   return (1 + hits) / (1 + flips);

@@ -67,7 +67,7 @@ export function registerBenchCompare(bench: Command): void {
       const a = pickGroup(runA, readRun(runA), o.aGroup, "--a-group");
       const b = pickGroup(runB, readRun(runB), o.bGroup, "--b-group");
       const judges = judgesOf([...a.rows, ...b.rows]);
-      if (judges.length > 1 && !o.allowMixedJudges) throw new CliError(`the rows were judged by different judges (${judges.join(" vs ")}); compare anyway with --allow-mixed-judges`);
+      if (judges.length > 1 && !o.allowMixedJudges) throw new CliError(`the rows were judged by different judges (${judges.join(" | ")}); compare anyway with --allow-mixed-judges`);
       const c = compareRows(a.rows, b.rows, { a: label(runA, a.group), b: label(runB, b.group) }, stats);
       if (judges.length > 1) c.mixedJudges = judges;
       if (!c.pairs) throw new CliError(`${runA} and ${runB} share no sample (id + seed): nothing to compare`);

@@ -5,6 +5,8 @@ import { geditTables } from "../../src/benchmark/gedit-metrics.js";
 import { groupMetrics } from "../../src/benchmark/metrics.js";
 import { writeReport } from "../../src/benchmark/report.js";
 import type { ResultRow } from "../../src/benchmark/results.js";
+import { parseStatsOptions } from "../../src/cli/bench-compare.js";
+import { CliError } from "../../src/cli/errors.js";
 import { runCli, tempDir } from "../helpers.js";
 
 type Status = "ok" | "edit_failed" | "refused" | "missing";
@@ -182,9 +184,8 @@ describe("report figures with intervals: coverage, scored vs strict, report.json
     expect(allowed.stdout).to.contain("Mixed judges");
     const bad = await runCli(["bench", "compare", a, path.join(base, "nowhere")]);
     expect([bad.code, bad.stderr.trim()]).to.deep.equal([1, `reward-edit: ${path.join(base, "nowhere")} has no results.jsonl (not a bench output folder)`]);
-    const badAgg = await runCli(["bench", "compare", a, b, "--aggregate", "lenient"]);
-    expect(badAgg.code).to.equal(1);
-    expect(badAgg.stderr).to.contain('--aggregate must be scored or strict, got "lenient"');
+    expect(() => parseStatsOptions({ aggregate: "lenient" })).to.throw(CliError, '--aggregate must be scored or strict, got "lenient"');
+    expect(() => parseStatsOptions({ bootstrap: "0" })).to.throw(CliError, "--bootstrap must be in 1..1000000");
 
     const agree = await runCli(["bench", "agreement", a, b, "--out", path.join(base, "agree")]);
     expect(agree.code, agree.stderr).to.equal(0);
