@@ -164,7 +164,7 @@ export function forestSvg(f: FigureComparison, a: string, b: string): string {
     .join("");
   const zero = x(0).toFixed(1);
   const title = `${f.label}: ${b} minus ${a} (95 % CI)`;
-  return `<svg role="img" class="forest" aria-label="${esc(title)}" width="${left + plotW + 70}" height="${h}" viewBox="0 0 ${left + plotW + 70} ${h}"><text x="0" y="16" font-size="14" font-weight="bold">${esc(title)}</text><line x1="${zero}" x2="${zero}" y1="30" y2="${h - 20}" stroke="#6b7280" stroke-dasharray="3,3"/><text x="${zero}" y="${h - 6}" font-size="11" text-anchor="middle">0</text><text x="${left}" y="${h - 6}" font-size="11">${fmt(lo, f.digits)}</text><text x="${left + plotW}" y="${h - 6}" font-size="11" text-anchor="end">${fmt(hi, f.digits)}</text>${rows}</svg>`;
+  return `<svg role="img" class="forest" aria-label="${esc(title)}" width="${left + plotW + 70}" height="${h}" viewBox="0 0 ${left + plotW + 70} ${h}"><text x="0" y="16" font-size="14" font-weight="bold">${esc(title)}</text><line x1="${zero}" x2="${zero}" y1="30" y2="${h - 20}" stroke="#6b7280" stroke-dasharray="3,3"/><text x="${zero}" y="${h - 6}" font-size="11" text-anchor="middle">0</text>${lo < 0 ? `<text x="${left}" y="${h - 6}" font-size="11">${fmt(lo, f.digits)}</text>` : ""}${hi > 0 ? `<text x="${left + plotW}" y="${h - 6}" font-size="11" text-anchor="end">${fmt(hi, f.digits)}</text>` : ""}${rows}</svg>`;
 }
 
 export function compareHtml(c: Comparison): string {
