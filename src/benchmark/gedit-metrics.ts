@@ -6,22 +6,25 @@
  * local scorer's quality and change figures stand in, and SC is "not judged".
  */
 import { GEDIT_LANGUAGES, GEDIT_PUBLISHED, GEDIT_TASKS, type GeditLanguage } from "./gedit-facts.js";
+import { type Aggregate, type Coverage, type RowFigure, type StatsOptions, coverageLine, coverageOf, failedEdit, rowValues, show, statsDefaults } from "./figures.js";
 import type { ResultRow } from "./results.js";
+import { type Figure, figure } from "./stats.js";
 
 export interface GeditLocal {
   /** The local scorer's quality figure (0..5), PQ-like; not comparable to PQ. */
-  quality: number | null;
+  quality: Figure;
   /** The local scorer's share of the image left unchanged (0..5). */
-  preserving: number | null;
+  preserving: Figure;
   n: number;
 }
 
 export interface GeditTaskCell {
-  sc: number | null;
-  pq: number | null;
-  o: number | null;
-  /** Rows averaged in (both SC and PQ scored). */
+  sc: Figure;
+  pq: Figure;
+  o: Figure;
+  /** Rows averaged in (both SC and PQ scored; under strict, failed edits too). */
   n: number;
+  coverage: Coverage;
   local?: GeditLocal;
 }
 
@@ -40,56 +43,77 @@ export interface GeditSet extends GeditTaskCell {
 
 export type GeditTables = Partial<Record<GeditLanguage, { full: GeditSet; intersection: GeditSet }>>;
 
-const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-
 const judgedBoth = (r: ResultRow) => r.status === "ok" && r.viescore?.sc.status === "scored" && r.viescore.pq.status === "scored";
+const vie = (pick: (sc: number, pq: number) => number) => (r: ResultRow): number | "unscored" | null => (!r.viescore ? null : judgedBoth(r) ? pick(r.viescore.sc.score!, r.viescore.pq.score!) : "unscored");
 
-function taskCell(rows: ResultRow[]): GeditTaskCell {
-  const ok = rows.filter(judgedBoth);
-  const sc = ok.map((r) => r.viescore!.sc.score!);
-  const pq = ok.map((r) => r.viescore!.pq.score!);
-  const cell: GeditTaskCell = { sc: mean(sc), pq: mean(pq), o: mean(ok.map((_, i) => Math.sqrt(sc[i] * pq[i]))), n: ok.length };
-  const local = rows.filter((r) => r.status === "ok" && r.scorer?.backend === "local" && r.scores);
-  if (local.length) {
-    const fig = (p: "quality" | "preserving") => local.map((r) => r.scores![p]).filter((c) => c.status === "scored" && c.score !== undefined).map((c) => c.score!);
-    cell.local = { quality: mean(fig("quality")), preserving: mean(fig("preserving")), n: local.length };
-  }
-  return cell;
-}
+/** VIEScore's figures on single rows (0..10); O is sqrt(SC * PQ) of the row, as the official statistics recompute it. */
+export const GEDIT_FIGURES: RowFigure[] = [
+  { key: "sc", label: "SC", digits: 3, higherIsBetter: true, lowest: 0, read: vie((sc) => sc) },
+  { key: "pq", label: "PQ", digits: 3, higherIsBetter: true, lowest: 0, read: vie((_, pq) => pq) },
+  { key: "o", label: "O", digits: 3, higherIsBetter: true, lowest: 0, read: vie((sc, pq) => Math.sqrt(sc * pq)) },
+];
 
-function setOf(rows: ResultRow[]): GeditSet {
-  const byTask = new Map<string, ResultRow[]>();
-  for (const r of rows) byTask.set(r.gedit!.task, [...(byTask.get(r.gedit!.task) ?? []), r]);
-  const order = (t: string) => (GEDIT_TASKS as readonly string[]).indexOf(t) >>> 0;
-  const tasks = Object.fromEntries([...byTask.keys()].sort((a, b) => order(a) - order(b) || a.localeCompare(b)).map((t) => [t, taskCell(byTask.get(t)!)]));
-  const cells = Object.values(tasks);
-  const judged = cells.filter((c) => c.n > 0);
-  // the published figure is the plain mean of the task means: every task type weighs the same
-  const over = (k: "sc" | "pq" | "o") => mean(judged.map((c) => c[k]!));
-  const locals = cells.filter((c) => c.local);
-  const localOver = (k: "quality" | "preserving") => mean(locals.map((c) => c.local![k]).filter((v): v is number => v !== null));
+const localFigure = (p: "quality" | "preserving"): RowFigure => ({
+  key: `local-${p}`,
+  label: p,
+  digits: 3,
+  higherIsBetter: true,
+  lowest: 0,
+  read: (r) => {
+    const c = r.scorer?.backend === "local" ? r.scores?.[p] : undefined;
+    return c?.status === "scored" && c.score !== undefined ? c.score : null;
+  },
+});
+const LOCAL_FIGURES = { quality: localFigure("quality"), preserving: localFigure("preserving") };
+
+const taskOrder = (t: string) => (GEDIT_TASKS as readonly string[]).indexOf(t) >>> 0;
+
+function setOf(rows: ResultRow[], aggregate: Aggregate, B: number, seed: number): GeditSet {
+  const tasks = [...new Set(rows.map((r) => r.gedit!.task))].sort((a, b) => taskOrder(a) - taskOrder(b) || a.localeCompare(b));
+  const values = Object.fromEntries(GEDIT_FIGURES.map((f) => [f.key, rowValues(rows, f, aggregate)])) as Record<"sc" | "pq" | "o", Array<number | null>>;
+  const locals = { quality: rowValues(rows, LOCAL_FIGURES.quality, "scored"), preserving: rowValues(rows, LOCAL_FIGURES.preserving, "scored") };
+  const isLocal = (r: ResultRow) => r.status === "ok" && r.scorer?.backend === "local" && Boolean(r.scores);
+  // per task: the values of each figure; the set's figure is the plain mean of the task means, every task type weighing the same
+  const strataOf = (v: Array<number | null>, only?: string) =>
+    tasks.filter((t) => !only || t === only).map((t) => rows.flatMap((r, i) => (r.gedit!.task === t && v[i] !== null ? [v[i]!] : []))).filter((s) => s.length);
+  const cellOf = (task?: string): GeditTaskCell => {
+    const idx = rows.flatMap((r, i) => (!task || r.gedit!.task === task ? [i] : []));
+    const sub = idx.map((i) => rows[i]);
+    const fig = (k: "sc" | "pq" | "o") => figure(strataOf(values[k], task), "meanOfMeans", { B, seed });
+    const c: GeditTaskCell = {
+      sc: fig("sc"),
+      pq: fig("pq"),
+      o: fig("o"),
+      n: idx.filter((i) => values.sc[i] !== null).length,
+      coverage: coverageOf(sub, judgedBoth, (r) => Boolean(r.viescore) && !judgedBoth(r)),
+    };
+    const localRows = sub.filter(isLocal);
+    if (localRows.length) {
+      const lf = (k: "quality" | "preserving") => figure(strataOf(locals[k], task), "meanOfMeans", { B, seed });
+      c.local = { quality: lf("quality"), preserving: lf("preserving"), n: localRows.length };
+    }
+    return c;
+  };
+  const cells = Object.fromEntries(tasks.map((t) => [t, cellOf(t)]));
   return {
-    sc: over("sc"),
-    pq: over("pq"),
-    o: over("o"),
-    n: judged.reduce((a, c) => a + c.n, 0),
-    ...(locals.length ? { local: { quality: localOver("quality"), preserving: localOver("preserving"), n: locals.reduce((a, c) => a + c.local!.n, 0) } } : {}),
+    ...cellOf(),
     rows: rows.length,
     unscored: rows.filter((r) => r.status === "ok" && r.viescore && !judgedBoth(r)).length,
     notJudged: rows.filter((r) => r.status === "ok" && !r.viescore).length,
-    failed: rows.filter((r) => r.status === "edit_failed").length,
-    taskTypes: judged.length,
-    tasks,
+    failed: rows.filter(failedEdit).length,
+    taskTypes: Object.values(cells).filter((c) => c.n > 0).length,
+    tasks: cells,
   };
 }
 
 /** The GEdit tables of one group's rows (one model and preset); languages without rows are left out. */
-export function geditTables(rows: ResultRow[]): GeditTables {
+export function geditTables(rows: ResultRow[], o: StatsOptions = {}): GeditTables {
+  const { aggregate, B, seed } = statsDefaults(o);
   const out: GeditTables = {};
   for (const language of GEDIT_LANGUAGES) {
     const rs = rows.filter((r) => r.gedit?.language === language);
     if (!rs.length) continue;
-    out[language] = { full: setOf(rs), intersection: setOf(rs.filter((r) => r.gedit!.intersection)) };
+    out[language] = { full: setOf(rs, aggregate, B, seed), intersection: setOf(rs.filter((r) => r.gedit!.intersection), aggregate, B, seed) };
   }
   return out;
 }
@@ -101,7 +125,7 @@ export function geditJudge(rows: ResultRow[]): string {
   return s.backend === "judge" ? `${s.version}, judge ${s.model}` : `${s.backend} scorer (${s.version})`;
 }
 
-const f = (x: number | null | undefined) => (x === null || x === undefined ? "n/a" : x.toFixed(3));
+const f = (x: Figure | null | undefined) => show(x, 3);
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 interface TableRow {
@@ -127,15 +151,16 @@ function tableRows(t: { full: GeditSet; intersection: GeditSet }): { head: strin
   return { head, rows, local };
 }
 
-const counts = (s: GeditSet) => `${s.rows} rows, ${s.n} averaged, ${s.unscored} unscored, ${s.notJudged} not judged${s.failed ? `, ${s.failed} failed edits` : ""}`;
+const counts = (s: GeditSet) => `${s.rows} rows, ${s.n} averaged, ${s.unscored} unscored, ${s.notJudged} not judged${s.failed ? `, ${s.failed} failed edits` : ""} (${coverageLine(s.coverage)})`;
 
-export function geditMarkdown(group: string, tables: GeditTables, judge: string): string[] {
+export function geditMarkdown(group: string, tables: GeditTables, judge: string, aggregate: Aggregate = "scored"): string[] {
   const out: string[] = [];
   for (const [language, t] of Object.entries(tables) as Array<[GeditLanguage, { full: GeditSet; intersection: GeditSet }]>) {
     const { head, rows, local } = tableRows(t);
     out.push(`### GEdit-Bench-${language.toUpperCase()}: ${group} (${judge})`, "");
     if (local) out.push("No judge: SC and PQ are not judged; the local scorer's quality and change figures stand in and compare with no published figure.", "");
     else if (t.full.n === 0 && t.full.notJudged > 0) out.push("This run's judge protocol gives no VIEScore figures: SC, PQ and O are not judged (its own figures are in the table above).", "");
+    out.push(`Each figure: value [95 % bootstrap interval, resampled within task types]; aggregation: ${aggregate}.`, "");
     out.push(`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`);
     for (const r of rows) out.push(`| ${r.name} | ${r.cells.join(" | ")} |`);
     out.push("", `Full set: ${counts(t.full)}. Intersection: ${counts(t.intersection)}.`, "");
@@ -151,7 +176,7 @@ export function geditMarkdown(group: string, tables: GeditTables, judge: string)
   return out;
 }
 
-export function geditHtml(group: string, tables: GeditTables, judge: string): string {
+export function geditHtml(group: string, tables: GeditTables, judge: string, aggregate: Aggregate = "scored"): string {
   const parts: string[] = [];
   for (const [language, t] of Object.entries(tables) as Array<[GeditLanguage, { full: GeditSet; intersection: GeditSet }]>) {
     const { head, rows, local } = tableRows(t);
@@ -162,7 +187,7 @@ export function geditHtml(group: string, tables: GeditTables, judge: string): st
       published = `<p>Beside published figures (${esc(GEDIT_PUBLISHED.set)}, ${esc(GEDIT_PUBLISHED.judge)} judge; ${esc(GEDIT_PUBLISHED.source)}; not run here):</p><table class="gedit-published"><thead><tr><th>model</th><th>SC</th><th>PQ</th><th>O</th><th>figures</th></tr></thead><tbody><tr><td><b>${esc(group)}</b></td><td>${f(t.full.sc)}</td><td>${f(t.full.pq)}</td><td>${f(t.full.o)}</td><td>this run, ${esc(judge)}</td></tr>${pr}</tbody></table>`;
     }
     parts.push(
-      `<h3>GEdit-Bench-${language.toUpperCase()} (${esc(judge)})</h3>${local ? "<p>No judge: SC and PQ are not judged; the local scorer's figures stand in.</p>" : ""}<table class="gedit" data-language="${language}"><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${body}</tbody></table><p>Full set: ${esc(counts(t.full))}. Intersection: ${esc(counts(t.intersection))}.</p>${published}`,
+      `<h3>GEdit-Bench-${language.toUpperCase()} (${esc(judge)}; aggregation ${aggregate})</h3>${local ? "<p>No judge: SC and PQ are not judged; the local scorer's figures stand in.</p>" : ""}<table class="gedit" data-language="${language}"><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${body}</tbody></table><p>Full set: ${esc(counts(t.full))}. Intersection: ${esc(counts(t.intersection))}.</p>${published}`,
     );
   }
   return parts.join("");

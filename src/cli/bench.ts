@@ -5,7 +5,8 @@ import type { Command } from "commander";
 import { JudgeScorer, SCORING_PROTOCOLS, type ScoringProtocol, judgeConfigFrom } from "../../reward/index.js";
 import { BASELINE_MODEL, defaultModelDir } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
-import { writeReport } from "../benchmark/report.js";
+import { consoleSummary, writeReport } from "../benchmark/report.js";
+import { parseStatsOptions, registerBenchCompare } from "./bench-compare.js";
 import { MAX_ROUNDS } from "../refine/index.js";
 import { RESULTS_FILE, type PresetChoice, comparePair, runBenchmark } from "../benchmark/runner.js";
 import { MergeError, mergeShards } from "../benchmark/merge.js";
@@ -64,7 +65,11 @@ export function registerBench(program: Command): void {
     .option("--limit <n>", "only the first n samples")
     .option("--refine <n>", "refinement rounds per edit: the scorer's verdict drives up to n edits, the best is kept", "1")
     .option("--out <dir>", "where results and reports go", "bench-results/run")
+    .option("--aggregate <scored|strict>", "the headline aggregation: scored (means over scored rows) or strict (failed, refused, missing edits count as the lowest score)", "scored")
+    .option("--bootstrap <n>", "bootstrap resamples for every 95 % interval", "2000")
+    .option("--bootstrap-seed <s>", "the bootstrap's seed", "0")
     .action(async (o) => {
+      const stats = parseStatsOptions(o);
       const refineRounds = parseNumber("--refine", o.refine, { integer: true, min: 1, max: MAX_ROUNDS });
       let dataset: { repo: string; commit: string } | undefined;
       const isGedit = o.suite === "gedit-bench";
@@ -136,18 +141,9 @@ export function registerBench(program: Command): void {
         },
       });
       bar?.stop();
-      const report = await writeReport(sortRows(rows), o.out, suite.name, comparePair(plan));
+      const report = await writeReport(sortRows(rows), o.out, suite.name, comparePair(plan), stats);
       process.stderr.write(`bench: ${ran} edits run, ${skipped} resumed from ${path.join(o.out, RESULTS_FILE)}; report in ${path.join(o.out, "report.html")}\n`);
-      for (const g of report.groups) {
-        process.stdout.write(
-          `${g.group}: Following ${g.overall.following === null ? "n/a" : g.overall.following.toFixed(1) + " %"}, Preserving ${g.overall.preserving?.toFixed(2) ?? "n/a"}, Quality ${g.overall.quality?.toFixed(2) ?? "n/a"}${g.overall.truth ? `, exact following ${g.overall.truth.following.toFixed(1)} %` : ""}, unscored ${g.overall.unscored}\n`,
-        );
-        for (const [lang, t] of Object.entries(g.gedit ?? {})) {
-          const line = (x: { sc: number | null; pq: number | null; o: number | null; taskTypes: number; unscored: number; local?: { quality: number | null } }) =>
-            x.sc === null ? `SC not judged${x.local?.quality != null ? `, local quality ${x.local.quality.toFixed(2)} (0..5)` : ""}` : `SC ${x.sc.toFixed(3)}, PQ ${x.pq!.toFixed(3)}, O ${x.o!.toFixed(3)} (${x.taskTypes} task types, ${x.unscored} unscored)`;
-          process.stdout.write(`${g.group}: GEdit-Bench-${lang.toUpperCase()} full: ${line(t.full)}; intersection: ${line(t.intersection)}\n`);
-        }
-      }
+      process.stdout.write(consoleSummary(report));
     });
 
   bench
@@ -162,4 +158,5 @@ export function registerBench(program: Command): void {
       process.stderr.write(`merged ${rows.length} rows from ${shards.length} shard(s) into ${o.out}\n`);
     });
   registerBenchExport(bench);
+  registerBenchCompare(bench);
 }

@@ -58,8 +58,15 @@ describe("bench options: presets, --compare, --suite real-edit, merging only mat
     expect(comparison).to.include({ a: "tiny-editor / best", b: "tiny-editor-norewards / best" });
     const fa = following(a);
     const fb = following(b);
-    expect(comparison.deltas.overall.following).to.equal(fa === null || fb === null ? null : fb - fa);
-    expect(comparison.wins.a + comparison.wins.b + comparison.wins.ties).to.equal(8);
+    // the paired difference in % yes on the samples both scored (every one here), with its interval and wins
+    const fol = comparison.figures.find((x: { key: string }) => x.key === "following");
+    if (fa === null || fb === null) expect(fol).to.equal(undefined);
+    else {
+      expect(fol.overall.diff).to.be.closeTo(fb - fa, 1e-9);
+      expect(fol.overall.ci).to.have.length(2);
+      expect(fol.overall.wins.a + fol.overall.wins.b + fol.overall.wins.ties).to.equal(8);
+    }
+    expect(comparison.pairs).to.equal(8);
     expect(readFileSync(path.join(out, "summary.md"), "utf8")).to.contain("tiny-editor-norewards");
     // bare --compare: the bundled no-reward baseline
     const bare = path.join(tempDir(), "bare");

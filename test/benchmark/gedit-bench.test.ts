@@ -109,14 +109,19 @@ const sha = (b: Buffer) => createHash("sha1").update(b).digest("hex");
 const close = (a: number | null, b: number | null) => (a === null || b === null ? a === b : Math.abs(a - b) < 1e-9);
 
 function expectSet(actual: Record<string, unknown>, expected: (typeof EXPECTED_EN)["full"] | (typeof EXPECTED_EN)["intersection"], label: string): void {
-  const a = actual as { sc: number; pq: number; o: number; n: number; rows: number; unscored: number; taskTypes: number; tasks: Record<string, { sc: number | null; pq: number | null; o: number | null; n: number }> };
+  type Fig = { value: number | null; ci: [number, number] | null; n: number };
+  const a = actual as { sc: Fig; pq: Fig; o: Fig; n: number; rows: number; unscored: number; taskTypes: number; tasks: Record<string, { sc: Fig; pq: Fig; o: Fig; n: number }> };
   expect({ n: a.n, rows: a.rows, unscored: a.unscored, taskTypes: a.taskTypes }, label).to.deep.equal({ n: expected.n, rows: expected.rows, unscored: expected.unscored, taskTypes: expected.taskTypes });
-  for (const k of ["sc", "pq", "o"] as const) expect(close(a[k], expected[k]), `${label} ${k}: ${a[k]} vs ${expected[k]}`).to.equal(true);
+  // every figure carries its 95 % bootstrap interval around it
+  for (const k of ["sc", "pq", "o"] as const) {
+    expect(close(a[k].value!, expected[k]), `${label} ${k}: ${a[k].value} vs ${expected[k]}`).to.equal(true);
+    expect(a[k].ci![0] <= a[k].value! && a[k].value! <= a[k].ci![1], `${label} ${k} interval`).to.equal(true);
+  }
   expect(Object.keys(a.tasks), label).to.deep.equal(Object.keys(expected.tasks));
   for (const [task, e] of Object.entries(expected.tasks)) {
     const t = a.tasks[task];
     expect(t.n, `${label} ${task} n`).to.equal(e.n);
-    for (const k of ["sc", "pq", "o"] as const) expect(close(t[k], e[k]), `${label} ${task} ${k}: ${t[k]} vs ${e[k]}`).to.equal(true);
+    for (const k of ["sc", "pq", "o"] as const) expect(close(t[k].value!, e[k]), `${label} ${task} ${k}: ${t[k].value} vs ${e[k]}`).to.equal(true);
   }
 }
 
@@ -276,14 +281,16 @@ describe("GEdit-Bench: the suite, VIEScore judging and its table", function () {
     expect(report.geditJudge).to.equal("viescore-v1, judge fake-vlm");
     const md = readFileSync(path.join(judged, "summary.md"), "utf8");
     expect(md).to.contain("### GEdit-Bench-EN");
-    expect(md).to.match(/\| background_change \| 2 \| 6\.000 \| 5\.500 \| 5\.000 \| 1 \| 4\.000 \| 9\.000 \| 6\.000 \|/);
-    expect(md).to.match(/\| mean of 3 task means \(of 11\) \| 5 \| 5\.333 \| 5\.667 \| 5\.167 \| 3 \| 4\.500 \| 7\.750 \| 5\.750 \|/);
+    // two rows resample to means of 4, 6 or 8 (SC): the interval spans the extremes; one row's interval has no width
+    expect(md).to.contain("| background_change | 2 | 6.000 [4.000, 8.000] | 5.500 [2.000, 9.000] | 5.000 [4.000, 6.000] | 1 | 4.000 [4.000, 4.000] | 9.000 [9.000, 9.000] | 6.000 [6.000, 6.000] |");
+    const ci = String.raw` \[\d\.\d{3}, \d\.\d{3}\]`;
+    expect(md).to.match(new RegExp(String.raw`\| mean of 3 task means \(of 11\) \| 5 \| 5\.333${ci} \| 5\.667${ci} \| 5\.167${ci} \| 3 \| 4\.500${ci} \| 7\.750${ci} \| 5\.750${ci} \|`));
     expect(md).to.contain("| InstructPix2Pix | 3.575 | 5.491 | 3.684 | published, GPT-4.1 judge |");
     expect(md).to.contain("| GPT-4o | 7.850 | 7.620 | 7.534 | published, GPT-4.1 judge |");
-    expect(md).to.contain("Full set: 6 rows, 5 averaged, 1 unscored, 0 not judged");
+    expect(md).to.contain("Full set: 6 rows, 5 averaged, 1 unscored, 0 not judged (coverage 5/6 scored (83.3 %); 1 unscored judge answers)");
     const html = readFileSync(path.join(judged, "report.html"), "utf8");
     expect(html).to.contain('<table class="gedit" data-language="en">').and.contain('<table class="gedit-published">').and.contain("published, GPT-4.1 judge");
-    expect(r.stdout).to.match(/GEdit-Bench-EN full: SC 5\.333, PQ 5\.667, O 5\.167 \(3 task types, 1 unscored\); intersection: SC 4\.500/);
+    expect(r.stdout).to.match(/GEdit-Bench-EN full: SC 5\.333 \[[\d.]+, [\d.]+\], PQ 5\.667 \[[\d.]+, [\d.]+\], O 5\.167 \[[\d.]+, [\d.]+\] \(3 task types, 1 unscored\); intersection: SC 4\.500/);
   });
 
   it("a killed run resumes (no duplicate, no lost row), and shards merge into the same rows and table", async () => {
@@ -320,7 +327,7 @@ describe("GEdit-Bench: the suite, VIEScore judging and its table", function () {
     expect(strip(readRows(path.join(merged, "results.jsonl")))).to.deep.equal(strip(whole));
     const mergedReport = JSON.parse(readFileSync(path.join(merged, "report.json"), "utf8"));
     expect(mergedReport.gedit).to.deep.equal(wholeReport.gedit);
-    expect(readFileSync(path.join(merged, "summary.md"), "utf8")).to.contain("| mean of 3 task means (of 11) | 5 | 5.333 | 5.667 | 5.167 |");
+    expect(readFileSync(path.join(merged, "summary.md"), "utf8")).to.match(/\| mean of 3 task means \(of 11\) \| 5 \| 5\.333 \[[\d.]+, [\d.]+\] \| 5\.667 \[/);
     expect(problems).to.deep.equal([]);
   });
 
@@ -333,9 +340,10 @@ describe("GEdit-Bench: the suite, VIEScore judging and its table", function () {
     expect(rows.every((x) => x.viescore === undefined && x.scores!.following.status === "not_judged")).to.equal(true);
     const report = JSON.parse(readFileSync(path.join(out, "report.json"), "utf8"));
     const full = report.gedit.cn.full;
-    expect(full).to.include({ sc: null, pq: null, o: null, n: 0, rows: 6, unscored: 0, notJudged: 6 });
+    expect(full).to.include({ n: 0, rows: 6, unscored: 0, notJudged: 6 });
+    for (const k of ["sc", "pq", "o"]) expect(full[k]).to.deep.equal({ value: null, ci: null, n: 0 });
     expect(full.local.n).to.equal(6);
-    expect(full.local.quality).to.be.a("number");
+    expect(full.local.quality.value).to.be.a("number");
     expect(report.gedit.cn.intersection.rows).to.equal(4);
     const md = readFileSync(path.join(out, "summary.md"), "utf8");
     expect(md).to.contain("### GEdit-Bench-CN").and.contain("not judged").and.not.contain("published, GPT-4.1 judge");
@@ -382,9 +390,14 @@ describe("GEdit-Bench: the suite, VIEScore judging and its table", function () {
       row("en", "ps_human", { sc: 7, pq: 7 }),
     ]);
     // tone_transfer: SC (2 + 9) / 2, PQ (8 + 1) / 2, O (4 + 3) / 2; text_change: 1, 1, 1
-    expect(t.cn!.full.tasks).to.deep.equal({ text_change: { sc: 1, pq: 1, o: 1, n: 1 }, tone_transfer: { sc: 5.5, pq: 4.5, o: 3.5, n: 2 } });
-    expect(t.cn!.full).to.include({ sc: 3.25, pq: 2.75, o: 2.25, n: 3, rows: 6, unscored: 1, notJudged: 1, failed: 1, taskTypes: 2 });
-    expect(t.cn!.intersection).to.include({ sc: 5.5, pq: 4.5, o: 3.5, n: 2, rows: 5, unscored: 1, taskTypes: 1 });
-    expect(t.en!.full).to.include({ sc: 7, pq: 7, o: 7, n: 1 });
+    const values = (c: { sc: { value: number | null }; pq: { value: number | null }; o: { value: number | null }; n: number }) => ({ sc: c.sc.value, pq: c.pq.value, o: c.o.value, n: c.n });
+    expect(values(t.cn!.full.tasks.text_change)).to.deep.equal({ sc: 1, pq: 1, o: 1, n: 1 });
+    expect(values(t.cn!.full.tasks.tone_transfer)).to.deep.equal({ sc: 5.5, pq: 4.5, o: 3.5, n: 2 });
+    expect(Object.keys(t.cn!.full.tasks)).to.deep.equal(["text_change", "tone_transfer"]);
+    expect(values(t.cn!.full)).to.deep.equal({ sc: 3.25, pq: 2.75, o: 2.25, n: 3 });
+    expect(t.cn!.full).to.include({ rows: 6, unscored: 1, notJudged: 1, failed: 1, taskTypes: 2 });
+    expect(values(t.cn!.intersection)).to.deep.equal({ sc: 5.5, pq: 4.5, o: 3.5, n: 2 });
+    expect(t.cn!.intersection).to.include({ rows: 5, unscored: 1, taskTypes: 1 });
+    expect(values(t.en!.full)).to.deep.equal({ sc: 7, pq: 7, o: 7, n: 1 });
   });
 });

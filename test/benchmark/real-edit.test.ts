@@ -129,7 +129,9 @@ describe("benchmark runner", function () {
       expect(rows.every((x) => x.scores!.quality.status === "unscored" && x.scores!.quality.score === undefined)).to.equal(true);
       expect(rows.every((x) => x.scores!.following.yes === true)).to.equal(true);
       const report = JSON.parse(readFileSync(path.join(out, "report.json"), "utf8"));
-      expect(report.groups[0].overall).to.include({ unscored: 3, following: 100, quality: null });
+      expect(report.groups[0].overall).to.include({ unscored: 3 });
+      expect(report.groups[0].overall.following).to.deep.equal({ value: 100, ci: [100, 100], n: 3 });
+      expect(report.groups[0].overall.quality).to.deep.equal({ value: null, ci: null, n: 0 });
       expect(report.groups[0].unscoredSamples).to.have.length(3);
       expect(readFileSync(path.join(out, "summary.md"), "utf8")).to.match(/Unscored \(3\)/);
       expect(readFileSync(path.join(out, "report.html"), "utf8")).to.contain("weather");
