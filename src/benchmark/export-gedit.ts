@@ -7,6 +7,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { judgedBoth } from "./gedit-metrics.js";
 import { GEDIT_LANGUAGES, GEDIT_TASKS, type GeditLanguage } from "./gedit-facts.js";
 import { type ResultRow, readRows } from "./results.js";
 import { RESULTS_FILE } from "./runner.js";
@@ -60,8 +61,8 @@ export interface GeditExportGroup {
   commands: string[];
 }
 
-/** The rows our mean takes: an edit whose SC and PQ were both scored. */
-const scored = (r: ResultRow) => r.status === "ok" && r.viescore?.sc.status === "scored" && r.viescore.pq.status === "scored";
+/** The rows our mean takes: an edit whose SC and PQ were both scored (the table's own rule). */
+const scored = judgedBoth;
 
 /**
  * A field as Python's csv writer quotes it by default (QUOTE_MINIMAL): quoted only when it holds

@@ -43,7 +43,8 @@ export interface GeditSet extends GeditTaskCell {
 
 export type GeditTables = Partial<Record<GeditLanguage, { full: GeditSet; intersection: GeditSet }>>;
 
-const judgedBoth = (r: ResultRow) => r.status === "ok" && r.viescore?.sc.status === "scored" && r.viescore.pq.status === "scored";
+/** A row whose SC and PQ were both judged: what the GEdit table averages and the official CSVs hold. */
+export const judgedBoth = (r: ResultRow) => r.status === "ok" && r.viescore?.sc.status === "scored" && r.viescore.pq.status === "scored";
 const vie = (pick: (sc: number, pq: number) => number) => (r: ResultRow): number | "unscored" | null => (!r.viescore ? null : judgedBoth(r) ? pick(r.viescore.sc.score!, r.viescore.pq.score!) : "unscored");
 
 /** VIEScore's figures on single rows (0..10); O is sqrt(SC * PQ) of the row, as the official statistics recompute it. */
