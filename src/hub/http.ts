@@ -37,6 +37,8 @@ const MAX_HOPS = 10;
 const RESET = new Set(["ECONNRESET", "EPIPE", "UND_ERR_SOCKET"]);
 /** Progress, for the idle deadline: this much (or the end of the body) within each stretch. */
 const PROGRESS_BYTES = 1024;
+/** An error answer's body is only for its message: this long at most. */
+const ERROR_BODY_MS = 10_000;
 
 export const originOf = (url: string): string | undefined => {
   try {
@@ -173,8 +175,9 @@ export async function readBody(o: Opened, r: ReadOptions): Promise<number> {
 /** The start of an error answer's body, for its message: never waits long, never fails. */
 export async function errorDetail(o: Opened): Promise<string> {
   const chunks: Uint8Array[] = [];
+  o.watch.set("overall", ERROR_BODY_MS, () => timeout(`${o.host} took more than ${seconds(ERROR_BODY_MS)} for an error answer`));
   try {
-    await readBody(o, { maxBytes: 16 * 1024, tooMuch: () => new HubError("too-large", ""), onChunk: (c) => void chunks.push(c), idleMs: Math.min(o.limits.idleMs || 10_000, 10_000) });
+    await readBody(o, { maxBytes: 16 * 1024, tooMuch: () => new HubError("too-large", ""), onChunk: (c) => void chunks.push(c), idleMs: Math.min(o.limits.idleMs || ERROR_BODY_MS, ERROR_BODY_MS) });
   } catch {
     /* what came is enough to say something */
   }

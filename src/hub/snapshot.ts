@@ -106,7 +106,9 @@ export async function snapshot(r: SnapshotRequest): Promise<Snapshot> {
   const owner = repoLabel(r.repo);
   checkRepoName(r.repo.name, r.repo.type === "dataset" ? "dataset id" : "repository id");
   checkName(revision, { owner, what: "revision" });
-  if (r.under !== undefined) checkName(r.under, { owner, what: "subfolder" });
+  // a folder to list below: slashes around it are only spelling, anything else is checked
+  const under = r.under?.replace(/^\/+|\/+$/g, "") || undefined;
+  if (under !== undefined) checkName(under, { owner, what: "subfolder" });
   const cache = new HubCache(r.env.cacheDir, r.repo);
   if (r.env.offline) return offlineSnapshot(r, cache, revision);
   const ctx: RequestContext = { repo: owner, revision, hasToken: Boolean(r.env.token) };
@@ -122,12 +124,12 @@ export async function snapshot(r: SnapshotRequest): Promise<Snapshot> {
   if (!commit || !COMMIT.test(commit)) throw new HubError("server", `the Hub gave no commit for ${ctx.repo}@${revision}`);
 
   let listing: RemoteFile[];
-  const entries: AsyncGenerator<ListFileEntry> = listFiles({ repo: r.repo, revision: commit, recursive: true, path: r.under, hubUrl, fetch: f });
+  const entries: AsyncGenerator<ListFileEntry> = listFiles({ repo: r.repo, revision: commit, recursive: true, path: under, hubUrl, fetch: f });
   try {
     listing = await readListing(entries, owner, limits.maxEntries);
   } catch (err) {
-    if (err instanceof HubError && err.kind === "entry-not-found" && r.under) {
-      throw new HubError("entry-not-found", `folder ${r.under} not found in ${ctx.repo}@${revision}`);
+    if (err instanceof HubError && err.kind === "entry-not-found" && under) {
+      throw new HubError("entry-not-found", `folder ${under} not found in ${ctx.repo}@${revision}`);
     }
     throw err;
   }

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { execFileSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
 import { HubError, checkBlobName, containedPath, hubEnv } from "../../src/hub/index.js";
@@ -130,8 +130,6 @@ describe("Hugging Face Hub: a hostile Hub on loopback cannot write outside the c
 
   // finding 1 and 2: listing paths
   guarded("a dataset file listed as ../../../../victim/dir.zip is refused before anything is fetched (CLI bench, exit 1, one line)", async () => {
-    const zip = path.join(root, "dir.zip");
-    python("import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w'); z.writestr('pwned.txt','x'); z.close()", zip);
     const files = new Map([["real_edit_instruct.json", Buffer.from("{}")], ["../../../../victim/dir.zip", Buffer.alloc(10)]]);
     hub.add({ type: "dataset", name: "test-org/evil-dataset", files });
     const mark = hub.log.length;
@@ -357,15 +355,24 @@ describe("Hugging Face Hub: a hostile Hub on loopback cannot write outside the c
 
   // finding 7: archives
   guarded("archives: a zip bomb, a tar.gz bomb, an escaping entry and a link entry are refused naming dataset and archive; no partial folder is left", async () => {
-    const zipBomb = path.join(root, "bomb.zip");
-    python("import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w',zipfile.ZIP_DEFLATED); z.writestr('data/zeros.bin', bytes(20_000_000)); z.close()", zipBomb);
-    const tarBomb = path.join(root, "bomb.tar.gz");
-    python("import tarfile,io,sys\nt=tarfile.open(sys.argv[1],'w:gz')\nfor i in range(3):\n  ti=tarfile.TarInfo(f'data/zeros{i}.bin'); ti.size=8_000_000; t.addfile(ti, io.BytesIO(bytes(ti.size)))\nt.close()", tarBomb);
-    const slip = path.join(root, "slip.zip");
-    python("import zipfile,sys; z=zipfile.ZipFile(sys.argv[1],'w'); z.writestr('data/ok.txt','ok'); z.writestr('../../../../../victim/dir/keep.txt','overwritten'); z.close()", slip);
-    const link = path.join(root, "link.tar");
-    python("import tarfile,sys\nt=tarfile.open(sys.argv[1],'w')\nti=tarfile.TarInfo('data/secret'); ti.type=tarfile.SYMTYPE; ti.linkname='../../../../victim/secret.json'; t.addfile(ti)\nt.close()", link);
-    const read = (f: string) => execFileSync("cat", [f]);
+    const [zipBomb, tarBomb, slip, link] = ["bomb.zip", "bomb.tar.gz", "slip.zip", "link.tar"].map((f) => path.join(root, f));
+    // one Python start for all four (each costs seconds on a loaded machine)
+    python(
+      [
+        "import io, sys, tarfile, zipfile",
+        "z = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED); z.writestr('data/zeros.bin', bytes(20_000_000)); z.close()",
+        "t = tarfile.open(sys.argv[2], 'w:gz')",
+        "for i in range(3):",
+        "    ti = tarfile.TarInfo(f'data/zeros{i}.bin'); ti.size = 8_000_000; t.addfile(ti, io.BytesIO(bytes(ti.size)))",
+        "t.close()",
+        "z = zipfile.ZipFile(sys.argv[3], 'w'); z.writestr('data/ok.txt', 'ok'); z.writestr('../../../../../victim/dir/keep.txt', 'overwritten'); z.close()",
+        "t = tarfile.open(sys.argv[4], 'w'); ti = tarfile.TarInfo('data/secret'); ti.type = tarfile.SYMTYPE; ti.linkname = '../../../../victim/secret.json'; t.addfile(ti); t.close()",
+      ].join("\n"),
+      zipBomb,
+      tarBomb,
+      slip,
+      link,
+    );
     const cases: Array<[string, string, string, RegExp]> = [
       ["test-org/zip-bomb", "photos.zip", zipBomb, /entry "data\/zeros\.bin" expands \d+ B to 20000000 B, more than 100 times \(REWARD_EDIT_ARCHIVE_MAX_RATIO\)$/],
       ["test-org/tar-bomb", "photos.tar.gz", tarBomb, /its \d+ B expand to more than \d+ B, more than 100 times \(REWARD_EDIT_ARCHIVE_MAX_RATIO\)$/],
@@ -373,7 +380,7 @@ describe("Hugging Face Hub: a hostile Hub on loopback cannot write outside the c
       ["test-org/tar-link", "photos.tar", link, /entry "data\/secret" is a SymbolicLink; only files and folders are extracted$/],
     ];
     for (const [name, file, src, want] of cases) {
-      hub.add({ type: "dataset", name, files: new Map([["real_edit_instruct.json", Buffer.from("{}")], [file, read(src)]]) });
+      hub.add({ type: "dataset", name, files: new Map([["real_edit_instruct.json", Buffer.from("{}")], [file, readFileSync(src)]]) });
       const env = envFor();
       const msg = await withProcessEnv(env, () => refusal(pullRealEdit({ dataset: name, env: hubEnv(env) })));
       expect(msg.startsWith(`dataset ${name}: archive ${file} refused: `), msg).to.equal(true);
