@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { type HubLimits, hubLimits } from "./limits.js";
 
 export interface HubEnv {
   /** Base URL of the Hub or a mirror (HF_ENDPOINT), without a trailing slash. */
@@ -14,6 +15,8 @@ export interface HubEnv {
   token?: string;
   /** HF_HUB_OFFLINE: answer from the cache alone, never make a request. */
   offline: boolean;
+  /** Deadlines and caps (REWARD_EDIT_HUB_*); absent: read from process.env. */
+  limits?: HubLimits;
 }
 
 const TRUE = new Set(["1", "on", "yes", "true"]);
@@ -47,5 +50,6 @@ export function hubEnv(env: NodeJS.ProcessEnv = process.env): HubEnv {
     cacheDir: hubCacheDir(env),
     token: hubToken(env),
     offline: TRUE.has((env.HF_HUB_OFFLINE ?? "").trim().toLowerCase()),
+    limits: hubLimits(env),
   };
 }

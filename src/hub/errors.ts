@@ -13,7 +13,11 @@ export type HubErrorKind =
   | "integrity"
   | "unreachable"
   | "server"
-  | "incomplete";
+  | "incomplete"
+  | "unsafe-name"
+  | "timeout"
+  | "too-large"
+  | "config";
 
 export class HubError extends Error {
   constructor(
@@ -63,7 +67,19 @@ export function classify(r: FailedRequest, c: RequestContext): HubError {
 
 /** A request that never got an answer: DNS, refused connection, TLS, reset. */
 export function unreachable(endpoint: string, err: unknown): HubError {
+  if (err instanceof HubError) return err;
   const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
+  // undici's own limits (300 s) when ours are set longer: the host was reached, it did not answer
+  if (cause?.code === "UND_ERR_HEADERS_TIMEOUT") return new HubError("timeout", `timed out waiting for headers from ${hostOf(endpoint)} (the HTTP client's own limit)`);
+  if (cause?.code === "UND_ERR_BODY_TIMEOUT") return new HubError("timeout", `no data from ${hostOf(endpoint)} for 300 s (the HTTP client's own limit)`);
   const why = cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err);
   return new HubError("unreachable", `cannot reach ${endpoint} (${why}): check the network or HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use the cache only`);
+}
+
+export function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
 }

@@ -8,7 +8,9 @@ import { createHash, type Hash } from "node:crypto";
 import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync, statfsSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { HubError, type RequestContext, classify, unreachable } from "./errors.js";
+import { HubError, type RequestContext } from "./errors.js";
+import { type Opened, errorDetail, failure, hubRequest, readBody } from "./http.js";
+import type { HubLimits } from "./limits.js";
 
 export interface BlobSpec {
   url: string;
@@ -24,7 +26,9 @@ export interface BlobSpec {
 }
 
 export interface TransferOptions {
-  headers: Record<string, string>;
+  /** Sent only to the endpoint's origin (a redirect to a CDN goes without it). */
+  token?: string;
+  limits: HubLimits;
   context: RequestContext;
   endpoint: string;
   fetch?: typeof fetch;
@@ -70,64 +74,87 @@ export function checkSpace(dir: string, need: number): void {
   if (free !== undefined && need > free) throw diskFull(dir, need);
 }
 
-/** Streams the response body onto the partial file, feeding the hash; returns bytes written. */
-async function append(res: Response, partial: string, h: Hash, onBytes?: (n: number) => void): Promise<number> {
+/** Streams the response body onto the partial file, feeding the hash; never past `room` bytes. */
+async function append(opened: Opened, partial: string, h: Hash, room: number, spec: BlobSpec, onBytes?: (n: number) => void): Promise<number> {
   const out = createWriteStream(partial, { flags: "a" });
-  let written = 0;
   const closed = new Promise<void>((resolve, reject) => {
     out.on("error", reject);
     out.on("close", resolve);
   });
+  let failed: unknown;
+  let written = 0;
   try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      h.update(chunk);
-      written += chunk.length;
-      onBytes?.(chunk.length);
-      if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
-    }
+    written = await readBody(opened, {
+      maxBytes: room,
+      tooMuch: (host) => new HubError("too-large", `${spec.file}: ${host} sent more than the listed size ${spec.size} B; deleted, nothing cached`),
+      onChunk: async (chunk) => {
+        h.update(chunk);
+        onBytes?.(chunk.length);
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
+      },
+    });
+  } catch (err) {
+    failed = err;
   } finally {
     out.end();
-    await closed;
+    await closed.catch((err) => void (failed ??= err));
   }
+  if (failed) throw failed;
   return written;
 }
+
+const retriable = (err: unknown) => !(err instanceof HubError) || err.kind === "timeout" || err.kind === "unreachable";
 
 export async function downloadBlob(spec: BlobSpec, o: TransferOptions): Promise<void> {
   const partial = `${spec.dest}.incomplete`;
   mkdirSync(path.dirname(spec.dest), { recursive: true });
-  const doFetch = o.fetch ?? fetch;
   const attempts = o.attempts ?? 5;
+  // a deadline that passed is likely to pass again: fewer tries, so the whole stays within minutes
+  const timeoutTries = Math.min(attempts, o.limits.timeoutTries);
+  let timeouts = 0;
+  const delay = (attempt: number) => sleep((o.retryDelayMs ?? 500) * attempt);
   // what the progress display was told: resumed bytes once, then each chunk as it lands
   let reported = 0;
   const tick = (n: number) => {
     reported += n;
     o.onBytes?.(n);
   };
+  const tries = (err: unknown) => (err instanceof HubError && err.kind === "timeout" ? ++timeouts < timeoutTries : true);
   for (let attempt = 1; ; attempt++) {
     let have = existsSync(partial) ? statSync(partial).size : 0;
     if (have > spec.size) (rmSync(partial), (have = 0));
     let h = newHash(spec);
     if (have > 0) await hashPrefix(partial, h);
     if (have !== reported) tick(have - reported);
-    let res: Response;
+    let opened: Opened;
     try {
-      res = await doFetch(spec.url, { headers: { ...o.headers, ...(have > 0 ? { Range: `bytes=${have}-` } : {}) }, redirect: "follow" });
+      opened = await hubRequest(spec.url, {
+        endpoint: o.endpoint,
+        token: o.token,
+        limits: o.limits,
+        what: spec.file,
+        overallMs: o.limits.fileMs,
+        headers: have > 0 ? { Range: `bytes=${have}-` } : {},
+        fetch: o.fetch,
+      });
     } catch (err) {
-      if (attempt < attempts) {
-        await sleep((o.retryDelayMs ?? 500) * attempt);
+      if (retriable(err) && attempt < attempts && tries(err)) {
+        await delay(attempt);
         continue;
       }
-      throw unreachable(o.endpoint, err);
+      throw err;
     }
+    const res = opened.res;
     if (res.status === 416 && have === spec.size) {
       // the partial file is already whole: only its check is left
+      await errorDetail(opened);
     } else if (!res.ok) {
-      const detail = await res.text().catch(() => "");
+      const err = await failure(opened, { ...o.context, path: spec.file });
       if (res.status >= 500 && attempt < attempts) {
-        await sleep((o.retryDelayMs ?? 500) * attempt);
+        await delay(attempt);
         continue;
       }
-      throw classify({ status: res.status, code: res.headers.get("x-error-code"), url: spec.url, detail: detail.slice(0, 200) }, { ...o.context, path: spec.file });
+      throw err;
     } else {
       if (have > 0 && res.status !== 206) {
         // the server ignored the Range and sent the whole file: take it from the start rather
@@ -138,14 +165,20 @@ export async function downloadBlob(spec: BlobSpec, o: TransferOptions): Promise<
         have = 0;
       }
       try {
-        await append(res, partial, h, tick);
+        await append(opened, partial, h, spec.size - have, spec, tick);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ENOSPC") throw diskFull(path.dirname(spec.dest), spec.size - have);
-        if (attempt < attempts) {
-          await sleep((o.retryDelayMs ?? 500) * attempt);
+        if (err instanceof HubError && err.kind === "too-large") {
+          rmSync(partial, { force: true });
+          throw err;
+        }
+        if (retriable(err) && attempt < attempts && tries(err)) {
+          await delay(attempt);
           continue;
         }
-        throw new HubError("incomplete", `${spec.file}: the transfer broke ${attempts} times (${statSync(partial).size} of ${spec.size} bytes kept); run the pull again to resume`);
+        const kept = existsSync(partial) ? statSync(partial).size : 0;
+        if (err instanceof HubError) throw new HubError(err.kind, `${err.message}; ${kept} of ${spec.size} bytes kept, run the pull again to resume`);
+        throw new HubError("incomplete", `${spec.file}: the transfer broke ${attempt} times (${kept} of ${spec.size} bytes kept); run the pull again to resume`);
       }
       if (statSync(partial).size < spec.size) {
         if (attempt < attempts) continue;

@@ -3,12 +3,10 @@
  * that is how the photos are stored) extracted once per commit into the project's cache, and the
  * benchmark's index found wherever it sits, with the image folder beside it.
  */
-import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { pipeline } from "node:stream/promises";
-import * as tar from "tar";
-import yauzl from "yauzl";
-import { type HubEnv, type PullProgress, hubEnv, snapshot } from "../hub/index.js";
+import { type HubEnv, type PullProgress, containedPath, hubEnv, isSafeName, snapshot } from "../hub/index.js";
+import { archiveLimits, extractArchive } from "./archive.js";
 import { projectCacheDir } from "../paths.js";
 
 export const REAL_EDIT_DATASET = "Gstar666/RewardEdit";
@@ -24,50 +22,29 @@ export interface LocatedSuite {
   commit: string;
 }
 
-async function unzip(file: string, into: string): Promise<void> {
-  const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
-    // yauzl refuses absolute and ../ entry names itself (no zip-slip)
-    yauzl.open(file, { lazyEntries: true, strictFileNames: false }, (err, z) => (err ? reject(err) : resolve(z!))),
-  );
-  await new Promise<void>((resolve, reject) => {
-    zip.on("error", reject);
-    zip.on("end", resolve);
-    zip.on("entry", (entry: yauzl.Entry) => {
-      const to = path.join(into, entry.fileName);
-      if (!to.startsWith(into + path.sep)) return reject(new Error(`${file}: entry ${entry.fileName} leaves the folder`));
-      if (entry.fileName.endsWith("/")) {
-        mkdirSync(to, { recursive: true });
-        zip.readEntry();
-        return;
-      }
-      mkdirSync(path.dirname(to), { recursive: true });
-      zip.openReadStream(entry, (err, stream) => {
-        if (err) return reject(err);
-        pipeline(stream!, createWriteStream(to)).then(() => zip.readEntry(), reject);
-      });
-    });
-    zip.readEntry();
-  });
-}
-
-/** Each archive of the snapshot, extracted once into the project cache (a marker says it is whole). */
-async function extractArchives(snapshotDir: string, files: string[], into: string): Promise<string[]> {
+/**
+ * Each archive of the snapshot, extracted once into the project cache (a marker says it is whole).
+ * The work folder beside the destination goes on every failure; only a whole extraction is moved in.
+ */
+async function extractArchives(name: string, snapshotDir: string, files: string[], into: string): Promise<string[]> {
   const roots: string[] = [];
+  const limits = archiveLimits();
   for (const f of files.filter((x) => ARCHIVE.test(x))) {
-    const dest = path.join(into, f.replace(ARCHIVE, ""));
+    const dest = containedPath(into, f.replace(ARCHIVE, ""), { owner: `dataset ${name}`, what: "archive" });
     const done = path.join(dest, ".reward-edit-extracted");
     roots.push(dest);
     if (existsSync(done)) continue;
     const work = `${dest}.partial-${process.pid}`;
     rmSync(work, { recursive: true, force: true });
     mkdirSync(work, { recursive: true });
-    const src = path.join(snapshotDir, f);
-    if (/\.zip$/i.test(f)) await unzip(src, work);
-    else await tar.x({ file: src, cwd: work });
-    writeFileSync(path.join(work, ".reward-edit-extracted"), `${f}\n`);
-    rmSync(dest, { recursive: true, force: true });
-    mkdirSync(path.dirname(dest), { recursive: true });
-    renameSync(work, dest);
+    try {
+      await extractArchive(path.join(snapshotDir, f), work, `dataset ${name}: archive ${f}`, limits);
+      writeFileSync(path.join(work, ".reward-edit-extracted"), `${f}\n`);
+      rmSync(dest, { recursive: true, force: true });
+      renameSync(work, dest);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   }
   return roots;
 }
@@ -97,7 +74,8 @@ function walk(dir: string, found: (file: string) => void, depth = 0): void {
  * it (its own subfolders, its parent's, the extracted archives) that holds the first few names.
  */
 export function locateImages(indexFile: string, roots: string[]): string | undefined {
-  const names = Object.keys(JSON.parse(readFileSync(indexFile, "utf8")) as Record<string, unknown>).slice(0, 5);
+  // the index's keys are names from the dataset: only those that stay below a folder are looked for
+  const names = Object.keys(JSON.parse(readFileSync(indexFile, "utf8")) as Record<string, unknown>).filter(isSafeName).slice(0, 5);
   if (names.length === 0) return undefined;
   const holds = (dir: string) => names.every((n) => existsSync(path.join(dir, n)));
   const dir = path.dirname(indexFile);
@@ -127,7 +105,7 @@ export async function pullRealEdit(o: { dataset?: string; revision?: string; env
     // the repository's own git files are no part of the benchmark
     select: (listing) => ({ files: listing.map((f) => f.path).filter((p) => !/(^|\/)\.git/.test(p)), problems: [] }),
   });
-  const extracted = await extractArchives(snap.dir, snap.files, path.join(projectCacheDir(), "datasets", `datasets--${name.replace("/", "--")}`, snap.commit));
+  const extracted = await extractArchives(name, snap.dir, snap.files, path.join(projectCacheDir(), "datasets", `datasets--${name.split("/").join("--")}`, snap.commit));
   const indexes: string[] = [];
   for (const root of [snap.dir, ...extracted]) walk(root, (f) => path.basename(f) === REAL_EDIT_INDEX && indexes.push(f));
   if (indexes.length === 0) throw new Error(`dataset ${name}@${snap.commit.slice(0, 12)} has no ${REAL_EDIT_INDEX} (nor an archive holding one): is it a Real-Edit repository?`);

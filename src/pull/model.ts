@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { inspectModelFolder } from "../../editor/index.js";
-import { type HubEnv, type PullProgress, type Snapshot, hubEnv, snapshot } from "../hub/index.js";
+import { type HubEnv, type PullProgress, type Snapshot, checkName, containedPath, hubEnv, snapshot } from "../hub/index.js";
 import { withLock } from "../hub/lock.js";
 import { projectCacheDir } from "../paths.js";
 import { type ConverterOutput, runConverter } from "./converter.js";
@@ -75,27 +75,40 @@ function readSource(dir: string): (HubSource & { dtype?: string }) | undefined {
   }
 }
 
-/** Shard lists of sharded weights, read from an index file already in the snapshot. */
-function shardsFrom(snap: Snapshot | undefined) {
+/**
+ * Shard lists of sharded weights, read from an index file already in the snapshot. The names are
+ * the repository's data: each must stay inside the index's folder (src/hub/safe-path.ts).
+ */
+function shardsFrom(snap: Snapshot | undefined, repo: string) {
   return (index: string) => {
     if (!snap) return undefined;
+    let map: unknown;
     try {
-      const map = (JSON.parse(readFileSync(path.join(snap.dir, index), "utf8")) as { weight_map: Record<string, string> }).weight_map;
-      return [...new Set(Object.values(map))].sort();
-    } catch {
-      return undefined;
+      map = (JSON.parse(readFileSync(path.join(snap.dir, index), "utf8")) as { weight_map?: unknown }).weight_map;
+    } catch (err) {
+      throw new PullError(`${repo}: ${index} is not readable JSON (${(err as Error).message.split("\n")[0]})`);
     }
+    if (!map || typeof map !== "object") throw new PullError(`${repo}: ${index} has no weight_map naming its shards`);
+    const names = [...new Set(Object.values(map as Record<string, unknown>))];
+    for (const n of names) checkName(n, { owner: repo, what: `shard named by ${index}` });
+    return (names as string[]).sort();
   };
 }
 
 /** The selected files, by their paths inside the subfolder, as links a converter can read. */
-function stage(snap: Snapshot, subfolder: string | undefined, dir: string): void {
+function stage(snap: Snapshot, subfolder: string | undefined, dir: string, repo: string): void {
   rmSync(dir, { recursive: true, force: true });
   for (const f of snap.files) {
-    const rel = subfolder ? path.relative(subfolder, f) : f;
-    const to = path.join(dir, rel);
-    mkdirSync(path.dirname(to), { recursive: true });
-    symlinkSync(realpathSync(path.join(snap.dir, f)), to);
+    const rel = subfolder ? path.posix.relative(subfolder, f) : f;
+    const to = containedPath(dir, rel, { owner: repo, what: "selected file" });
+    try {
+      mkdirSync(path.dirname(to), { recursive: true });
+      symlinkSync(realpathSync(path.join(snap.dir, f)), to);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EEXIST" || code === "ENOTDIR") throw new PullError(`${repo}: ${f} clashes with another selected file of the same name or folder; refusing to stage it`);
+      throw err;
+    }
   }
 }
 
@@ -106,7 +119,7 @@ export async function pullSnapshot(o: PullModelOptions): Promise<Snapshot> {
   // sharded weights: the index names the shards, so a second pass fetches them once it is here
   if (snap.files.some((f) => f.endsWith(".index.json") || /\.index\.[^.]+\.json$/.test(f))) {
     const first = snap;
-    snap = await snapshot({ ...base, revision: snap.commit, select: editorSelector({ subfolder: o.subfolder, variant: o.variant, shardsOf: shardsFrom(snap) }) });
+    snap = await snapshot({ ...base, revision: snap.commit, select: editorSelector({ subfolder: o.subfolder, variant: o.variant, shardsOf: shardsFrom(snap, o.repo) }) });
     snap = { ...snap, revision: first.revision, downloaded: { files: first.downloaded.files + snap.downloaded.files, bytes: first.downloaded.bytes + snap.downloaded.bytes } };
   }
   return snap;
@@ -137,8 +150,8 @@ async function convertInto(out: string, snap: Snapshot, o: PullModelOptions & { 
   // folder that looks converted
   const work = `${out}.partial-${randomBytes(4).toString("hex")}`;
   const staged = `${work}-source`;
-  stage(snap, o.subfolder, staged);
   try {
+    stage(snap, o.subfolder, staged, o.repo);
     rmSync(work, { recursive: true, force: true });
     const name = [o.repo.split("/")[1], ...(o.subfolder ? [o.subfolder.split("/").pop()!] : [])].join("-");
     const code = await runConverter([staged, work, "--dtype", dtype, "--name", name], o.converterOutput);
