@@ -84,6 +84,14 @@ export const SERVER_SETTINGS = {
     schema: z.enum(["on", "off"]),
     default: "on",
   },
+  ssePerJob: { env: "REWARD_EDIT_SSE_PER_JOB", doc: "most event streams (GET /v1/jobs/{id}/events) one job may have open on this replica; more are answered 429 (0 = no limit)", schema: int(0, 100_000), default: "64" },
+  ssePerKey: {
+    env: "REWARD_EDIT_SSE_PER_KEY",
+    doc: "most event streams one API key may have open on this replica, over all its jobs (without API keys: all clients together); more are answered 429 (0 = no limit)",
+    schema: int(0, 100_000),
+    default: "128",
+  },
+  sseEndGraceMs: { env: "REWARD_EDIT_SSE_END_GRACE_MS", doc: "how long an event stream's last bytes (its terminal event) may wait for a client that does not read before its connection is closed", schema: int(100, 600_000), default: "5000" },
   jobLockMs: { env: "REWARD_EDIT_JOB_LOCK_MS", doc: "with Redis: how long a replica's claim on a running job lasts unrenewed, i.e. how soon another replica takes over the jobs of one that died", schema: int(1_000, 600_000), default: "30000" },
   webhookSecret: {
     env: "REWARD_EDIT_WEBHOOK_SECRET",

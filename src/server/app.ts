@@ -134,7 +134,7 @@ export function createApp(d: AppDeps): express.Express {
   app.use("/v1", bearerAuth(config.apiKeys));
   app.use("/v1", catalogRouter({ queue, presets: d.presets }));
   app.use("/v1/edits", editsRouter({ submission, results, upload }));
-  app.use("/v1/jobs", jobsRouter({ queue, submission, results, upload, logger, webhooks }));
+  app.use("/v1/jobs", jobsRouter({ queue, submission, results, upload, logger, webhooks, config, metrics }));
   app.use("/v1/scores", scoresRouter({ config, judge: d.judge, upload, trustAnchors: d.provenance?.trustAnchors }));
   app.use("/v1/images", openAiImagesRouter({ config, submission, upload, marker: createMarker(d.provenance ?? null), queue }));
 

@@ -175,12 +175,13 @@ export function openApiDocument(c: ServerConfig, formats: string[] = ["JPEG", "P
         parameters: [
           { name: "id", in: "path", required: true, schema: { type: "string" } },
           { name: "previews", in: "query", schema: { enum: ["0", "1"] }, description: "1: progress events carry a small PNG preview of the forming image (preview, preview_width, preview_height, preview_step)" },
-          { name: "Last-Event-ID", in: "header", schema: { type: "string" }, description: "resume after this event id, without repeats" },
+          { name: "Last-Event-ID", in: "header", schema: { type: "string", pattern: "^[0-9]{1,15}$" }, description: "resume after this event id, without repeats (decimal digits; anything else is a 400; at or past the terminal id: the terminal event again)" },
+          { name: "last_event_id", in: "query", schema: { type: "string", pattern: "^[0-9]{1,15}$" }, description: "as Last-Event-ID, for clients that cannot set headers (the header wins)" },
         ],
         get: {
           summary: "The job's life as Server-Sent Events",
           description: "Events queued {id, position}, started {id, replica}, progress {step, steps, elapsed_ms, eta_ms}, then one of succeeded / failed / cancelled with the job's status; the stream ends after it. Ids: queued 0, started 1, progress 1 + step, terminal 1000000000 (docs/progress.md).",
-          responses: { "200": { description: "text/event-stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...errors(401, 404) },
+          responses: { "200": { description: "text/event-stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...errors(400, 401, 404, 429) },
         },
       },
       "/v1/scores": {

@@ -3,12 +3,13 @@ import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { copyFileSync, readFileSync } from "node:fs";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
+import { Writable } from "node:stream";
 import path from "node:path";
 import { pino } from "pino";
 import { Webhook } from "standardwebhooks";
 import { type RunningServer, startServer } from "../../src/server/server.js";
-import { isInternalAddress } from "../../src/server/webhooks.js";
+import { type Resolver, WebhookSender, isInternalAddress } from "../../src/server/webhooks.js";
 import { PHOTOS, TINY, runCli, tempDir } from "../helpers.js";
 import { baseForm } from "../support/forms.js";
 import { startRedis, startReplica, stopAll } from "../support/replicas.js";
@@ -51,6 +52,7 @@ async function receiver(plan: Array<number | "held">) {
   const port = (srv.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}/hook`,
+    port,
     calls,
     /** Resolves once `n` calls have arrived. */
     async until(n: number, timeoutMs = 60_000) {
@@ -155,6 +157,126 @@ describe("webhooks: signed calls when a job ends (issue 31)", function () {
   it("the address guard knows the internal ranges, IPv4-mapped IPv6 included", () => {
     for (const a of ["127.0.0.1", "10.0.0.1", "172.20.1.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::"]) expect(isInternalAddress(a), a).to.equal(true);
     for (const a of ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"]) expect(isInternalAddress(a), a).to.equal(false);
+  });
+
+  it("IPv6 forms that carry an IPv4 address are judged by that address; site-local, Teredo and other special ranges are refused (finding 13)", () => {
+    const internal = {
+      "IPv4-compatible loopback": "::7f00:1",
+      "IPv4-compatible private": "::a00:1",
+      "NAT64 loopback": "64:ff9b::7f00:1",
+      "NAT64 metadata": "64:ff9b::a9fe:a9fe",
+      "local-use NAT64 (internal translator)": "64:ff9b:1::808:808",
+      "6to4 loopback": "2002:7f00:1::1",
+      "6to4 private": "2002:c0a8:101::1",
+      "IPv4-translated loopback": "::ffff:0:7f00:1",
+      "IPv4-mapped (hex) loopback": "::ffff:7f00:1",
+      "site-local": "fec0::1",
+      "site-local, top of the range": "feff::1",
+      Teredo: "2001::1",
+      documentation: "2001:db8::1",
+      multicast: "ff02::1",
+      benchmarking: "198.18.0.1",
+      broadcast: "255.255.255.255",
+      "not an address": "example.com",
+    };
+    for (const [what, a] of Object.entries(internal)) expect(isInternalAddress(a), `${what} ${a}`).to.equal(true);
+    const external = { "NAT64 of a public address": "64:ff9b::808:808", "6to4 of a public address": "2002:808:808::1", "IPv4-compatible public": "::808:808", "global unicast": "2001:4860:4860::8888" };
+    for (const [what, a] of Object.entries(external)) expect(isInternalAddress(a), `${what} ${a}`).to.equal(false);
+  });
+});
+
+/** Log records of a sender, as JSON objects. */
+function capturedLogger() {
+  const records: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split("\n").filter(Boolean)) records.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level: "info" }, sink), records };
+}
+
+const senderConfig = { webhookSecret: SECRET, webhookAllow: [] as string[], webhookTimeoutMs: 5_000, webhookRetryMs: 50 };
+const delivery = (url: string) => ({ id: `msg_${randomBytes(6).toString("hex")}`, url, payload: JSON.stringify({ type: "job.succeeded", data: {} }) });
+
+describe("webhooks connect where they checked; a redirect is final (finding 13)", function () {
+  this.timeout(30_000);
+
+  it("DNS rebinding: the guard's lookup answers a public address, a second would answer 127.0.0.1; the call goes to the checked address and nothing lands on loopback", async () => {
+    const loopback = await receiver([]); // the internal service a rebinding aims at
+    const peer = await receiver([]); // plays the public host
+    const PUBLIC = "93.184.216.34";
+    const asked: string[] = [];
+    const resolve: Resolver = async (host) => {
+      asked.push(host);
+      return [{ address: asked.length === 1 ? PUBLIC : "127.0.0.1", family: 4 }];
+    };
+    // the network: a connection to PUBLIC reaches the peer standing in for it; any other address is
+    // dialled for real. A socket without the sender's own lookup would ask the resolver again, as
+    // a plain fetch does.
+    const dialled: string[] = [];
+    class Network extends http.Agent {
+      override createConnection(options: http.ClientRequestArgs, cb?: (err: Error | null, socket: net.Socket) => void): undefined {
+        const lookup = (options.lookup ?? ((h: string, _o: unknown, c: (e: Error | null, a: string) => void) => void resolve(h).then((r) => c(null, r[0].address)))) as (h: string, o: object, c: (e: Error | null, a: string) => void) => void;
+        lookup(String(options.host), {}, (err, address) => {
+          if (err) return cb!(err, undefined as unknown as net.Socket);
+          dialled.push(address);
+          cb!(null, address === PUBLIC ? net.connect(peer.port, "127.0.0.1") : net.connect(Number(options.port), address));
+        });
+        return undefined;
+      }
+    }
+    const sender = new WebhookSender(senderConfig, pino({ level: "silent" }), () => "", { resolve, agent: new Network() });
+    try {
+      await sender.attempt(delivery(`http://hooks.example:${loopback.port}/hook`));
+      expect(asked, "one lookup per attempt").to.deep.equal(["hooks.example"]);
+      expect(dialled).to.deep.equal([PUBLIC]);
+      expect(peer.calls).to.have.length(1);
+      expect(peer.calls[0].verified).to.equal(true);
+      expect(peer.calls[0].headers.host).to.equal(`hooks.example:${loopback.port}`);
+      expect(loopback.calls).to.have.length(0);
+    } finally {
+      await Promise.all([loopback.close(), peer.close()]);
+    }
+  });
+
+  it("the real socket uses the pinned answer: an allow-listed name resolved once reaches its receiver although a second lookup would fail", async () => {
+    const rx = await receiver([]);
+    const asked: string[] = [];
+    const resolve: Resolver = async (host) => {
+      asked.push(host);
+      if (asked.length > 1) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: "ENOTFOUND" });
+      return [{ address: "127.0.0.1", family: 4 }];
+    };
+    const sender = new WebhookSender({ ...senderConfig, webhookAllow: ["hooks.test"] }, pino({ level: "silent" }), () => "", { resolve });
+    try {
+      // no agent here: Node's own connection, whose default lookup (the system's) knows no hooks.test
+      await sender.attempt(delivery(`http://hooks.test:${rx.port}/hook`));
+      expect(asked).to.deep.equal(["hooks.test"]);
+      expect(rx.calls).to.have.length(1);
+      expect(rx.calls[0].verified).to.equal(true);
+      expect(rx.calls[0].headers.host).to.equal(`hooks.test:${rx.port}`);
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it("a 3xx is attempted once and given up as permanent, with the redirect as its reason", async () => {
+    const rx = await receiver([302, 302, 302]);
+    const { logger, records } = capturedLogger();
+    const sender = new WebhookSender({ ...senderConfig, webhookAllow: ["127.0.0.1"] }, logger, () => "");
+    try {
+      expect(await sender.deliver(delivery(rx.url))).to.equal(false);
+      expect(rx.calls).to.have.length(1);
+      const given = records.filter((r) => r.msg === "webhook given up");
+      expect(given).to.have.length(1);
+      expect(given[0].attempt).to.equal(1);
+      expect(String(given[0].err)).to.match(/answered 302, a redirect.*not followed/);
+      expect(records.filter((r) => r.msg === "webhook attempt failed; retrying")).to.have.length(0);
+    } finally {
+      await rx.close();
+    }
   });
 });
 

@@ -3,7 +3,9 @@ import express from "express";
 import type { Logger } from "pino";
 import { type editSubmission, failureOf } from "../edit-submission.js";
 import { AppError } from "../errors.js";
-import { streamJobEvents } from "../events.js";
+import { EventStreams } from "../events.js";
+import type { Metrics } from "../metrics.js";
+import type { ServerConfig } from "../../config/server.js";
 import type { JobQueue } from "../queue/types.js";
 import type { editResults } from "../results.js";
 import type { Upload } from "../upload.js";
@@ -17,8 +19,13 @@ export function jobsRouter(d: {
   upload: Upload;
   logger: Logger;
   webhooks: WebhookSender;
+  config: Pick<ServerConfig, "ssePerJob" | "ssePerKey" | "sseEndGraceMs">;
+  metrics: Metrics;
 }): express.Router {
   const { queue, submission, results, upload, logger, webhooks } = d;
+  // the caps on open event streams and what they hold for slow clients (events.ts)
+  const streams = new EventStreams(d.config);
+  streams.register(d.metrics.registry);
   const { finalize, sendResult, jobView, findJob, notFound } = results;
   const r = express.Router();
   r.post("/", upload(["image", "mask", "like"]), route(async (req, res) => {
@@ -40,7 +47,7 @@ export function jobsRouter(d: {
   // Server-Sent Events of the job's life (events.ts); another key's job is a 404 like any other
   r.get("/:id/events", route(async (req, res) => {
     const job = await findJob(req, res, { blobs: false });
-    streamJobEvents(req, res, { queue, job, status: jobView });
+    streams.stream(req, res, { queue, job, status: jobView });
   }));
   r.get("/:id/result", route(async (req, res) => {
     const job = await findJob(req, res);
