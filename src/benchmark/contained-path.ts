@@ -1,30 +1,22 @@
 /**
  * Names read from a data set's own files (GEdit-Bench's task types and keys, Real-Edit's index)
  * become paths on this machine; a hostile or broken file must not make them point anywhere else.
- * Kept local to the benchmark: the Hub has its own, and the two are to be unified.
+ * The lexical rule is the Hub client's (src/hub/safe-path.ts), so a name means the same thing
+ * wherever it comes from; this module adds what data sets on disk need (links followed).
  */
 import { realpathSync } from "node:fs";
 import path from "node:path";
+import { unsafeReason } from "../hub/safe-path.js";
 
 /** Why `name` is not one plain file or folder name, or null when it is one. */
 export function segmentProblem(name: string): string | null {
-  if (name === "") return "is empty";
-  if (name === "." || name === "..") return `is "${name}"`;
-  if (name.includes("\0")) return "holds a NUL byte";
   if (name.includes("/") || name.includes("\\")) return "holds a path separator";
-  return null;
+  return unsafeReason(name) ?? null;
 }
 
-/** Why `name` is not a relative path of plain segments ("images/a.png"), or null when it is one. */
+/** Why `name` is not a relative path of plain segments ("images/a.png"), or null: the Hub client's own rule. */
 export function relativePathProblem(name: string): string | null {
-  if (name.includes("\0")) return "holds a NUL byte";
-  if (name.includes("\\")) return "holds a backslash";
-  if (path.posix.isAbsolute(name) || path.win32.isAbsolute(name)) return "is an absolute path";
-  for (const seg of name.split("/")) {
-    if (seg === "") return "has an empty segment";
-    if (seg === "." || seg === "..") return `has a "${seg}" segment`;
-  }
-  return null;
+  return unsafeReason(name) ?? null;
 }
 
 /** Whether `file` is `dir` itself or lies below it (both already resolved). */

@@ -153,7 +153,7 @@ export async function loadGedit(location: string, o: GeditOptions = {}): Promise
       // both become file names below the prepared folder: one plain segment each, never a way out of it
       for (const [field, v] of [["task_type", task], ["key", key]] as const) {
         const problem = segmentProblem(v);
-        if (problem) throw new Error(`${row}: ${field} ${problem}; it must be one plain file name`);
+        if (problem) throw new Error(`${row}: ${field} is refused (${problem}); it must be one plain file name`);
       }
       let intersection = false;
       if (cols.Intersection_exist) {

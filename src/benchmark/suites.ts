@@ -115,7 +115,7 @@ export async function loadRealEdit(dir: string, name = "real-edit", images = dir
     const line = lineOf(text, file);
     const where = `${index}${line ? `:${line}` : ""}: ${JSON.stringify(file)} (sample ${stem}#1)`;
     const problem = relativePathProblem(file);
-    if (problem) throw new Error(`${where}: the image name ${problem}; names are relative paths inside ${images}`);
+    if (problem) throw new Error(`${where}: the image name is refused: ${problem}; names are relative paths inside ${images}`);
     const list = Array.isArray(entries) ? entries : [entries];
     if (!list.length || list.some((e) => typeof e !== "string")) throw new Error(`${where}: the instructions must be a string or a list of strings`);
     const beside = path.resolve(images, file);

@@ -19,7 +19,7 @@ export function unsafeReason(name: unknown): string | undefined {
   if (name === "") return "it is empty";
   if (name.includes("\0")) return "it contains a NUL byte";
   if (name.includes("\\")) return "it contains a backslash";
-  if (name.startsWith("/") || /^[A-Za-z]:/.test(name)) return "it is absolute";
+  if (name.startsWith("/") || path.win32.isAbsolute(name)) return "it is absolute";
   const segments = name.split("/");
   if (segments.some((s) => s === "..")) return 'it leaves its folder (a ".." segment)';
   if (segments.some((s) => s === ".")) return 'it has a "." segment';

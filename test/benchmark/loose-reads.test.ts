@@ -92,8 +92,8 @@ describe("loose input reads: GEdit-Bench rows and Real-Edit index names (finding
 
   it("GEdit-Bench: a task type or key that is not one plain file name is refused in one line, and nothing is written outside the folder", async () => {
     const cases: Array<{ task: string; key: string; field: string; why: RegExp }> = [
-      { task: "..", key: "k", field: "task_type", why: /is "\.\."/ },
-      { task: "color_alter", key: "..", field: "key", why: /is "\.\."/ },
+      { task: "..", key: "k", field: "task_type", why: /leaves its folder \(a "\.\." segment\)/ },
+      { task: "color_alter", key: "..", field: "key", why: /leaves its folder \(a "\.\." segment\)/ },
       { task: "color_alter", key: "../../escape", field: "key", why: /path separator/ },
       { task: "a\\..\\..", key: "k", field: "task_type", why: /path separator/ },
       { task: "color_alter", key: "", field: "key", why: /is empty/ },
@@ -132,7 +132,7 @@ describe("loose input reads: GEdit-Bench rows and Real-Edit index names (finding
     process.on("unhandledRejection", onUnhandled);
     try {
       const both = geditFolder([{ task: "color_alter", key: "broken", inter: true, raw: junk }, { task: "color_alter", key: "..", inter: true }], "bool", photo);
-      expect(await rejection(loadGedit(both, { cacheDir: tempDir() }))).to.match(/row 1 .*: key is "\.\."/);
+      expect(await rejection(loadGedit(both, { cacheDir: tempDir() }))).to.match(/row 1 .*: key is refused \(it leaves its folder/);
       await new Promise((r) => setTimeout(r, 300));
     } finally {
       process.off("unhandledRejection", onUnhandled);
@@ -145,7 +145,7 @@ describe("loose input reads: GEdit-Bench rows and Real-Edit index names (finding
     const r = await runCli(["bench", "--suite", "gedit-bench", "--suite-path", dir, "--backend", "local", "--out", path.join(tempDir(), "out")], { REWARD_EDIT_CACHE: tempDir() });
     expect(r.code).to.equal(1);
     expect(r.stderr.trim().split("\n"), r.stderr).to.have.length(1);
-    expect(r.stderr).to.match(/row 0 \(key "\.\.", task "color_alter"\): key is "\.\."/);
+    expect(r.stderr).to.match(/row 0 \(key "\.\.", task "color_alter"\): key is refused \(it leaves its folder/);
   });
 
   /** A Real-Edit folder: `index` as real_edit_instruct.json, the photo as images/a.png, and a secret beside the folder. */
@@ -163,11 +163,11 @@ describe("loose input reads: GEdit-Bench rows and Real-Edit index names (finding
   it("Real-Edit: index names outside the images folder are refused in one line naming the index line and sample", async () => {
     const good = { "images/a.png": ["1. local: make it blue"] };
     const names: Array<[string, RegExp]> = [
-      ["../secret.png", /has a "\.\." segment/],
-      ["images/../../secret.png", /has a "\.\." segment/],
-      ["/etc/passwd", /is an absolute path/],
-      ["images\\a.png", /holds a backslash/],
-      ["images/a\0.png", /holds a NUL byte/],
+      ["../secret.png", /"\.\." segment/],
+      ["images/../../secret.png", /"\.\." segment/],
+      ["/etc/passwd", /is absolute/],
+      ["images\\a.png", /contains a backslash/],
+      ["images/a\0.png", /NUL byte/],
       ["images//a.png", /has an empty segment/],
     ];
     for (const [name, why] of names) {
@@ -237,6 +237,6 @@ describe("loose input reads: GEdit-Bench rows and Real-Edit index names (finding
     const r = await runCli(["bench", "--suite", "real-edit", "--suite-path", dir, "--backend", "local", "--out", path.join(tempDir(), "out")]);
     expect(r.code).to.equal(1);
     expect(r.stderr.trim().split("\n"), r.stderr).to.have.length(1);
-    expect(r.stderr).to.match(/real_edit_instruct\.json:2: "\.\.\/secret\.png" \(sample _secret#1\): the image name has a "\.\." segment/);
+    expect(r.stderr).to.match(/real_edit_instruct\.json:2: "\.\.\/secret\.png" \(sample _secret#1\): the image name is refused: it leaves its folder \(a "\.\." segment\)/);
   });
 });
