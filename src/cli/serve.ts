@@ -1,6 +1,17 @@
 import type { Command } from "commander";
 import { logger } from "../log.js";
 import { startServer } from "../server/server.js";
+import { CliError } from "./errors.js";
+
+/** The one line for a port that cannot be bound (startServer has stopped its workers by then). */
+function listenError(err: NodeJS.ErrnoException & { port?: number; address?: string }): CliError | null {
+  if (err?.syscall !== "listen") return null;
+  const where = `port ${err.port ?? "?"}${err.address ? ` on ${err.address}` : ""}`;
+  if (err.code === "EADDRINUSE") return new CliError(`serve: ${where} is already in use (another server holds it: stop it, or choose --port / $PORT)`);
+  if (err.code === "EACCES") return new CliError(`serve: no permission to listen on ${where} (ports below 1024 need privileges: choose --port / $PORT)`);
+  if (err.code === "EADDRNOTAVAIL") return new CliError(`serve: ${where}: the address is not one of this machine's (check $HOST)`);
+  return new CliError(`serve: cannot listen on ${where}: ${err.code ?? err.message}`);
+}
 
 export function registerServe(program: Command): void {
   program
@@ -10,7 +21,9 @@ export function registerServe(program: Command): void {
     .option("--model <dir>", "model folder or hub:REPO[/SUBFOLDER][@REV] (default: $REWARD_EDIT_MODEL or the bundled editor)")
     .action(async (o) => {
       const env = { ...process.env, ...(o.port ? { PORT: o.port } : {}), ...(o.model ? { REWARD_EDIT_MODEL: o.model } : {}) };
-      const s = await startServer(logger, {}, env);
+      const s = await startServer(logger, {}, env).catch((err: NodeJS.ErrnoException & { port?: number; address?: string }) => {
+        throw listenError(err) ?? err;
+      });
       process.stderr.write(`reward-edit: serving ${s.pool.model?.name} on ${s.url}\n`);
       const shutdown = (signal: string) => {
         logger.info({ signal }, "shutting down");
