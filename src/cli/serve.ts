@@ -1,4 +1,6 @@
 import type { Command } from "commander";
+import { createServer } from "node:net";
+import { serverConfigFrom } from "../config/server.js";
 import { logger } from "../log.js";
 import { startServer } from "../server/server.js";
 import { CliError } from "./errors.js";
@@ -13,6 +15,19 @@ function listenError(err: NodeJS.ErrnoException & { port?: number; address?: str
   return new CliError(`serve: cannot listen on ${where}: ${err.code ?? err.message}`);
 }
 
+/**
+ * The port bound and let go before anything starts, so a port in use fails in a moment, before
+ * the workers load; startServer still handles losing the race for it.
+ */
+async function probePort(c: { port: number; host: string }): Promise<void> {
+  if (c.port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once("error", (err: NodeJS.ErrnoException & { port?: number; address?: string }) => reject(listenError(err) ?? err));
+    probe.listen({ port: c.port, host: c.host, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 export function registerServe(program: Command): void {
   program
     .command("serve")
@@ -21,6 +36,7 @@ export function registerServe(program: Command): void {
     .option("--model <dir>", "model folder or hub:REPO[/SUBFOLDER][@REV] (default: $REWARD_EDIT_MODEL or the bundled editor)")
     .action(async (o) => {
       const env = { ...process.env, ...(o.port ? { PORT: o.port } : {}), ...(o.model ? { REWARD_EDIT_MODEL: o.model } : {}) };
+      await probePort(serverConfigFrom(env));
       const s = await startServer(logger, {}, env).catch((err: NodeJS.ErrnoException & { port?: number; address?: string }) => {
         throw listenError(err) ?? err;
       });

@@ -110,6 +110,14 @@ describe("hostile parameters in a result's XMP: checked like a request, never tr
     expect(((await mine.json()) as { error: { field: string } }).error.field).to.equal("steps");
   });
 
+  it("the server's own caps are the shared ones: a 501-character instruction is a 400 naming instruction on /v1/edits and /v1/scores", async () => {
+    for (const [route, files] of [["/v1/edits", { image: photo }], ["/v1/scores", { source: photo, edited: photo }]] as const) {
+      const r = await post(route, { instruction: "x".repeat(501) }, files);
+      expect(r.status, route).to.equal(400);
+      expect(((await r.json()) as { error: { field: string; message: string } }).error).to.deep.include({ field: "instruction", message: "instruction: at most 500 characters" });
+    }
+  });
+
   it("/v1/scores: hostile parameters are reported as a problem (200, no 500); crafted valid ones are labelled unsigned; a signed result is labelled signed", async () => {
     type Provenance = { parameters: unknown; parameters_signed: boolean; parameters_source: string | null; parameters_problem: { field: string; message: string } | null; parameters_note?: string };
     const score = async (edited: Buffer) => {
