@@ -11,6 +11,11 @@
 
 export const MAX_INSTRUCTION_LENGTH = 500;
 export const MAX_FEEDBACK_LENGTH = 500;
+/**
+ * Scoring judges an edit made anywhere (another tool's, a benchmark's), and its instruction goes to
+ * the judge's prompt, not to CLIP: it keeps the longer cap /v1/scores has always had.
+ */
+export const MAX_SCORE_INSTRUCTION_LENGTH = 2_000;
 
 /**
  * onnxruntime-node 1.x segfaults (exit 139, no message) when a session is created in a process
@@ -26,17 +31,20 @@ export function textTooLong(name: string, text: string, max: number): string | n
 }
 
 const TEXT_FLAGS: Record<string, number> = { "--instruction": MAX_INSTRUCTION_LENGTH, "--feedback": MAX_FEEDBACK_LENGTH };
+const SCORE_TEXT_FLAGS: Record<string, number> = { "--instruction": MAX_SCORE_INSTRUCTION_LENGTH };
+const SCORING_COMMANDS = new Set(["score", "rank"]);
 
 /**
  * The first problem with a command line (process.argv without node and the script), or null.
  * Runs before the CLI imports anything heavy: a too-long line must fail with one line, not a signal.
  */
 export function checkArgv(args: readonly string[]): string | null {
+  const flags = SCORING_COMMANDS.has(args[0]) ? SCORE_TEXT_FLAGS : TEXT_FLAGS;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const eq = a.startsWith("--") ? a.indexOf("=") : -1;
     const flag = eq > 0 ? a.slice(0, eq) : a;
-    const max = TEXT_FLAGS[flag];
+    const max = Object.hasOwn(flags, flag) ? flags[flag] : undefined;
     if (max !== undefined) {
       const value = eq > 0 ? a.slice(eq + 1) : args[i + 1];
       if (value !== undefined) {

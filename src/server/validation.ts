@@ -8,7 +8,8 @@ import { DETAIL_MODES, MASK_MODES, OUTPUT_FORMATS, SCHEDULER_NAMES, VAE_TILING_M
 import { type MaskConvention, MaskInputError, decodeMask, encodeMask } from "../../raster/mask.js";
 import { SCORING_PROTOCOLS } from "../../reward/judge/config.js";
 import type { ServerConfig } from "../config/server.js";
-import { MAX_INSTRUCTION_LENGTH, PARAM_RANGES, parseSigmaInterval } from "../edit-params.js";
+import { PARAM_RANGES, parseSigmaInterval } from "../edit-params.js";
+import { MAX_SCORE_INSTRUCTION_LENGTH } from "../limits.js";
 import { AppError } from "./errors.js";
 import { decodableFormats } from "./formats.js";
 
@@ -87,7 +88,7 @@ export function editSchema(c: ServerConfig) {
 export type EditForm = z.infer<ReturnType<typeof editSchema>>;
 
 export const scoreSchema = z.strictObject({
-  instruction: z.string().trim().min(1, "instruction is required").max(MAX_INSTRUCTION_LENGTH, `at most ${MAX_INSTRUCTION_LENGTH} characters`),
+  instruction: z.string().trim().min(1, "instruction is required").max(MAX_SCORE_INSTRUCTION_LENGTH, `at most ${MAX_SCORE_INSTRUCTION_LENGTH} characters`),
   backend: z.enum(["judge", "local"]).optional(),
   protocol: z.enum(SCORING_PROTOCOLS).optional(),
 });

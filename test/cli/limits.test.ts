@@ -34,7 +34,7 @@ describe("length limits and start-up failures give one line, never a signal (fin
     });
   }
 
-  it("--feedback of 30 KB, --instruction=TEXT and 501 characters: the same line for each", () => {
+  it("--feedback of 30 KB, --instruction=TEXT, 501 characters and score's own cap: one line for each", () => {
     const feedback = cliSync(["edit", "--image", PHOTO, "--instruction", "make the mug red", "--feedback", "x".repeat(30_000), "--model", TINY, "--out", out()]);
     expect([feedback.status, feedback.signal]).to.deep.equal([1, null]);
     expect(feedback.lines).to.deep.equal(["reward-edit: --feedback is 30000 characters; the limit is 500"]);
@@ -44,6 +44,10 @@ describe("length limits and start-up failures give one line, never a signal (fin
     const justOver = cliSync(["batch", "--input", PHOTOS, "--instruction", "a".repeat(501), "--out", tempDir()]);
     expect([justOver.status, justOver.signal]).to.deep.equal([1, null]);
     expect(justOver.lines).to.deep.equal(["reward-edit: --instruction is 501 characters; the limit is 500"]);
+    // scoring keeps the longer cap /v1/scores has (its instruction goes to the judge, not to CLIP)
+    const score = cliSync(["score", "--source", PHOTO, "--edited", PHOTO, "--instruction", "s".repeat(30_000)]);
+    expect([score.status, score.signal]).to.deep.equal([1, null]);
+    expect(score.lines).to.deep.equal(["reward-edit: --instruction is 30000 characters; the limit is 2000"]);
   });
 
   it("a 30 KB command line made of shorter arguments, or one huge path, is refused before onnxruntime-node loads", () => {

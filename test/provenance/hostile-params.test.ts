@@ -110,11 +110,11 @@ describe("hostile parameters in a result's XMP: checked like a request, never tr
     expect(((await mine.json()) as { error: { field: string } }).error.field).to.equal("steps");
   });
 
-  it("the server's own caps are the shared ones: a 501-character instruction is a 400 naming instruction on /v1/edits and /v1/scores", async () => {
-    for (const [route, files] of [["/v1/edits", { image: photo }], ["/v1/scores", { source: photo, edited: photo }]] as const) {
-      const r = await post(route, { instruction: "x".repeat(501) }, files);
+  it("the server's caps are the shared ones: a 501-character instruction on /v1/edits, 2,001 on /v1/scores (a judge's prompt, not CLIP's) are a 400 naming instruction", async () => {
+    for (const [route, length, files] of [["/v1/edits", 501, { image: photo }], ["/v1/scores", 2001, { source: photo, edited: photo }]] as const) {
+      const r = await post(route, { instruction: "x".repeat(length) }, files);
       expect(r.status, route).to.equal(400);
-      expect(((await r.json()) as { error: { field: string; message: string } }).error).to.deep.include({ field: "instruction", message: "instruction: at most 500 characters" });
+      expect(((await r.json()) as { error: { field: string; message: string } }).error).to.deep.include({ field: "instruction", message: `instruction: at most ${length - 1} characters` });
     }
   });
 
