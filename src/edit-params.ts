@@ -2,6 +2,24 @@
 import type { EditOptions, Rewards } from "../editor/index.js";
 import { type Preset, getPreset } from "./presets/index.js";
 
+export { MAX_FEEDBACK_LENGTH, MAX_INSTRUCTION_LENGTH } from "./limits.js";
+
+/**
+ * The ranges of the numeric settings, one table for every way in: CLI flags, the HTTP form
+ * (validation.ts; steps there is capped lower by REWARD_EDIT_MAX_STEPS) and the parameters a
+ * result records, which `--like` and the `like` upload read back.
+ */
+export const PARAM_RANGES = {
+  steps: { min: 1, max: 1000, integer: true },
+  text_guidance: { min: 0, max: 30, integer: false },
+  image_guidance: { min: 0, max: 30, integer: false },
+  seed: { min: 0, max: 2 ** 32 - 1, integer: true },
+  adaptive_guidance: { min: 0, max: 1, integer: false },
+  cache_interval: { min: 1, max: 50, integer: true },
+  resolution: { min: 64, max: 2048, integer: true },
+  reward: { min: 0, max: 5, integer: false },
+} as const;
+
 /** How an edit is sampled: the scheduler and the ways of spending fewer UNet evaluations (issue 20). */
 export type SamplingOptions = Pick<EditOptions, "scheduler" | "karrasSigmas" | "guidanceInterval" | "adaptiveGuidance" | "cacheInterval" | "vaeTiling" | "resolution" | "decoder">;
 

@@ -11,6 +11,8 @@ const PRE_TOKENIZE =
   /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/gu;
 
 const END_OF_WORD = "</w>";
+/** Longest run of bytes merged as one (see bpeWord); CLIP's longest vocabulary entry is far shorter. */
+const MAX_BPE_WORD = 128;
 
 /** GPT-2/CLIP's reversible table from bytes to printable code points (no whitespace or control chars). */
 export function bytesToUnicode(): string[] {
@@ -110,11 +112,28 @@ export class CLIPTokenizer {
     return this.config.do_lower_case ? t.toLowerCase() : t;
   }
 
-  private bpe(word: string): string[] {
-    const cached = this.cache.get(word);
+  /** BPE over one pre-token (its bytes mapped to printable chars), appended to `out`. */
+  private bpeWord(mapped: string, out: string[], limit: number): void {
+    const chars = Array.from(mapped);
+    // Different to HF: a word longer than MAX_BPE_WORD is merged in pieces of that many bytes
+    // (only the last ends the word), so a 200,000-character "word" costs linear work; no
+    // instruction has such a word, and CLIP's 77 tokens are used up long before the first cut.
+    for (let at = 0; at < chars.length && out.length < limit; at += MAX_BPE_WORD) {
+      const end = Math.min(chars.length, at + MAX_BPE_WORD);
+      const piece = chars.slice(at, end).join("");
+      for (const t of this.bpe(piece, end === chars.length)) {
+        if (out.length >= limit) return;
+        out.push(t);
+      }
+    }
+  }
+
+  private bpe(piece: string, endsWord: boolean): string[] {
+    const key = endsWord ? piece + END_OF_WORD : piece;
+    const cached = this.cache.get(key);
     if (cached) return cached;
-    const chars = Array.from(word);
-    let parts = [...chars.slice(0, -1), chars[chars.length - 1] + END_OF_WORD];
+    let parts = Array.from(piece);
+    if (endsWord) parts[parts.length - 1] += END_OF_WORD;
     while (parts.length > 1) {
       let best = Infinity;
       let bestPair = "";
@@ -138,21 +157,26 @@ export class CLIPTokenizer {
       }
       parts = next;
     }
-    if (this.cache.size < 10_000) this.cache.set(word, parts);
+    if (this.cache.size < 10_000) this.cache.set(key, parts);
     return parts;
   }
 
-  /** Text to BPE token strings, without special tokens. */
-  tokenize(text: string): string[] {
+  /**
+   * Text to BPE token strings, without special tokens; at most `limit` of them (encode asks for
+   * only what it keeps, so any length of text costs bounded work).
+   */
+  tokenize(text: string, limit = Infinity): string[] {
     const out: string[] = [];
     for (const m of this.normalize(text).matchAll(PRE_TOKENIZE)) {
+      if (out.length >= limit) break;
       const word = m[0];
       if (word === this.config.bos_token || word === this.config.eos_token) {
         out.push(word);
         continue;
       }
-      const mapped = Array.from(Buffer.from(word, "utf8"), (b) => this.byteEncoder[b]).join("");
-      out.push(...this.bpe(mapped));
+      let mapped = "";
+      for (const b of Buffer.from(word, "utf8")) mapped += this.byteEncoder[b];
+      this.bpeWord(mapped, out, limit);
     }
     return out;
   }
@@ -160,10 +184,12 @@ export class CLIPTokenizer {
   /** BOS + ids + EOS, truncated so EOS is kept, padded with the tokenizer's own pad token. */
   encode(text: string, options: EncodeOptions = {}): number[] {
     const maxLength = options.max_length ?? this.config.model_max_length;
+    const truncate = options.truncation !== false;
     const unk = this.vocab.get(this.config.unk_token) ?? this.eos_token_id;
-    let ids = this.tokenize(text).map((t) => this.vocab.get(t) ?? unk);
-    if (options.truncation !== false && ids.length > maxLength - 2) ids = ids.slice(0, maxLength - 2);
-    const out = [this.bos_token_id, ...ids, this.eos_token_id];
+    const out = [this.bos_token_id];
+    // a loop, not push(...ids): an untruncated encoding of a long text has more ids than a call takes arguments
+    for (const t of this.tokenize(text, truncate ? Math.max(0, maxLength - 2) : Infinity)) out.push(this.vocab.get(t) ?? unk);
+    out.push(this.eos_token_id);
     if (options.padding !== false) while (out.length < maxLength) out.push(this.pad_token_id);
     return out;
   }

@@ -6,6 +6,7 @@ import { readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseCsv } from "csv-parse/sync";
 import { z } from "zod";
+import { MAX_INSTRUCTION_LENGTH, textTooLong } from "../limits.js";
 
 export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".tif", ".tiff", ".avif"];
 
@@ -42,7 +43,7 @@ const blank = (v: unknown) => (v === "" || v === null ? undefined : v);
 
 const rowSchema = z.strictObject({
   image: z.string().min(1, "image is required"),
-  instruction: z.preprocess(blank, z.string().trim().min(1).optional()),
+  instruction: z.preprocess(blank, z.string().trim().min(1).max(MAX_INSTRUCTION_LENGTH, `at most ${MAX_INSTRUCTION_LENGTH} characters`).optional()),
   rewards: z.preprocess(blank, rewardsText.optional()),
   preset: z.preprocess(blank, z.string().min(1).optional()),
   mask: z.preprocess(blank, z.string().min(1).optional()),
@@ -54,6 +55,8 @@ const rowSchema = z.strictObject({
  * a folder); a row with neither is a manifest error, reported with its line before anything runs.
  */
 export async function readBatchInput(input: string, instruction?: string): Promise<BatchRow[]> {
+  const tooLong = instruction === undefined ? null : textTooLong("--instruction", instruction, MAX_INSTRUCTION_LENGTH);
+  if (tooLong) throw new ManifestError(tooLong);
   let info;
   try {
     info = await stat(input);

@@ -9,6 +9,7 @@
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import path from "node:path";
 import type { Palette, SyntheticCase } from "../../reward/index.js";
+import { MAX_INSTRUCTION_LENGTH, textTooLong } from "../limits.js";
 import { ROOT } from "../paths.js";
 import { isInside, realInside, relativePathProblem } from "./contained-path.js";
 import type { GeditInfo, GeditTask } from "./gedit-facts.js";
@@ -163,7 +164,23 @@ export async function loadSynthetic(dir = SYNTHETIC_SUITE): Promise<Suite> {
   };
 }
 
+/**
+ * A data set's instructions go to the editor as a request's would, so they share its cap; a
+ * longer one stops the run before any edit, naming the sample (gedit-bench loaders can call this too).
+ */
+export function checkInstructionLengths(suite: Suite): Suite {
+  for (const s of suite.samples) {
+    const tooLong = textTooLong("instruction", s.instruction, MAX_INSTRUCTION_LENGTH);
+    if (tooLong) throw new Error(`${suite.name}: sample ${s.id}: ${tooLong}`);
+  }
+  return suite;
+}
+
 export async function loadSuite(kind: string, location?: string): Promise<Suite> {
+  return checkInstructionLengths(await loadSuiteUnchecked(kind, location));
+}
+
+async function loadSuiteUnchecked(kind: string, location?: string): Promise<Suite> {
   switch (kind) {
     case "sample":
       return loadRealEdit(location ?? SAMPLE_SUITE, "sample");

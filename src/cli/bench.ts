@@ -11,7 +11,7 @@ import { MAX_ROUNDS } from "../refine/index.js";
 import { RESULTS_FILE, type PresetChoice, comparePair, runBenchmark } from "../benchmark/runner.js";
 import { MergeError, mergeShards } from "../benchmark/merge.js";
 import type { ResultRow } from "../benchmark/results.js";
-import { loadRealEdit, loadSuite } from "../benchmark/suites.js";
+import { checkInstructionLengths, loadRealEdit, loadSuite } from "../benchmark/suites.js";
 import { GEDIT_DATASET, GEDIT_LANGUAGES, type GeditLanguage, loadGedit } from "../benchmark/gedit.js";
 import { pullGedit } from "../benchmark/gedit-source.js";
 import { progressFor } from "../hub/index.js";
@@ -89,7 +89,7 @@ export function registerBench(program: Command): void {
         const [repo, revision] = String(o.dataset ?? REAL_EDIT_DATASET).split("@");
         const located = await pullRealEdit({ dataset: repo, revision, progress: progressFor(process.stderr, "dataset") });
         dataset = { repo, commit: located.commit };
-        return loadRealEdit(located.dir, "real-edit", located.images);
+        return checkInstructionLengths(await loadRealEdit(located.dir, "real-edit", located.images));
       })().catch((e) => {
         throw new CliError((e as Error).message);
       });

@@ -4,7 +4,8 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { DETAIL_MODES, type DetailMode, MASK_MODES, type MaskMode, DECODERS, type Decoder, SCHEDULER_NAMES, type SchedulerName, VAE_TILING_MODES, type VaeTiling, declaresDeepCache } from "../../editor/index.js";
 import { type EditMask, MaskInputError, decodeMask } from "../../raster/mask.js";
-import { type RequestedParams, type ResolvedParams, resolveParams } from "../edit-params.js";
+import { MAX_FEEDBACK_LENGTH, PARAM_RANGES, type RequestedParams, type ResolvedParams, resolveParams } from "../edit-params.js";
+import { textTooLong } from "../limits.js";
 import { defaultModelDir } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
 import { CliError, parseInterval, parseNumber, parseRewards } from "./errors.js";
@@ -96,6 +97,8 @@ export async function parseEditFlags(o: EditFlagValues): Promise<EditFlags> {
   if (o.vaeTiling !== undefined && !VAE_TILING_MODES.includes(o.vaeTiling as VaeTiling)) throw new CliError(`--vae-tiling must be one of ${VAE_TILING_MODES.join(", ")}, got "${o.vaeTiling}"`);
   if (o.maskMode !== undefined && !MASK_MODES.includes(o.maskMode as MaskMode)) throw new CliError(`--mask-mode must be one of ${MASK_MODES.join(", ")}, got "${o.maskMode}"`);
   if (o.maskMode !== undefined && o.maskIn === undefined) throw new CliError("--mask-mode needs --mask-in");
+  const feedbackTooLong = o.feedback === undefined ? null : textTooLong("--feedback", o.feedback, MAX_FEEDBACK_LENGTH);
+  if (feedbackTooLong) throw new CliError(feedbackTooLong);
   const modelDir = await resolveModelDir(o.model ?? defaultModelDir(), (line) => process.stderr.write(`${line}\n`));
   const deepCache = await declaresDeepCache(modelDir);
   let params: ResolvedParams;
@@ -104,17 +107,17 @@ export async function parseEditFlags(o: EditFlagValues): Promise<EditFlags> {
     requested = {
         rewards: o.rewards === undefined ? undefined : parseRewards(o.rewards),
         preset: o.preset,
-        steps: o.steps === undefined ? undefined : parseNumber("--steps", o.steps, { integer: true, min: 1, max: 1000 }),
-        textGuidance: o.textGuidance === undefined ? undefined : parseNumber("--text-guidance", o.textGuidance, { min: 0, max: 30 }),
-        imageGuidance: o.imageGuidance === undefined ? undefined : parseNumber("--image-guidance", o.imageGuidance, { min: 0, max: 30 }),
+        steps: o.steps === undefined ? undefined : parseNumber("--steps", o.steps, PARAM_RANGES.steps),
+        textGuidance: o.textGuidance === undefined ? undefined : parseNumber("--text-guidance", o.textGuidance, PARAM_RANGES.text_guidance),
+        imageGuidance: o.imageGuidance === undefined ? undefined : parseNumber("--image-guidance", o.imageGuidance, PARAM_RANGES.image_guidance),
         scheduler: o.scheduler as SchedulerName | undefined,
         karrasSigmas: o.karras ? true : undefined,
         guidanceInterval: o.guidanceInterval === undefined ? undefined : parseInterval("--guidance-interval", o.guidanceInterval),
-        adaptiveGuidance: o.adaptiveGuidance === undefined ? undefined : parseNumber("--adaptive-guidance", o.adaptiveGuidance, { min: 0, max: 1 }),
-        cacheInterval: o.cacheInterval === undefined ? undefined : parseNumber("--cache-interval", o.cacheInterval, { integer: true, min: 1, max: 50 }),
+        adaptiveGuidance: o.adaptiveGuidance === undefined ? undefined : parseNumber("--adaptive-guidance", o.adaptiveGuidance, PARAM_RANGES.adaptive_guidance),
+        cacheInterval: o.cacheInterval === undefined ? undefined : parseNumber("--cache-interval", o.cacheInterval, PARAM_RANGES.cache_interval),
         vaeTiling: o.vaeTiling as VaeTiling | undefined,
         decoder: o.decoder as Decoder | undefined,
-        resolution: o.resolution === undefined ? undefined : parseNumber("--resolution", o.resolution, { integer: true, min: 64, max: 2048 }),
+        resolution: o.resolution === undefined ? undefined : parseNumber("--resolution", o.resolution, PARAM_RANGES.resolution),
     };
     params = resolveParams(requested, loadPresets(), { deepCache });
   } catch (err) {
@@ -126,7 +129,7 @@ export async function parseEditFlags(o: EditFlagValues): Promise<EditFlags> {
     requested,
     deepCache,
     params,
-    seed: o.seed === undefined ? undefined : parseNumber("--seed", o.seed, { integer: true, min: 0, max: 2 ** 32 - 1 }),
+    seed: o.seed === undefined ? undefined : parseNumber("--seed", o.seed, PARAM_RANGES.seed),
     feedback: o.feedback,
     workingSize: Boolean(o.workingSize),
     detail: o.detail as DetailMode,

@@ -8,6 +8,7 @@ import { refineToFiles } from "./refine.js";
 import { sessionOptionsFromEnv } from "../config/session.js";
 import { addEditFlags, parseEditFlags } from "./edit-flags.js";
 import { CliError, parseNumber } from "./errors.js";
+import { MAX_INSTRUCTION_LENGTH, textTooLong } from "../limits.js";
 import { applyLike } from "./like.js";
 import { cliProvenance } from "./provenance.js";
 import { createMarker, maskDigest, modelDigest } from "../provenance/index.js";
@@ -31,6 +32,8 @@ export function registerEdit(program: Command): void {
     .action(async (o, cmd: Command) => {
       const like = o.like ? await applyLike(o.like, o, cmd) : undefined;
       if (!o.instruction) throw new CliError("--instruction is required (or --like a result that records it)");
+      const tooLong = textTooLong("--instruction", o.instruction, MAX_INSTRUCTION_LENGTH);
+      if (tooLong) throw new CliError(tooLong);
       const rounds = parseNumber("--refine", o.refine, { integer: true, min: 1, max: MAX_ROUNDS });
       const format = FORMAT_BY_EXT[path.extname(o.out).toLowerCase()];
       if (!format) throw new CliError(`--out must end in .png, .jpg or .webp, got "${o.out}"`);

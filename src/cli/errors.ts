@@ -1,15 +1,16 @@
-import { parseSigmaInterval } from "../edit-params.js";
+import { PARAM_RANGES, parseSigmaInterval } from "../edit-params.js";
 
 /** A failure the CLI reports as one line on stderr with exit code 1 (no stack trace). */
 export class CliError extends Error {}
 
 export function parseRewards(text: string): [number, number, number] {
+  const { min, max } = PARAM_RANGES.reward;
   const parts = text.split(",").map((s) => s.trim());
   const nums = parts.map(Number);
   if (parts.length !== 3 || parts.some((p) => p === "") || nums.some((n) => !Number.isFinite(n))) {
     throw new CliError(`--rewards must be three numbers F,P,Q (following, preserving, quality), got "${text}"`);
   }
-  if (nums.some((n) => n < 0 || n > 5)) throw new CliError(`--rewards values must be in 0..5, got "${text}"`);
+  if (nums.some((n) => n < min || n > max)) throw new CliError(`--rewards values must be in ${min}..${max}, got "${text}"`);
   return nums as [number, number, number];
 }
 

@@ -1,51 +1,15 @@
-/** `reward-edit`: one command for serve | edit | batch | score | rank | bench | models | tokenize. */
-import { Command, CommanderError } from "commander";
-import { EditInputError, ImageInputError, ModelFolderError } from "../../editor/index.js";
-import { registerBatch } from "./batch.js";
-import { registerBench } from "./bench.js";
-import { registerEdit } from "./edit.js";
-import { registerInspect } from "./inspect.js";
-import { CliError } from "./errors.js";
-import { registerModels } from "./models.js";
-import { registerScore } from "./score.js";
-import { registerServe } from "./serve.js";
-import { registerTokenize } from "./tokenize.js";
-
-export function buildProgram(): Command {
-  const program = new Command("reward-edit")
-    .description("Instruction-based image editing steered by reward levels (InstructPix2Pix + Multi-Reward Conditioning)")
-    .version("0.1.0")
-    .showHelpAfterError(false)
-    .exitOverride()
-    .enablePositionalOptions();
-  registerEdit(program);
-  registerBatch(program);
-  registerTokenize(program);
-  registerModels(program);
-  registerScore(program);
-  registerServe(program);
-  registerBench(program);
-  registerInspect(program);
-  return program;
-}
-
-/** One clear line per failure: the user sees what to fix, never a stack trace. */
-export function describeError(err: unknown): string {
-  if (err instanceof ModelFolderError) {
-    return `invalid model folder ${err.dir}: ${err.problems[0]}${err.problems.length > 1 ? ` (+${err.problems.length - 1} more; run: reward-edit models validate ${err.dir})` : ""}`;
-  }
-  if (err instanceof EditInputError) return `${err.field}: ${err.message}`;
-  if (err instanceof CliError || err instanceof ImageInputError) return err.message;
-  return (err as Error)?.message ?? String(err);
-}
+/**
+ * The CLI's entry: the command line is checked before the commands are imported, because they
+ * load onnxruntime-node, which crashes with a signal (no message) on a very long command line.
+ */
+import { checkArgv } from "../limits.js";
 
 export async function main(argv: string[]): Promise<number> {
-  try {
-    await buildProgram().parseAsync(argv);
-    return typeof process.exitCode === "number" ? process.exitCode : 0;
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
-    process.stderr.write(`reward-edit: ${describeError(err).split("\n")[0]}\n`);
+  const problem = checkArgv(argv.slice(2));
+  if (problem) {
+    process.stderr.write(`reward-edit: ${problem}\n`);
     return 1;
   }
+  const { runProgram } = await import("./program.js");
+  return runProgram(argv);
 }

@@ -3,6 +3,7 @@
  * once at boot. README's configuration table is generated from this list (`npm run config-table`).
  */
 import { z } from "zod";
+import { MAX_INSTRUCTION_LENGTH } from "../limits.js";
 import { defaultModelDir } from "../paths.js";
 import { MAX_ROUNDS } from "../refine/index.js";
 
@@ -31,7 +32,7 @@ export const SERVER_SETTINGS = {
   jobTtlMs: { env: "REWARD_EDIT_JOB_TTL_MS", doc: "how long a finished job's result stays retrievable", schema: int(1_000, 86_400_000), default: "600000" },
   maxUploadBytes: { env: "REWARD_EDIT_MAX_UPLOAD_BYTES", doc: "largest accepted image file", schema: int(1_024, 200_000_000), default: "15000000" },
   maxPixels: { env: "REWARD_EDIT_MAX_PIXELS", doc: "largest accepted image area (decompression-bomb guard)", schema: int(1_024, 500_000_000), default: "40000000" },
-  maxInstructionLength: { env: "REWARD_EDIT_MAX_INSTRUCTION", doc: "longest instruction, in characters", schema: int(1, 10_000), default: "500" },
+  maxInstructionLength: { env: "REWARD_EDIT_MAX_INSTRUCTION", doc: "longest instruction, in characters", schema: int(1, 10_000), default: String(MAX_INSTRUCTION_LENGTH) },
   maxSteps: { env: "REWARD_EDIT_MAX_STEPS", doc: "most denoising steps a request may ask for", schema: int(1, 1000), default: "100" },
   retainedBytes: {
     env: "REWARD_EDIT_RETAINED_BYTES",

@@ -15,8 +15,16 @@ export class LikeError extends Error {
   }
 }
 
+/**
+ * The like image's parameters, checked (reader.ts). `field` is how the caller named the image
+ * ("like", "--like"); a failure says the bad value came from that image, since the caller
+ * never sent it.
+ */
 export async function recordedParameters(bytes: Uint8Array, field = "like"): Promise<RecordedParameters> {
-  const p = (await readProvenance(bytes)).parameters;
+  const report = await readProvenance(bytes);
+  const bad = report.parameters_problem;
+  if (bad) throw new LikeError(`${field}: the like image's embedded ${bad.field} is invalid: ${bad.message}`, field);
+  const p = report.parameters;
   if (!p) throw new LikeError(`${field}: the image carries no reward-edit parameters (made elsewhere, with REWARD_EDIT_C2PA=off, or its metadata stripped)`, field);
   return p;
 }

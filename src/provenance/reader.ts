@@ -4,7 +4,7 @@
  * catalogue audit: is this one of ours, and is it intact?).
  */
 import { type Mime, readStore } from "./c2pa.js";
-import { PARAMETERS_LABEL, type RecordedParameters } from "./parameters.js";
+import { PARAMETERS_LABEL, type ParametersProblem, type RecordedParameters, checkRecordedParameters, parseParametersJson } from "./parameters.js";
 import { findXmp, parseXmp } from "./xmp.js";
 
 export interface ProvenanceReport {
@@ -23,8 +23,22 @@ export interface ProvenanceReport {
     generator: string | null;
   } | null;
   xmp: { digital_source_type: string | null; creator_tool: string | null } | null;
+  /** The recorded parameters, checked like a request's fields (parameters.ts); null when absent or invalid. */
   parameters: RecordedParameters | null;
+  /**
+   * True only when they come from a C2PA manifest whose signature and bindings hold; the XMP
+   * copy is unsigned, so anyone could have written it.
+   */
+  parameters_signed: boolean;
+  /** Where they were read: the C2PA manifest's assertion, the XMP, or nowhere. */
+  parameters_source: "c2pa" | "xmp" | null;
+  /** What was wrong with embedded parameters that were not taken. */
+  parameters_problem: ParametersProblem | null;
+  /** A reader's warning, set whenever parameters are present but not signed. */
+  parameters_note?: string;
 }
+
+const UNSIGNED_NOTE = "these parameters are not covered by a valid C2PA signature (the XMP copy is unsigned): anyone could have written them; they were checked as a request's fields are, not trusted";
 
 export function sniffFormat(b: Uint8Array): ProvenanceReport["format"] {
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -42,7 +56,8 @@ export async function readProvenance(bytes: Uint8Array, trustAnchors?: string): 
   const packet = format ? findXmp(buf) : null;
   const x = packet ? parseXmp(packet) : null;
   const xmp = x && (x.digitalSourceType || x.creatorTool) ? { digital_source_type: x.digitalSourceType ?? null, creator_tool: x.creatorTool ?? null } : null;
-  let parameters: RecordedParameters | null = null;
+  let embedded: { value: unknown; source: "c2pa" | "xmp" } | null = null;
+  let problem: ParametersProblem | null = null;
   let c2pa: ProvenanceReport["c2pa"] = null;
   const view = format ? await readStore(MIMES[format], bytes, trustAnchors) : null;
   if (view) {
@@ -57,7 +72,8 @@ export async function readProvenance(bytes: Uint8Array, trustAnchors?: string): 
     const a = view.active;
     const actions = (a?.assertions?.find((x) => x.label.startsWith("c2pa.actions"))?.data as { actions?: Array<{ action: string; digitalSourceType?: string }> } | undefined)?.actions ?? [];
     const gen = a?.claim_generator_info?.[0];
-    parameters = (a?.assertions?.find((x) => x.label === PARAMETERS_LABEL)?.data as RecordedParameters | undefined) ?? null;
+    const assertion = a?.assertions?.find((x) => x.label === PARAMETERS_LABEL);
+    if (assertion) embedded = { value: assertion.data, source: "c2pa" };
     c2pa = {
       ours: gen?.name === "reward-edit",
       state,
@@ -69,12 +85,27 @@ export async function readProvenance(bytes: Uint8Array, trustAnchors?: string): 
       generator: gen ? `${gen.name ?? "?"} ${gen.version ?? ""}`.trim() : null,
     };
   }
-  if (!parameters && x?.parameters) {
-    try {
-      parameters = JSON.parse(x.parameters) as RecordedParameters;
-    } catch {
-      parameters = null;
-    }
+  if (!embedded && x?.parameters !== undefined) {
+    const parsed = parseParametersJson(x.parameters);
+    if ("value" in parsed) embedded = { value: parsed.value, source: "xmp" };
+    else problem = parsed.problem;
   }
-  return { format, c2pa, xmp, parameters };
+  let parameters: RecordedParameters | null = null;
+  if (embedded) {
+    const checked = checkRecordedParameters(embedded.value);
+    if ("parameters" in checked) parameters = checked.parameters;
+    else problem = checked.problem;
+  }
+  const source = embedded?.source ?? (problem ? "xmp" : null);
+  const signed = source === "c2pa" && c2pa !== null && c2pa.valid;
+  return {
+    format,
+    c2pa,
+    xmp,
+    parameters,
+    parameters_signed: signed,
+    parameters_source: source,
+    parameters_problem: problem,
+    ...(source && !signed ? { parameters_note: UNSIGNED_NOTE } : {}),
+  };
 }

@@ -14,7 +14,7 @@ import { uploadedFiles } from "./upload.js";
 import { decodeMask } from "../../raster/mask.js";
 import { maskDigest } from "../provenance/index.js";
 import { LikeError, likeFormFields, recordedParameters } from "../provenance/like.js";
-import { type EditForm, checkImageSize, checkMask, editSchema, parseForm } from "./validation.js";
+import { type EditForm, checkImageSize, checkLikeFields, checkMask, editSchema, parseForm } from "./validation.js";
 
 export interface SubmissionDeps {
   config: ServerConfig;
@@ -136,8 +136,12 @@ export function editSubmission(d: SubmissionDeps) {
     if (recorded?.instruction_withheld && !(req.body ?? {}).instruction) {
       throw new AppError(400, "invalid_field", "instruction: the like image does not record its instruction (REWARD_EDIT_PROVENANCE_PARAMETERS=off where it was made); send instruction", "instruction");
     }
-    // a like upload's settings, under the fields the request gives itself
-    const form = parseForm(editSchema(config), recorded ? { ...likeFormFields(recorded), ...(req.body ?? {}) } : req.body);
+    // a like upload's settings, under the fields the request gives itself; those it takes from
+    // the image are checked first, so a bad one is reported as the image's, not the caller's
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const taken = recorded ? Object.fromEntries(Object.entries(likeFormFields(recorded)).filter(([k]) => !(k in body))) : {};
+    if (recorded) checkLikeFields(config, taken);
+    const form = parseForm(editSchema(config), recorded ? { ...taken, ...body } : req.body);
     const { image, pixels } = await checkImageSize(uploadedFiles(req).image?.[0], "image", config.maxPixels);
     const mask = await checkMask(uploadedFiles(req).mask?.[0], "luminance", config.maxPixels);
     if (recorded?.mask_sha256 && (!mask || maskDigest(await decodeMask(mask)) !== recorded.mask_sha256)) {

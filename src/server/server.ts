@@ -79,10 +79,16 @@ export async function startServer(logger: Logger, overrides: Partial<ServerConfi
     app,
   );
   http.listen(config.port, config.host);
-  await new Promise<void>((resolve, reject) => {
-    http.once("listening", resolve);
-    http.once("error", reject);
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      http.once("listening", resolve);
+      http.once("error", reject);
+    });
+  } catch (err) {
+    // a port in use (or not ours to bind): the workers already started would keep the process alive, serving nothing
+    await queue.close().catch(() => {});
+    throw err;
+  }
   const port = (http.address() as AddressInfo).port;
   const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
   logger.info({ port, model: pool.model?.name, workers: layout.workers, ortThreads: layout.ortThreads }, "reward-edit serving");

@@ -4,11 +4,12 @@
  */
 import sharp, { type Metadata } from "sharp";
 import { z } from "zod";
-import { DETAIL_MODES, MASK_MODES, MAX_SEED, OUTPUT_FORMATS, SCHEDULER_NAMES, VAE_TILING_MODES, DECODERS } from "../../editor/index.js";
+import { DETAIL_MODES, MASK_MODES, OUTPUT_FORMATS, SCHEDULER_NAMES, VAE_TILING_MODES, DECODERS } from "../../editor/index.js";
 import { type MaskConvention, MaskInputError, decodeMask, encodeMask } from "../../raster/mask.js";
 import { SCORING_PROTOCOLS } from "../../reward/judge/config.js";
 import type { ServerConfig } from "../config/server.js";
-import { parseSigmaInterval } from "../edit-params.js";
+import { PARAM_RANGES, parseSigmaInterval } from "../edit-params.js";
+import { MAX_SCORE_INSTRUCTION_LENGTH } from "../limits.js";
 import { AppError } from "./errors.js";
 import { decodableFormats } from "./formats.js";
 
@@ -30,8 +31,8 @@ const rewardsField = z
       ctx.addIssue({ code: "custom", message: "rewards must be three numbers: following,preserving,quality" });
       return z.NEVER;
     }
-    if (nums.some((n) => n < 0 || n > 5)) {
-      ctx.addIssue({ code: "custom", message: "each reward must be in 0..5" });
+    if (nums.some((n) => n < PARAM_RANGES.reward.min || n > PARAM_RANGES.reward.max)) {
+      ctx.addIssue({ code: "custom", message: `each reward must be in ${PARAM_RANGES.reward.min}..${PARAM_RANGES.reward.max}` });
       return z.NEVER;
     }
     return nums as [number, number, number];
@@ -44,6 +45,9 @@ const num = (min: number, max: number, int = false) =>
     .min(1, "must not be empty")
     .transform(Number)
     .pipe(int ? z.number().int().min(min).max(max) : z.number().min(min).max(max));
+
+/** A field with its range from the shared table (edit-params.ts). */
+const ranged = (r: { min: number; max: number; integer: boolean }) => num(r.min, r.max, r.integer);
 
 const intervalField = z.string().transform((s, ctx) => {
   const interval = parseSigmaInterval(s);
@@ -61,17 +65,17 @@ export function editSchema(c: ServerConfig) {
     instruction: z.string().trim().min(1, "instruction is required").max(c.maxInstructionLength, `at most ${c.maxInstructionLength} characters`),
     rewards: rewardsField.optional(),
     preset: z.string().min(1).max(64).optional(),
-    steps: num(1, c.maxSteps, true).optional(),
-    text_guidance: num(0, 30).optional(),
-    image_guidance: num(0, 30).optional(),
-    seed: num(0, MAX_SEED, true).optional(),
+    steps: num(PARAM_RANGES.steps.min, Math.min(c.maxSteps, PARAM_RANGES.steps.max), true).optional(),
+    text_guidance: ranged(PARAM_RANGES.text_guidance).optional(),
+    image_guidance: ranged(PARAM_RANGES.image_guidance).optional(),
+    seed: ranged(PARAM_RANGES.seed).optional(),
     scheduler: z.enum(SCHEDULER_NAMES).optional(),
     karras_sigmas: booleanField.optional(),
     guidance_interval: intervalField.optional(),
-    adaptive_guidance: num(0, 1).optional(),
-    cache_interval: num(1, 50, true).optional(),
+    adaptive_guidance: ranged(PARAM_RANGES.adaptive_guidance).optional(),
+    cache_interval: ranged(PARAM_RANGES.cache_interval).optional(),
     vae_tiling: z.enum(VAE_TILING_MODES).optional(),
-    resolution: num(64, 2048, true).optional(),
+    resolution: ranged(PARAM_RANGES.resolution).optional(),
     decoder: z.enum(DECODERS).optional(),
     output_format: z.enum(OUTPUT_FORMATS).default("png"),
     candidates: num(1, c.maxCandidates, true).default(1),
@@ -84,7 +88,7 @@ export function editSchema(c: ServerConfig) {
 export type EditForm = z.infer<ReturnType<typeof editSchema>>;
 
 export const scoreSchema = z.strictObject({
-  instruction: z.string().trim().min(1, "instruction is required").max(2000),
+  instruction: z.string().trim().min(1, "instruction is required").max(MAX_SCORE_INSTRUCTION_LENGTH, `at most ${MAX_SCORE_INSTRUCTION_LENGTH} characters`),
   backend: z.enum(["judge", "local"]).optional(),
   protocol: z.enum(SCORING_PROTOCOLS).optional(),
 });
@@ -96,6 +100,19 @@ export function parseForm<T extends z.ZodType>(schema: T, body: unknown): z.infe
   const field = issue.code === "unrecognized_keys" ? issue.keys[0] : String(issue.path[0] ?? "body");
   const message = issue.code === "unrecognized_keys" ? `unknown field "${field}"` : `${field}: ${issue.message}`;
   throw new AppError(400, issue.code === "unrecognized_keys" ? "unknown_field" : "invalid_field", message, field);
+}
+
+/**
+ * A like image's recorded settings (as form fields) checked by the request's own schema, so this
+ * server's limits (REWARD_EDIT_MAX_STEPS, the instruction length) hold for them too. A failure
+ * names the setting and says it came from the like image: the caller did not send it.
+ */
+export function checkLikeFields(c: ServerConfig, fields: Record<string, string>): void {
+  const r = editSchema(c).partial().safeParse(fields);
+  if (r.success) return;
+  const issue = r.error.issues[0];
+  const key = issue.code === "unrecognized_keys" ? issue.keys[0] : String(issue.path[0] ?? "parameters");
+  throw new AppError(400, "invalid_field", `like: the like image's embedded ${key} is invalid: ${issue.message}`, "like");
 }
 
 /** Checks an uploaded image by its bytes: decodable, a format (and codec) this server decodes, within the pixel limit. */
