@@ -36,6 +36,7 @@ export function registerRejudge(bench: Command): void {
       if (!config) throw new CliError("no judge configured: set REWARD_EDIT_JUDGE_MODEL (and OPENAI_BASE_URL)");
       if (o.protocol !== undefined && !(SCORING_PROTOCOLS as readonly string[]).includes(o.protocol)) throw new CliError(`--protocol must be ${SCORING_PROTOCOLS.slice(0, -1).join(", ")} or ${SCORING_PROTOCOLS.at(-1)}, got "${o.protocol}"`);
       const price = priceFrom(o.price, config.price);
+      if (path.resolve(run) === path.resolve(o.out)) throw new CliError("--out must be a new folder, not the run being judged again");
       const described = (() => {
         try {
           return readRunDescription(run);

@@ -142,12 +142,22 @@ describe("judge pinning: who judged, with what settings, for how many tokens", f
     const summary = readFileSync(path.join(out, "summary.md"), "utf8");
     expect(summary).to.contain(report.judge.line).and.to.contain(report.cost.line);
     expect(r.stdout).to.contain(report.cost.line);
-    // the same edits judged with no --price: tokens, no dollars
-    const plain = path.join(tempDir(), "plain");
-    expect((await runCli(["bench", "--suite", "sample", "--model", TINY, "--steps", "1", "--limit", "1", "--backend", "judge", "--out", plain], env)).code).to.equal(0);
-    const cost = JSON.parse(readFileSync(path.join(plain, "report.json"), "utf8")).cost;
-    expect(cost).to.not.have.property("dollars");
-    expect(cost.line).to.contain("no price given");
+    // --refine 2 --judge-repeats 2, no --price: the best round is repeat 1, one more repeat is asked;
+    // the tokens of both rounds and the repeat are summed, and there are no dollars
+    const twice = path.join(tempDir(), "twice");
+    server.handler = () => ({ reply: '{"answer": "no", "score": 1}' });
+    const r2 = await runCli(["bench", "--suite", "sample", "--model", TINY, "--steps", "1", "--limit", "1", "--backend", "judge", "--refine", "2", "--judge-repeats", "2", "--out", twice], env);
+    expect(r2.code, r2.stderr).to.equal(0);
+    const [row] = readRows(path.join(twice, "results.jsonl"));
+    expect(row.refine!.rounds).to.equal(2);
+    expect(row.repeats).to.have.length(2);
+    expect(row.judge).to.include({ repeats: 2 });
+    expect(row.judgeUsage).to.deep.equal({ promptTokens: 900, completionTokens: 63 });
+    const again = JSON.parse(readFileSync(path.join(twice, "report.json"), "utf8"));
+    expect(again.cost).to.not.have.property("dollars");
+    expect(again.cost.line).to.contain("no price given");
+    // a judge that never moved: ICC undefined, nothing changed
+    expect(again.judge.repeatability.figures.quality).to.include({ icc: null, changedShare: 0, meanWithinSd: 0 });
   });
 
   it("bench merge refuses shards judged by different snapshots in one line, and with --allow-mixed-judges merges them and says so", async () => {
