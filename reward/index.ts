@@ -2,7 +2,7 @@
 export * from "./types.js";
 export { JudgeScorer } from "./judge/judge.js";
 export type { RankResult } from "./judge/judge.js";
-export { judgeConfigFrom, redacted, PROTOCOLS, SCORING_PROTOCOLS } from "./judge/config.js";
+export { judgeConfigFrom, parsePrice, redacted, PROTOCOLS, SCORING_PROTOCOLS } from "./judge/config.js";
 export type { JudgeConfig, Protocol, ScoringProtocol } from "./judge/config.js";
 export { parseReply, parseScoreList } from "./judge/parse.js";
 export { LocalScorer, LOCAL_VERSION } from "./local/scorer.js";

@@ -49,6 +49,34 @@ export interface ScoreResult {
   measures?: Record<string, unknown>;
   /** VIEScore protocol only: its own figures on its own 0..10 scale. */
   viescore?: VieScoreResult;
+  /** Judge only: who judged, pinned well enough to tell two judges apart (issue 39). */
+  judge?: JudgeRecord;
+  /** Judge only: tokens the endpoint reported for this result (0 when answered from the cache). */
+  usage?: TokenUsage;
+}
+
+/**
+ * What identifies a judge. `answeredModel` is the id the API answered with (a dated snapshot
+ * behind an alias such as `gpt-4o`); several distinct ones are joined by ", ".
+ */
+export interface JudgeRecord {
+  host: string;
+  model: string;
+  answeredModel?: string;
+  temperature?: number;
+  seed?: number;
+  maxTokens?: number;
+  /** sha256 (hex) of the protocol's prompt templates, mask note included. */
+  promptHash: string;
+  protocol: string;
+  protocolVersion: string;
+  /** With --judge-repeats K: how many times each edit was judged. */
+  repeats?: number;
+}
+
+export interface TokenUsage {
+  promptTokens: number;
+  completionTokens: number;
 }
 
 /** One VIEScore question (SC or PQ): the minimum of its sub-scores, averaged over the passes. */

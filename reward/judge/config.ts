@@ -21,6 +21,12 @@ export const JudgeConfigSchema = z.strictObject({
   passes: z.number().int().min(1).max(10).default(1),
   maxRetries: z.number().int().min(0).max(10).default(3),
   temperature: z.number().min(0).max(2).default(0),
+  /** Sent as `seed` when set: endpoints that honour it answer more repeatably. */
+  seed: z.number().int().min(0).max(2 ** 53 - 1).optional(),
+  /** Sent as `max_tokens` when set. */
+  maxTokens: z.number().int().positive().optional(),
+  /** Dollars per million prompt and completion tokens, for the cost estimate: [in, out] or "IN,OUT". */
+  price: z.preprocess((v) => (typeof v === "string" ? v.split(",").map((x) => (x.trim() === "" ? Number.NaN : Number(x))) : v), z.tuple([z.number().min(0), z.number().min(0)])).optional(),
   /** Images are sent as JPEG fitted to this long side (Real-Edit judges at 512). */
   imageSide: z.number().int().min(64).max(2048).default(512),
   cacheDir: z.string().optional(),
@@ -47,6 +53,10 @@ export function judgeConfigFrom(env: NodeJS.ProcessEnv = process.env, file = env
         concurrency: num(env.REWARD_EDIT_JUDGE_CONCURRENCY),
         passes: num(env.REWARD_EDIT_JUDGE_PASSES),
         maxRetries: num(env.REWARD_EDIT_JUDGE_MAX_RETRIES),
+        temperature: num(env.REWARD_EDIT_JUDGE_TEMPERATURE),
+        seed: num(env.REWARD_EDIT_JUDGE_SEED),
+        maxTokens: num(env.REWARD_EDIT_JUDGE_MAX_TOKENS),
+        price: env.REWARD_EDIT_JUDGE_PRICE,
         cacheDir: env.REWARD_EDIT_JUDGE_CACHE,
       }).filter(([, v]) => v !== undefined && v !== ""),
     ),
@@ -57,6 +67,13 @@ export function judgeConfigFrom(env: NodeJS.ProcessEnv = process.env, file = env
     throw new Error(`judge configuration: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   }
   return r.data;
+}
+
+/** `--price IN,OUT`: dollars per million prompt and completion tokens. */
+export function parsePrice(s: string): [number, number] {
+  const xs = s.split(",").map((x) => (x.trim() === "" ? Number.NaN : Number(x)));
+  if (xs.length !== 2 || xs.some((x) => !Number.isFinite(x) || x < 0)) throw new Error(`--price must be IN,OUT (dollars per million prompt and completion tokens), got "${s}"`);
+  return [xs[0], xs[1]];
 }
 
 /** For logs and results: everything but the key. */

@@ -8,11 +8,28 @@ import OpenAI from "openai";
 import type { ChatCompletionMessageParam, ChatCompletionContentPart } from "openai/resources/chat/completions";
 import pLimit from "p-limit";
 import sharp from "sharp";
-import { type EditToScore, PERSPECTIVES, type PassResult, type Perspective, type ScoreResult, type Scorer, type VieScorePart, summarise } from "../types.js";
+import { type EditToScore, type JudgeRecord, PERSPECTIVES, type PassResult, type Perspective, type ScoreResult, type Scorer, type TokenUsage, type VieScorePart, summarise } from "../types.js";
 import { DiskCache, cacheKey } from "./cache.js";
 import type { JudgeConfig, ScoringProtocol } from "./config.js";
 import { type ParseOutcome, parseReply, parseScoreList } from "./parse.js";
-import { type ImageRole, MASK_NOTE, fill, promptSet, vieScorePrompts } from "./prompts.js";
+import { type ImageRole, MASK_NOTE, fill, promptHash, promptSet, vieScorePrompts } from "./prompts.js";
+
+/** What one score() call spent and who answered it, summed over passes, retries and both rounds. */
+class Tally implements TokenUsage {
+  promptTokens = 0;
+  completionTokens = 0;
+  readonly answered = new Set<string>();
+}
+
+export interface ScoreOptions {
+  /** Overrides the configured protocol for this one edit (the HTTP API's form field). */
+  protocol?: ScoringProtocol;
+  /**
+   * With --judge-repeats: which repeat this is (0-based). Repeats after the first have their own
+   * cache entries, so a cached first answer is never handed back as a second opinion.
+   */
+  repeat?: number;
+}
 
 export interface RankResult {
   protocol: "pairwise";
@@ -49,12 +66,22 @@ export class JudgeScorer implements Scorer {
     if (config.cacheDir) this.cache = new DiskCache(config.cacheDir);
   }
 
-  private async complete(messages: ChatCompletionMessageParam[]): Promise<{ text: string | null; refused: boolean }> {
+  private async complete(messages: ChatCompletionMessageParam[], tally: Tally): Promise<{ text: string | null; refused: boolean }> {
     const t0 = performance.now();
+    const { seed, maxTokens } = this.config;
     try {
       const r = await this.limit(() =>
-        this.client.chat.completions.create({ model: this.config.model, messages, temperature: this.config.temperature }),
+        this.client.chat.completions.create({
+          model: this.config.model,
+          messages,
+          temperature: this.config.temperature,
+          ...(seed !== undefined ? { seed } : {}),
+          ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}),
+        }),
       );
+      tally.promptTokens += r.usage?.prompt_tokens ?? 0;
+      tally.completionTokens += r.usage?.completion_tokens ?? 0;
+      if (r.model) tally.answered.add(r.model);
       const choice = r.choices[0];
       const refused = Boolean(choice?.message?.refusal) || choice?.finish_reason === "content_filter";
       this.onRequest?.(performance.now() - t0, "ok");
@@ -66,7 +93,7 @@ export class JudgeScorer implements Scorer {
   }
 
   /** One pass: ask, parse, and ask once more if the reply had no usable answer. */
-  private async pass(build: () => ChatCompletionMessageParam[], need: "score" | "winner" | "scores", followup?: string): Promise<PassResult & { outcome: ParseOutcome }> {
+  private async pass(tally: Tally, build: () => ChatCompletionMessageParam[], need: "score" | "winner" | "scores", followup?: string): Promise<PassResult & { outcome: ParseOutcome }> {
     const t0 = performance.now();
     let raw = "";
     let outcome: ParseOutcome = { kind: "unusable", why: "no reply" };
@@ -75,12 +102,12 @@ export class JudgeScorer implements Scorer {
       attempts++;
       try {
         const messages = build();
-        let { text, refused } = await this.complete(messages);
+        let { text, refused } = await this.complete(messages, tally);
         if (followup && !refused && text) {
           // multi-round: the analysis stays in the conversation, the rating comes in a second turn
           messages.push({ role: "assistant", content: text }, { role: "user", content: followup });
           const analysis = text;
-          ({ text, refused } = await this.complete(messages));
+          ({ text, refused } = await this.complete(messages, tally));
           raw = `${analysis}\n---\n${text ?? ""}`;
         } else raw = text ?? "";
         outcome = refused ? { kind: "refusal" } : need === "scores" ? parseScoreList(text) : parseReply(text, need);
@@ -99,15 +126,37 @@ export class JudgeScorer implements Scorer {
     return [{ type: "text", text: prompt }, ...roles.map((r) => ({ type: "image_url" as const, image_url: { url: urls[r]! } }))];
   }
 
-  /** `o.protocol` overrides the configured protocol for this one edit (the HTTP API's form field). */
-  async score(input: EditToScore, o: { protocol?: ScoringProtocol } = {}): Promise<ScoreResult> {
+  /** The endpoint's host, as rows record it (the openai client's default when none is configured). */
+  get host(): string {
+    return new URL(this.config.baseURL ?? this.client.baseURL).host;
+  }
+
+  /**
+   * Everything but the images and instruction that decides an answer: who is asked, how, and
+   * which repeat. A change of snapshot behind the same alias is not visible here; the recorded
+   * `answeredModel` shows it.
+   */
+  private keyParts(set: { protocol: string; version: string }, repeat = 0): string[] {
+    const c = this.config;
+    const settings = JSON.stringify({ host: this.host, t: c.temperature, seed: c.seed ?? null, max: c.maxTokens ?? null });
+    return [set.protocol, set.version, c.model, String(c.passes), settings, ...(repeat > 0 ? [`repeat ${repeat}`] : [])];
+  }
+
+  /** A cached result spent nothing this time; who answered it stays as recorded. */
+  private async cached(key: string): Promise<ScoreResult | undefined> {
+    const hit = await this.cache?.get(key);
+    return hit ? { ...hit, cached: true, usage: { promptTokens: 0, completionTokens: 0 } } : undefined;
+  }
+
+  async score(input: EditToScore, o: ScoreOptions = {}): Promise<ScoreResult> {
     const protocol = o.protocol ?? this.config.protocol;
-    if (protocol === "viescore") return this.vieScore(input);
+    if (protocol === "viescore") return this.vieScore(input, o.repeat);
     const t0 = performance.now();
     const set = promptSet(protocol);
-    const key = cacheKey([set.protocol, set.version, this.config.model, String(this.config.passes), input.instruction, input.source, input.edited, ...(input.mask ? [input.mask] : [])]);
-    const hit = await this.cache?.get(key);
-    if (hit) return { ...hit, cached: true };
+    const tally = new Tally();
+    const key = cacheKey([...this.keyParts(set, o.repeat), input.instruction, input.source, input.edited, ...(input.mask ? [input.mask] : [])]);
+    const hit = await this.cached(key);
+    if (hit) return hit;
     const urls = { source: await imageDataUrl(input.source, this.config.imageSide), edited: await imageDataUrl(input.edited, this.config.imageSide) };
     // with a mask, preservation is asked about outside it: the mask travels as a third image
     const maskUrl = input.mask ? await imageDataUrl(input.mask, this.config.imageSide) : null;
@@ -121,14 +170,14 @@ export class JudgeScorer implements Scorer {
           { role: "system", content: set.system },
           { role: "user", content },
         ];
-        const passes = await Promise.all(Array.from({ length: this.config.passes }, () => this.pass(build, "score", spec.followup)));
+        const passes = await Promise.all(Array.from({ length: this.config.passes }, () => this.pass(tally, build, "score", spec.followup)));
         perspectives[p] = summarise(
           passes.map(({ outcome: _o, ...rest }) => rest),
           passes.every((x) => x.outcome.kind === "refusal"),
         );
       }),
     );
-    const result: ScoreResult = { ...this.resultHeader(set, maskUrl), perspectives, latencyMs: performance.now() - t0, cached: false };
+    const result: ScoreResult = { ...this.resultHeader(set, maskUrl, tally), perspectives, latencyMs: performance.now() - t0, cached: false };
     // only complete answers are cached: an unscored sample should be asked again next time
     if (this.cache && PERSPECTIVES.every((p) => perspectives[p].status === "scored")) await this.cache.set(key, result);
     return result;
@@ -139,12 +188,13 @@ export class JudgeScorer implements Scorer {
    * sub-scores 0..10 whose minimum is the figure; O = sqrt(SC * PQ). An unusable reply is asked
    * once more, then the part is unscored: no score is made up for it.
    */
-  private async vieScore(input: EditToScore): Promise<ScoreResult> {
+  private async vieScore(input: EditToScore, repeat?: number): Promise<ScoreResult> {
     const t0 = performance.now();
     const set = vieScorePrompts();
-    const key = cacheKey([set.protocol, set.version, this.config.model, String(this.config.passes), input.instruction, input.source, input.edited, ...(input.mask ? [input.mask] : [])]);
-    const hit = await this.cache?.get(key);
-    if (hit) return { ...hit, cached: true };
+    const tally = new Tally();
+    const key = cacheKey([...this.keyParts(set, repeat), input.instruction, input.source, input.edited, ...(input.mask ? [input.mask] : [])]);
+    const hit = await this.cached(key);
+    if (hit) return hit;
     const urls = { source: await imageDataUrl(input.source, this.config.imageSide), edited: await imageDataUrl(input.edited, this.config.imageSide) };
     const maskUrl = input.mask ? await imageDataUrl(input.mask, this.config.imageSide) : null;
     const ask = (part: "sc" | "pq") => {
@@ -156,7 +206,7 @@ export class JudgeScorer implements Scorer {
         { role: "system", content: set.system },
         { role: "user", content },
       ];
-      return Promise.all(Array.from({ length: this.config.passes }, () => this.pass(build, "scores")));
+      return Promise.all(Array.from({ length: this.config.passes }, () => this.pass(tally, build, "scores")));
     };
     const [sc, pq] = await Promise.all([ask("sc"), ask("pq")]);
     type Reply = Awaited<ReturnType<typeof ask>>[number];
@@ -180,7 +230,7 @@ export class JudgeScorer implements Scorer {
         replies.every((r) => r.outcome.kind === "refusal"),
       );
     const result: ScoreResult = {
-      ...this.resultHeader(set, maskUrl),
+      ...this.resultHeader(set, maskUrl, tally),
       perspectives: { following: half(sc, (l) => l[0]), preserving: half(sc, (l) => l[1]), quality: half(pq, (l) => Math.min(...l)) },
       viescore: { sc: SC, pq: PQ, o: SC.score !== undefined && PQ.score !== undefined ? Math.sqrt(SC.score * PQ.score) : undefined },
       latencyMs: performance.now() - t0,
@@ -191,8 +241,33 @@ export class JudgeScorer implements Scorer {
   }
 
   /** What every protocol's result says of how it was judged. */
-  private resultHeader(set: { protocol: ScoreResult["protocol"]; version: string }, maskUrl: string | null | undefined) {
-    return { backend: "judge" as const, protocol: set.protocol, promptVersion: maskUrl ? `${set.version}+mask` : set.version, model: this.config.model, passes: this.config.passes };
+  private resultHeader(set: { protocol: ScoreResult["protocol"]; version: string }, maskUrl: string | null | undefined, tally: Tally) {
+    return {
+      backend: "judge" as const,
+      protocol: set.protocol,
+      promptVersion: maskUrl ? `${set.version}+mask` : set.version,
+      model: this.config.model,
+      passes: this.config.passes,
+      judge: this.record(set, tally),
+      usage: { promptTokens: tally.promptTokens, completionTokens: tally.completionTokens },
+    };
+  }
+
+  /** Who judged: the configured settings and the model id(s) the API answered with. */
+  record(set: { protocol: string; version: string }, tally?: Tally): JudgeRecord {
+    const c = this.config;
+    const answered = tally ? [...tally.answered].sort().join(", ") : "";
+    return {
+      host: this.host,
+      model: c.model,
+      ...(answered ? { answeredModel: answered } : {}),
+      temperature: c.temperature,
+      ...(c.seed !== undefined ? { seed: c.seed } : {}),
+      ...(c.maxTokens !== undefined ? { maxTokens: c.maxTokens } : {}),
+      promptHash: promptHash(set.protocol as Parameters<typeof promptHash>[0]),
+      protocol: set.protocol,
+      protocolVersion: set.version,
+    };
   }
 
   /** Pairwise ranking of N candidate edits of one source: win rate over all pairs, a tie counting 0.5. */
@@ -204,6 +279,7 @@ export class JudgeScorer implements Scorer {
     const cands = await Promise.all(candidates.map((c) => imageDataUrl(c, side)));
     const wins = candidates.map(() => Object.fromEntries(PERSPECTIVES.map((p) => [p, 0])) as Record<Perspective, number>);
     const comparisons: RankResult["comparisons"] = [];
+    const tally = new Tally();
     const jobs: Array<Promise<void>> = [];
     for (let a = 0; a < candidates.length; a++)
       for (let b = a + 1; b < candidates.length; b++)
@@ -214,7 +290,7 @@ export class JudgeScorer implements Scorer {
             { role: "user", content: this.content(fill(spec.prompt, instruction), spec.images, { source: src, a: cands[a], b: cands[b] }) },
           ];
           jobs.push(
-            this.pass(build, "winner").then((r) => {
+            this.pass(tally, build, "winner").then((r) => {
               const winner = r.outcome.kind === "verdict" ? r.outcome.verdict.winner : undefined;
               if (winner === "A") wins[a][p] += 1;
               else if (winner === "B") wins[b][p] += 1;

@@ -1,4 +1,5 @@
 /** Versioned prompt sets, stored as data in prompts/*.json. */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Perspective } from "../types.js";
 
@@ -45,4 +46,20 @@ export const MASK_NOTE =
 
 export function fill(template: string, instruction: string): string {
   return template.replaceAll("{instruction}", instruction.replaceAll('"', "'"));
+}
+
+const hashes = new Map<string, string>();
+
+/**
+ * sha256 of what a protocol asks: its prompt set (as parsed, so whitespace in the file does not
+ * count) and the mask note. Two runs with the same hash asked the same questions.
+ */
+export function promptHash(protocol: "mrc" | "multi-round" | "pairwise" | "viescore"): string {
+  let h = hashes.get(protocol);
+  if (!h) {
+    const set = protocol === "viescore" ? vieScorePrompts() : promptSet(protocol);
+    h = createHash("sha256").update(JSON.stringify(set)).update("\n").update(MASK_NOTE).digest("hex");
+    hashes.set(protocol, h);
+  }
+  return h;
 }

@@ -1,10 +1,12 @@
 /**
  * `bench merge`: shard outputs combined into one results file and report, the same as one run.
  * Only shards of one run combine: the same arguments apart from the shard, each slice of 0..N-1
- * exactly once. Anything else would average unlike edits into one table, so it is refused.
+ * exactly once. Anything else would average unlike edits into one table, so it is refused; so are
+ * rows judged by different judges (another snapshot, temperature, seed, prompts), unless asked.
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { annotateReport, distinctJudges, judgeIdentity } from "./judge-summary.js";
 import { writeReport } from "./report.js";
 import { type ResultRow, readRows } from "./results.js";
 import { RESULTS_FILE, comparePair } from "./runner.js";
@@ -55,13 +57,34 @@ export function checkShards(runs: Array<{ dir: string; run: RunDescription }>): 
   if (missing.length) throw new MergeError(`shard${missing.length > 1 ? "s" : ""} ${missing.map((i) => `${i}/${count}`).join(", ")} missing`);
 }
 
-export async function mergeShards(shards: string[], out: string): Promise<ResultRow[]> {
+/** One line naming each judge and the shards it judged in, when there is more than one judge. */
+export function checkJudges(shards: Array<{ dir: string; rows: ResultRow[] }>): void {
+  const all = distinctJudges(shards.flatMap((s) => s.rows));
+  if (all.length < 2) return;
+  const where = all.map((j) => {
+    const id = judgeIdentity(j);
+    const dirs = shards.filter((s) => s.rows.some((r) => r.judge && judgeIdentity(r.judge) === id)).map((s) => s.dir);
+    return `${j.label} [${j.rows} rows in ${dirs.join(", ")}]`;
+  });
+  throw new MergeError(`the rows were judged by ${all.length} different judges: ${where.join("; ")}; give --allow-mixed-judges to merge them anyway`);
+}
+
+export interface MergeOptions {
+  /** Merge rows of different judges; the report then says the judges are mixed. */
+  allowMixedJudges?: boolean;
+  /** Dollars per million prompt and completion tokens, for the report's cost line. */
+  price?: [number, number];
+}
+
+export async function mergeShards(shards: string[], out: string, o: MergeOptions = {}): Promise<ResultRow[]> {
   const runs = shards.map((dir) => ({ dir, run: readRun(dir) }));
   checkShards(runs);
+  const shardRows = runs.map(({ dir }) => ({ dir, rows: readRows(path.join(dir, RESULTS_FILE)) }));
+  if (!o.allowMixedJudges) checkJudges(shardRows);
   mkdirSync(path.join(out, "images"), { recursive: true });
   const byKey = new Map<string, ResultRow>();
-  for (const { dir } of runs) {
-    for (const r of readRows(path.join(dir, RESULTS_FILE))) byKey.set(r.key, r);
+  for (const { dir, rows } of shardRows) {
+    for (const r of rows) byKey.set(r.key, r);
     const imgDir = path.join(dir, "images");
     if (existsSync(imgDir)) for (const f of readdirSync(imgDir)) copyFileSync(path.join(imgDir, f), path.join(out, "images", f));
   }
@@ -72,5 +95,6 @@ export async function mergeShards(shards: string[], out: string): Promise<Result
   writeFileSync(path.join(out, "run.json"), JSON.stringify(whole, null, 2));
   const { models, presets } = runs[0].run;
   await writeReport(rows, out, runs[0].run.suite, models && presets ? comparePair({ models, presets }) : undefined);
+  annotateReport(out, rows, o.price);
   return rows;
 }

@@ -4,8 +4,9 @@
  * first cuts it off, so a resumed run has no duplicate and no lost row.
  */
 import { appendFileSync, existsSync, readFileSync, truncateSync } from "node:fs";
-import type { PerspectiveStatus, VieScoreResult } from "../../reward/index.js";
+import type { JudgeRecord, PerspectiveStatus, TokenUsage, VieScoreResult } from "../../reward/index.js";
 import type { GeditInfo } from "./gedit-facts.js";
+import type { RepeatScores } from "./repeatability.js";
 import type { Category } from "./suites.js";
 
 export interface PerspectiveCell {
@@ -39,6 +40,12 @@ export interface ResultRow {
   /** Exact metrics for synthetic scenes. */
   truth?: { following: boolean; preservationError: number | null; qualityError: number };
   latency: { editMs: number; scoreMs: number };
+  /** Who judged this row (judge backend only): host, model, answered snapshot, settings, prompt hash. */
+  judge?: JudgeRecord;
+  /** Judge tokens spent on this row, summed over passes, retries, repeats and refinement rounds. */
+  judgeUsage?: TokenUsage;
+  /** With --judge-repeats K > 1: each repeat's figures; `scores` then hold their mean. */
+  repeats?: RepeatScores[];
   /** With --refine N: the rounds run, which one was returned, and what each round changed. */
   refine?: { rounds: number; best: number; stopped: "met" | "rounds"; changes: string[][]; merits: number[] };
 }

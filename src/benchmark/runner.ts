@@ -5,10 +5,10 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import sharp from "sharp";
 import { type EditorModel, type Rewards, edit, loadModel } from "../../editor/index.js";
-import { type JudgeScorer, LocalScorer, PERSPECTIVES, type ScoreResult } from "../../reward/index.js";
+import { type JudgeScorer, LocalScorer, type ScoreResult, type TokenUsage } from "../../reward/index.js";
 import { exactScorer, refine } from "../refine/index.js";
+import { judgeRepeats, judgedInput, recordScore } from "./judging.js";
 import { type ResultRow, ResultsFile, readRows } from "./results.js";
 import type { Sample, Suite } from "./suites.js";
 
@@ -32,7 +32,10 @@ export interface RunPlan {
   steps?: number;
   /** Refinement rounds per edit (1 = a single pass). */
   refine?: number;
-  onProgress?: (done: number, total: number) => void;
+  /** Judge each edit this many times (default 1); the row's scores are the repeats' mean. */
+  judgeRepeats?: number;
+  /** `spent`: judge tokens of every row done so far, resumed ones included. */
+  onProgress?: (done: number, total: number, spent: TokenUsage) => void;
 }
 
 export interface Task {
@@ -67,21 +70,6 @@ export function planTasks(p: Pick<RunPlan, "suite" | "models" | "presets" | "see
 
 const imageName = (key: string) => `${createHash("sha1").update(key).digest("hex").slice(0, 16)}.png`;
 
-function cells(s: ScoreResult): NonNullable<ResultRow["scores"]> {
-  const out = {} as NonNullable<ResultRow["scores"]>;
-  for (const p of PERSPECTIVES) {
-    const r = s.perspectives[p];
-    out[p] = {
-      status: r.status,
-      score: r.score,
-      yes: r.yesRate === undefined ? undefined : r.yesRate >= 0.5,
-      reason: r.reason,
-      raw: r.status === "unscored" || r.status === "refused" ? r.passes.map((x) => x.raw ?? "").join("\n---\n").slice(0, 2000) : undefined,
-    };
-  }
-  return out;
-}
-
 export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; ran: number; skipped: number }> {
   mkdirSync(path.join(plan.outDir, "images"), { recursive: true });
   const file = path.join(plan.outDir, RESULTS_FILE);
@@ -92,7 +80,11 @@ export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; 
   const local = new LocalScorer();
   const models = new Map<string, EditorModel>();
   let finished = tasks.length - todo.length;
-  plan.onProgress?.(finished, tasks.length);
+  const spent: TokenUsage = { promptTokens: 0, completionTokens: 0 };
+  const count = (r: ResultRow) => ((spent.promptTokens += r.judgeUsage?.promptTokens ?? 0), (spent.completionTokens += r.judgeUsage?.completionTokens ?? 0));
+  const planned = new Set(tasks.map((t) => t.key));
+  for (const r of readRows(file)) if (planned.has(r.key)) count(r);
+  plan.onProgress?.(finished, tasks.length, spent);
   try {
     for (const t of todo) {
       const model = models.get(t.model.dir) ?? (await loadModel(t.model.dir));
@@ -117,6 +109,7 @@ export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; 
           edit(model, { image, instruction: t.sample.instruction, steps: plan.steps ?? t.preset.steps, ...o });
         let edited: Buffer;
         let score: ScoreResult | undefined;
+        let roundScores: ScoreResult[] = [];
         if ((plan.refine ?? 1) > 1) {
           // the configured judge drives the rounds; synthetic scenes without one use their exact truth
           const scorer = plan.judge ?? (t.sample.synthetic ? exactScorer(local, t.sample.synthetic) : local);
@@ -138,6 +131,7 @@ export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; 
           edited = best.image;
           row.settings = { rewards: model.takesRewards ? best.settings.rewards : null, steps: plan.steps ?? t.preset.steps ?? defaults.steps, textGuidance: best.settings.textGuidance, imageGuidance: best.settings.imageGuidance, seed: best.settings.seed };
           score = best.score;
+          roundScores = rr.rounds.map((r) => r.score);
           row.latency.editMs = rr.rounds.reduce((a, r) => a + r.editMs, 0);
           row.latency.scoreMs = rr.rounds.reduce((a, r) => a + r.scoreMs, 0);
           row.refine = {
@@ -157,33 +151,25 @@ export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; 
         row.edited = imageName(t.key);
         writeFileSync(path.join(plan.outDir, "images", row.edited), edited);
         const t0 = performance.now();
-        let input = { source, edited, instruction: t.sample.instruction };
-        if (t.sample.judgeImage) {
-          // GEdit-Bench judges the edit, brought to the judged source's size, against that source
-          const judged = readFileSync(t.sample.judgeImage);
-          const m = await sharp(judged).metadata();
-          input = { source: judged, edited: await sharp(edited).resize(m.width, m.height, { fit: "fill" }).png().toBuffer(), instruction: t.sample.instruction };
-          // refinement's rounds were scored against the edit's input: the returned edit is scored again as the protocol says
-          score = undefined;
-        }
+        const input = await judgedInput(source, edited, t.sample.instruction, t.sample.judgeImage ? readFileSync(t.sample.judgeImage) : undefined);
+        // refinement's rounds were scored against the edit's input: the returned edit is scored again as the protocol says
+        if (t.sample.judgeImage) score = undefined;
         // synthetic scenes always get their exact truth; the configured scorer gives the judged scores
         const exact = t.sample.synthetic ? await local.scoreWithMap(input, t.sample.synthetic) : undefined;
-        score ??= plan.judge ? await plan.judge.score(input) : (exact ?? (await local.score(input)));
+        const judged = plan.judge ? await judgeRepeats(plan.judge, input, plan.judgeRepeats ?? 1, score) : [score ?? exact ?? (await local.score(input))];
         row.truth = exact?.measures?.truth as ResultRow["truth"];
         row.latency.scoreMs += performance.now() - t0;
-        row.scores = cells(score);
-        if (score.viescore) row.viescore = score.viescore;
-        row.scorer = { backend: score.backend, protocol: score.protocol, version: score.promptVersion, model: score.model };
+        recordScore(row, judged, roundScores.filter((s) => !judged.includes(s)));
       } catch (err) {
         row.status = "edit_failed";
         row.error = (err as Error).message;
       }
       results.append(row);
-      plan.onProgress?.(++finished, tasks.length);
+      count(row);
+      plan.onProgress?.(++finished, tasks.length, spent);
     }
   } finally {
     await Promise.all([...models.values()].map((m) => m.dispose()));
   }
-  const keys = new Set(tasks.map((t) => t.key));
-  return { rows: readRows(file).filter((r) => keys.has(r.key)), ran: todo.length, skipped: tasks.length - todo.length };
+  return { rows: readRows(file).filter((r) => planned.has(r.key)), ran: todo.length, skipped: tasks.length - todo.length };
 }

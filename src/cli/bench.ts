@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { JudgeScorer, SCORING_PROTOCOLS, type ScoringProtocol, judgeConfigFrom } from "../../reward/index.js";
 import { BASELINE_MODEL, defaultModelDir } from "../paths.js";
@@ -19,6 +18,9 @@ import { REAL_EDIT_DATASET, pullRealEdit } from "../pull/dataset.js";
 import { resolveModel } from "../pull/resolve.js";
 import { isHubSpec } from "../pull/spec.js";
 import { registerBenchExport } from "./bench-export.js";
+import { annotateReport, judgeSummary } from "../benchmark/judge-summary.js";
+import { benchProgress, priceFrom } from "./bench-progress.js";
+import { parseRepeats, registerRejudge } from "./bench-rejudge.js";
 import { CliError, parseNumber, parseRewards } from "./errors.js";
 
 function parseShard(s: string): { index: number; count: number } {
@@ -64,12 +66,15 @@ export function registerBench(program: Command): void {
     .option("--shard <i/N>", "run only slice i of N (merge the slices with `bench merge`)")
     .option("--limit <n>", "only the first n samples")
     .option("--refine <n>", "refinement rounds per edit: the scorer's verdict drives up to n edits, the best is kept", "1")
+    .option("--judge-repeats <k>", "judge each edit k times; the figures use the mean, the report the repeatability (ICC)", "1")
+    .option("--price <in,out>", "dollars per million judge prompt and completion tokens, for the cost estimate (default: the judge config's price)")
     .option("--out <dir>", "where results and reports go", "bench-results/run")
     .option("--aggregate <scored|strict>", "the headline aggregation: scored (means over scored rows) or strict (failed, refused, missing edits count as the lowest score)", "scored")
     .option("--bootstrap <n>", "bootstrap resamples for every 95 % interval", "2000")
     .option("--bootstrap-seed <s>", "the bootstrap's seed", "0")
     .action(async (o) => {
       const stats = parseStatsOptions(o);
+      const judgeRepeats = parseRepeats(o.judgeRepeats);
       const refineRounds = parseNumber("--refine", o.refine, { integer: true, min: 1, max: MAX_ROUNDS });
       let dataset: { repo: string; commit: string } | undefined;
       const isGedit = o.suite === "gedit-bench";
@@ -99,6 +104,8 @@ export function registerBench(program: Command): void {
       if (backend === "judge" && !judgeConfig) throw new CliError("no judge configured: set REWARD_EDIT_JUDGE_MODEL (and OPENAI_BASE_URL)");
       if (o.protocol !== undefined && !(SCORING_PROTOCOLS as readonly string[]).includes(o.protocol)) throw new CliError(`--protocol must be ${SCORING_PROTOCOLS.slice(0, -1).join(", ")} or ${SCORING_PROTOCOLS.at(-1)}, got "${o.protocol}"`);
       if (o.protocol !== undefined && !judgeConfig) throw new CliError("--protocol chooses how the judge scores; this run has no judge (--backend local)");
+      if (judgeRepeats > 1 && !judgeConfig) throw new CliError("--judge-repeats asks the judge again; this run has no judge (--backend local)");
+      const price = priceFrom(o.price, judgeConfig?.price);
       // each benchmark is scored the way its published figures were: GEdit-Bench by VIEScore, Real-Edit by the Multi-Reward protocol
       const protocol: ScoringProtocol | undefined = judgeConfig ? ((o.protocol as ScoringProtocol | undefined) ?? (isGedit ? "viescore" : judgeConfig.protocol)) : undefined;
       const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -123,40 +130,40 @@ export function registerBench(program: Command): void {
         limit: o.limit ? parseNumber("--limit", o.limit, { integer: true, min: 1 }) : undefined,
         steps: o.steps ? parseNumber("--steps", o.steps, { integer: true, min: 1, max: 1000 }) : undefined,
         refine: refineRounds,
+        judgeRepeats,
       };
       mkdirSync(o.out, { recursive: true });
       const runFile = path.join(o.out, "run.json");
-      const description = { suite: suite.name, ...(dataset ? { dataset } : {}), ...(isGedit ? gedit : {}), models, presets: plan.presets, seeds, shard, limit: plan.limit, steps: plan.steps, backend, ...(protocol ? { protocol } : {}), ...(refineRounds > 1 ? { refine: refineRounds } : {}) };
+      const description = { suite: suite.name, ...(dataset ? { dataset } : {}), ...(isGedit ? gedit : {}), models, presets: plan.presets, seeds, shard, limit: plan.limit, steps: plan.steps, backend, ...(protocol ? { protocol } : {}), ...(refineRounds > 1 ? { refine: refineRounds } : {}), ...(judgeRepeats > 1 ? { judgeRepeats } : {}) };
       if (existsSync(runFile) && JSON.stringify(JSON.parse(readFileSync(runFile, "utf8"))) !== JSON.stringify(description)) {
         throw new CliError(`${o.out} holds a run with other arguments; choose another --out`);
       }
       writeFileSync(runFile, JSON.stringify(description, null, 2));
-      const bar = process.stderr.isTTY ? new SingleBar({ format: "bench [{bar}] {value}/{total} edits | ETA {eta_formatted}", stream: process.stderr }) : null;
-      let started = false;
-      const { rows, ran, skipped } = await runBenchmark({
-        ...plan,
-        onProgress: (done, total) => {
-          if (!started) (bar?.start(total, done), (started = true));
-          bar?.update(done);
-        },
-      });
-      bar?.stop();
+      const progress = benchProgress("bench", price);
+      const { rows, ran, skipped } = await runBenchmark({ ...plan, onProgress: progress.onProgress });
+      progress.stop();
       const report = await writeReport(sortRows(rows), o.out, suite.name, comparePair(plan), stats);
+      const annotated = annotateReport(o.out, sortRows(rows), price);
       process.stderr.write(`bench: ${ran} edits run, ${skipped} resumed from ${path.join(o.out, RESULTS_FILE)}; report in ${path.join(o.out, "report.html")}\n`);
       process.stdout.write(consoleSummary(report));
+      if (judgeConfig) process.stdout.write(`${annotated.judge.line}\n${annotated.cost.line}\n`);
     });
 
   bench
     .command("merge")
     .description("combine shard outputs into one results.jsonl and report, the same as one run")
     .requiredOption("--out <dir>", "merged output folder")
+    .option("--allow-mixed-judges", "merge rows judged by different judges (the report then says so)")
+    .option("--price <in,out>", "dollars per million judge prompt and completion tokens, for the cost estimate")
     .argument("<shards...>", "shard output folders")
     .action(async (shards: string[], o) => {
-      const rows = await mergeShards(shards, o.out).catch((e) => {
+      const rows = await mergeShards(shards, o.out, { allowMixedJudges: Boolean(o.allowMixedJudges), price: priceFrom(o.price) }).catch((e) => {
         throw e instanceof MergeError ? new CliError(e.message) : e;
       });
       process.stderr.write(`merged ${rows.length} rows from ${shards.length} shard(s) into ${o.out}\n`);
+      if (o.allowMixedJudges) process.stderr.write(`${judgeSummary(rows).line}\n`);
     });
   registerBenchExport(bench);
   registerBenchCompare(bench);
+  registerRejudge(bench);
 }

@@ -17,6 +17,8 @@ export interface RecordedRequest {
   body: {
     model: string;
     temperature?: number;
+    seed?: number;
+    max_tokens?: number;
     messages: Array<{ role: string; content: string | Array<{ type: string; text?: string; image_url?: { url: string } }> }>;
   };
   at: number;
@@ -28,6 +30,10 @@ export type Handler = (req: RecordedRequest, n: number) => Behaviour | Promise<B
 export class FakeJudge {
   readonly requests: RecordedRequest[] = [];
   handler: Handler = () => ({ reply: '{"reasoning": "fine", "answer": "yes", "score": 4}' });
+  /** The model id the reply names: a provider answers an alias with its dated snapshot. */
+  answeredModel: (asked: string) => string = (asked) => asked;
+  /** The token counts the reply reports. */
+  usage: (req: RecordedRequest) => { prompt_tokens: number; completion_tokens: number } = () => ({ prompt_tokens: 10, completion_tokens: 10 });
   private server = http.createServer((req, res) => this.serve(req, res));
   url = "";
 
@@ -90,9 +96,9 @@ export class FakeJudge {
             id: `chatcmpl-${this.requests.length}`,
             object: "chat.completion",
             created: Math.floor(Date.now() / 1000),
-            model: rec.body.model,
+            model: this.answeredModel(rec.body.model),
             choices: [{ index: 0, message, finish_reason: "finishReason" in b && b.finishReason ? b.finishReason : "stop" }],
-            usage: { prompt_tokens: 10, completion_tokens: 10, total_tokens: 20 },
+            usage: (({ prompt_tokens, completion_tokens }) => ({ prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens }))(this.usage(rec)),
           }),
         );
       };
