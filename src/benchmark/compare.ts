@@ -8,6 +8,7 @@ import { type Aggregate, EXACT_FIGURES, JUDGED_FIGURES, type RowFigure, type Sta
 import { GEDIT_FIGURES } from "./gedit-metrics.js";
 import { GEDIT_LANGUAGES } from "./gedit-facts.js";
 import type { ResultRow } from "./results.js";
+import { judgeLabel } from "./judge-summary.js";
 import { ALPHA, type Pair, type PairedResult, type Structure, holm, paired } from "./stats.js";
 
 export interface FigureComparison {
@@ -93,12 +94,10 @@ export function compareRows(rowsA: readonly ResultRow[], rowsB: readonly ResultR
 }
 
 /** Fields of a row's judge record that say who judged; anything else (timings, usage) may differ between like judges. */
-const JUDGE_IDENTITY = ["host", "model", "answeredModel", "temperature", "seed", "maxTokens", "promptHash", "protocol", "protocolVersion"] as const;
-
 /** Who judged a row, as one comparable string; null for rows nobody judged. */
-export function judgeIdentity(r: ResultRow): string | null {
-  const judge = (r as ResultRow & { judge?: Record<string, unknown> }).judge;
-  if (judge) return JUDGE_IDENTITY.filter((k) => judge[k] !== undefined).map((k) => `${k} ${JSON.stringify(judge[k])}`).join(", ");
+export function rowJudge(r: ResultRow): string | null {
+  // the recorded judge, named as bench merge and the report name it
+  if (r.judge) return judgeLabel(r.judge);
   if (!r.scorer) return null;
   // the local scorer picks its protocol per sample (photo or synthetic scene): it is one scorer whatever it picked
   if (r.scorer.backend === "local") return `local scorer ${r.scorer.version}`;
@@ -106,7 +105,7 @@ export function judgeIdentity(r: ResultRow): string | null {
 }
 
 /** The distinct judges of some rows (empty or one: comparable). */
-export const judgesOf = (rows: readonly ResultRow[]) => [...new Set(rows.map(judgeIdentity).filter((j): j is string => j !== null))];
+export const judgesOf = (rows: readonly ResultRow[]) => [...new Set(rows.map(rowJudge).filter((j): j is string => j !== null))];
 
 const fmt = (v: number | null, digits: number, sign = false) => (v === null ? "n/a" : `${sign && v >= 0 ? "+" : ""}${v.toFixed(digits)}`);
 const fmtCI = (ci: [number, number] | null, digits: number) => (ci ? `[${fmt(ci[0], digits, true)}, ${fmt(ci[1], digits, true)}]` : "");

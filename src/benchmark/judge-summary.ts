@@ -3,8 +3,6 @@
  * (and whether more than one judge did), how repeatable the judge was, the tokens spent and the
  * latencies. Each summary is a plain object with a one-line `line` for summaries and logs.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import path from "node:path";
 import type { JudgeRecord } from "../../reward/index.js";
 import { percentile } from "./metrics.js";
 import { type Figure, type Repeatability, repeatability } from "./repeatability.js";
@@ -117,26 +115,4 @@ export function costSummary(rows: ResultRow[], price?: [number, number]): CostSu
     ...(price ? { price: { input: price[0], output: price[1] }, dollars } : {}),
     line: `Cost: ${tokens}, ${cost}; edit latency p50 ${ms(editLatencyMs.p50)}, p95 ${ms(editLatencyMs.p95)}; judge latency p50 ${ms(judgeLatencyMs.p50)}, p95 ${ms(judgeLatencyMs.p95)}`,
   };
-}
-
-const MARK = "## Judge and cost";
-
-/**
- * Adds `judge` and `cost` to a written report.json and their lines to summary.md, until the
- * report itself renders them (then this is the one place to drop).
- */
-export function annotateReport(outDir: string, rows: ResultRow[], price?: [number, number]): { judge: JudgeSummary; cost: CostSummary } {
-  const judge = judgeSummary(rows);
-  const cost = costSummary(rows, price);
-  const jsonFile = path.join(outDir, "report.json");
-  if (existsSync(jsonFile)) writeFileSync(jsonFile, JSON.stringify({ ...JSON.parse(readFileSync(jsonFile, "utf8")), judge, cost }, null, 2));
-  const md = path.join(outDir, "summary.md");
-  if (existsSync(md)) {
-    const text = readFileSync(md, "utf8");
-    const at = text.indexOf(MARK);
-    const mine = [MARK, "", judge.line, "", cost.line, ""].join("\n");
-    // the section is last: written again, it replaces itself
-    writeFileSync(md, at >= 0 ? text.slice(0, at) + mine : `${text.trimEnd()}\n\n${mine}`);
-  }
-  return { judge, cost };
 }

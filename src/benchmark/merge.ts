@@ -6,7 +6,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { annotateReport, distinctJudges, judgeIdentity } from "./judge-summary.js";
+import { distinctJudges, judgeIdentity } from "./judge-summary.js";
 import { writeReport } from "./report.js";
 import { type ResultRow, readRows } from "./results.js";
 import { RESULTS_FILE, comparePair } from "./runner.js";
@@ -94,7 +94,6 @@ export async function mergeShards(shards: string[], out: string, o: MergeOptions
   const { shard: _s, ...whole } = runs[0].run;
   writeFileSync(path.join(out, "run.json"), JSON.stringify(whole, null, 2));
   const { models, presets } = runs[0].run;
-  await writeReport(rows, out, runs[0].run.suite, models && presets ? comparePair({ models, presets }) : undefined);
-  annotateReport(out, rows, o.price);
+  await writeReport(rows, out, runs[0].run.suite, models && presets ? comparePair({ models, presets }) : undefined, { price: o.price });
   return rows;
 }

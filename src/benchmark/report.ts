@@ -11,13 +11,13 @@ import { type GeditTables, geditHtml, geditMarkdown } from "./gedit-metrics.js";
 import { type Comparison, compareHtml, compareMarkdown, compareRows, judgesOf } from "./compare.js";
 import { type Aggregate, type StatsOptions, coverageLine, show, statsDefaults } from "./figures.js";
 import { type Cell, type GroupMetrics, type SweepCurve, groupMetrics, groupRows, sweepCurves } from "./metrics.js";
+import { type CostSummary, type JudgeSummary, costSummary, judgeSummary } from "./judge-summary.js";
 import type { ResultRow } from "./results.js";
 import type { Figure } from "./stats.js";
 
 export interface ReportOptions extends StatsOptions {
-  /** Who judged, and what it cost: filled by the judge's own code and printed here as given. */
-  judge?: Record<string, unknown>;
-  cost?: Record<string, unknown>;
+  /** Dollars per million judge prompt and completion tokens, for the cost line's estimate. */
+  price?: [number, number];
 }
 
 export interface Report {
@@ -38,8 +38,10 @@ export interface Report {
   geditPublished?: typeof GEDIT_PUBLISHED;
   /** Rows carrying `sweep`: judged score per requested level. */
   sweep?: SweepCurve[];
-  judge?: Record<string, unknown>;
-  cost?: Record<string, unknown>;
+  /** Who judged the rows (mixed judges named), and how repeatable the judge was. */
+  judge: JudgeSummary;
+  /** Judge tokens, the estimated cost, edit and judge latencies. */
+  cost: CostSummary;
 }
 
 const f = (x: Figure | null | undefined, digits = 2) => show(x, digits);
@@ -71,19 +73,9 @@ export function buildReport(rows: ResultRow[], suite: string, compare?: [string,
     comparison,
     ...(main?.gedit ? { gedit: main.gedit, geditJudge: main.geditJudge, geditPublished: GEDIT_PUBLISHED } : {}),
     ...(sweep.length ? { sweep } : {}),
-    ...(o.judge ? { judge: o.judge } : {}),
-    ...(o.cost ? { cost: o.cost } : {}),
+    judge: judgeSummary(rows),
+    cost: costSummary(rows, o.price),
   };
-}
-
-/** A plain record on one line: `model gpt-4.1-2025-04-14, temperature 0`. */
-function plain(x: unknown): string {
-  if (x === null || typeof x !== "object") return String(x);
-  if (Array.isArray(x)) return x.map(plain).join("; ");
-  return Object.entries(x as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => (v !== null && typeof v === "object" ? `${k} (${plain(v)})` : `${k} ${v}`))
-    .join(", ");
 }
 
 const aggregateNote = (r: Report) =>
@@ -114,8 +106,7 @@ export function markdown(r: Report): string {
   const out = [`# Benchmark report: ${r.suite}`, "", `${r.samples} samples; generated ${r.generated}.`, ""];
   out.push("Following = % judged yes; Preserving and Quality = mean 0..5 (judge or local scorer). Exact columns come from synthetic scenes' ground truth (following accuracy, mean change outside the region, mean error to the true target).", "");
   out.push(aggregateNote(r), "");
-  if (r.judge) out.push(`Judge: ${plain(r.judge)}.`, "");
-  if (r.cost) out.push(`Cost: ${plain(r.cost)}.`, "");
+  out.push(`${r.judge.line}.`, "", `${r.cost.line}.`, "");
   for (const g of r.groups) {
     out.push(`## ${g.group}`, "");
     out.push(`${g.overall.coverage.rows ? coverageLine(g.overall.coverage) : "no rows"}.`, "");
@@ -228,7 +219,7 @@ export async function html(r: Report, rows: ResultRow[], outDir: string): Promis
 body{font-family:system-ui,sans-serif;margin:2rem;color:#1d232a;background:#f8f9fb}table{border-collapse:collapse;margin:.5rem 0;background:#fff}th,td{border:1px solid #d1d5db;padding:.3rem .6rem;text-align:right}th:first-child,td:first-child{text-align:left}
 .charts{display:flex;flex-wrap:wrap;gap:1rem}.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(36rem,1fr));gap:1rem}.card{margin:0;background:#fff;border:1px solid #d1d5db;border-radius:.4rem;padding:.6rem}
 .imgs{display:flex;gap:.4rem}.imgs img{width:192px;height:auto;image-rendering:pixelated}.meta{color:#6b7280;font-size:.85rem}.unscored,.refused{color:#b91c1c}.not{color:#6b7280}pre{white-space:pre-wrap;font-size:.8rem}
-</style></head><body><h1>reward-edit benchmark: ${esc(r.suite)}</h1><p>${r.samples} samples, ${rows.length} edits; generated ${esc(r.generated)}. Following = % judged yes; Preserving and Quality = mean 0..5. ${esc(aggregateNote(r).replace(/\*\*/g, ""))} Gallery: source | edit | change map.</p>${r.judge ? `<p class="judge">Judge: ${esc(plain(r.judge))}.</p>` : ""}${r.cost ? `<p class="cost">Cost: ${esc(plain(r.cost))}.</p>` : ""}${parts.join("")}<h2>Gallery</h2><div class="gallery">${cards.join("")}</div></body></html>`;
+</style></head><body><h1>reward-edit benchmark: ${esc(r.suite)}</h1><p>${r.samples} samples, ${rows.length} edits; generated ${esc(r.generated)}. Following = % judged yes; Preserving and Quality = mean 0..5. ${esc(aggregateNote(r).replace(/\*\*/g, ""))} Gallery: source | edit | change map.</p><p class="judge">${esc(r.judge.line)}.</p><p class="cost">${esc(r.cost.line)}.</p>${parts.join("")}<h2>Gallery</h2><div class="gallery">${cards.join("")}</div></body></html>`;
 }
 
 export async function writeReport(rows: ResultRow[], outDir: string, suite: string, compare?: [string, string], o: ReportOptions = {}): Promise<Report> {

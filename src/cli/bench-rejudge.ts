@@ -2,7 +2,6 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { JudgeScorer, SCORING_PROTOCOLS, type ScoringProtocol, judgeConfigFrom } from "../../reward/index.js";
-import { annotateReport } from "../benchmark/judge-summary.js";
 import { RejudgeError, readRunDescription, rejudgeRun } from "../benchmark/rejudge.js";
 import { writeReport } from "../benchmark/report.js";
 import { RESULTS_FILE, comparePair } from "../benchmark/runner.js";
@@ -52,8 +51,7 @@ export function registerRejudge(bench: Command): void {
       progress.stop();
       const { models, presets, suite } = result.description as { models?: Array<{ label: string }>; presets?: Array<{ label: string }>; suite: string };
       const rows = [...result.rows].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-      await writeReport(rows, o.out, suite, models && presets ? comparePair({ models, presets }) : undefined);
-      const { judge, cost } = annotateReport(o.out, rows, price);
+      const { judge, cost } = await writeReport(rows, o.out, suite, models && presets ? comparePair({ models, presets }) : undefined, { price });
       process.stderr.write(`rejudge: ${result.judged} edits judged again, ${result.resumed} resumed from ${path.join(o.out, RESULTS_FILE)}; report in ${path.join(o.out, "report.html")}\n`);
       process.stdout.write(`${judge.line}\n${cost.line}\n`);
     });

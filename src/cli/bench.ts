@@ -18,7 +18,7 @@ import { REAL_EDIT_DATASET, pullRealEdit } from "../pull/dataset.js";
 import { resolveModel } from "../pull/resolve.js";
 import { isHubSpec } from "../pull/spec.js";
 import { registerBenchExport } from "./bench-export.js";
-import { annotateReport, judgeSummary } from "../benchmark/judge-summary.js";
+import { judgeSummary } from "../benchmark/judge-summary.js";
 import { benchProgress, priceFrom } from "./bench-progress.js";
 import { parseRepeats, registerRejudge } from "./bench-rejudge.js";
 import { CliError, parseNumber, parseRewards } from "./errors.js";
@@ -142,11 +142,10 @@ export function registerBench(program: Command): void {
       const progress = benchProgress("bench", price);
       const { rows, ran, skipped } = await runBenchmark({ ...plan, onProgress: progress.onProgress });
       progress.stop();
-      const report = await writeReport(sortRows(rows), o.out, suite.name, comparePair(plan), stats);
-      const annotated = annotateReport(o.out, sortRows(rows), price);
+      const report = await writeReport(sortRows(rows), o.out, suite.name, comparePair(plan), { ...stats, price });
       process.stderr.write(`bench: ${ran} edits run, ${skipped} resumed from ${path.join(o.out, RESULTS_FILE)}; report in ${path.join(o.out, "report.html")}\n`);
       process.stdout.write(consoleSummary(report));
-      if (judgeConfig) process.stdout.write(`${annotated.judge.line}\n${annotated.cost.line}\n`);
+      if (judgeConfig) process.stdout.write(`${report.judge.line}\n${report.cost.line}\n`);
     });
 
   bench

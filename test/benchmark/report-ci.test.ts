@@ -99,7 +99,11 @@ describe("report figures with intervals: coverage, scored vs strict, report.json
       rows.push(row({ sample: `s${i}`, category, f: i % 3 !== 0, p: 2 + (i % 3), q: 3, sweep: { perspective: "following", level: i % 6 } }));
       rows.push(i === 5 ? row({ model: "editor-b", sample: `s${i}`, category, status: "refused" }) : row({ model: "editor-b", sample: `s${i}`, category, f: true, p: 4 + (i % 2), q: 3 }));
     }
-    await writeReport(rows, out, "test-suite", undefined, { bootstrap: 300, seed: 9, judge: { model: "gpt-4.1-2025-04-14", temperature: 0 }, cost: { promptTokens: 1200, dollars: 0.01 } });
+    for (const r of rows.filter((x) => x.status === "ok")) {
+      r.judge = { host: "127.0.0.1", model: "gpt-4.1", answeredModel: "gpt-4.1-2025-04-14", temperature: 0, promptHash: "ab".repeat(32), protocol: "mrc", protocolVersion: "mrc-v1" };
+      r.judgeUsage = { promptTokens: 50, completionTokens: 5 };
+    }
+    await writeReport(rows, out, "test-suite", undefined, { bootstrap: 300, seed: 9, price: [2, 8] });
     const report = JSON.parse(readFileSync(path.join(out, "report.json"), "utf8"));
     expect(report).to.include({ aggregate: "scored" });
     expect(report.bootstrap).to.include({ B: 300, seed: 9, level: 0.95 });
@@ -121,13 +125,15 @@ describe("report figures with intervals: coverage, scored vs strict, report.json
     expect(pres.overall.distinguishable).to.equal(true);
     expect(report.sweep[0]).to.include({ model: "editor-a", perspective: "following" });
     expect(report.sweep[0].points).to.have.length(6);
-    expect(report.judge).to.deep.equal({ model: "gpt-4.1-2025-04-14", temperature: 0 });
+    expect(report.judge).to.include({ mixed: false });
+    expect(report.cost).to.include({ promptTokens: 1150, completionTokens: 115, judgedRows: 23 });
+    expect(report.cost.dollars).to.be.closeTo((1150 * 2 + 115 * 8) / 1e6, 1e-12);
 
     const md = readFileSync(path.join(out, "summary.md"), "utf8");
     expect(md).to.match(/\| \*\*overall\*\* \| 12 \| 12\/12 \| \d+\.\d %? ?\[\d+\.\d, \d+\.\d\] % \| \d\.\d\d \[\d\.\d\d, \d\.\d\d\] \|/);
     expect(md).to.contain("coverage 11/12 scored (91.7 %); 1 refused");
     expect(md).to.contain("Headline aggregation: **scored**").and.contain("Strict overall: Following");
-    expect(md).to.contain("Judge: model gpt-4.1-2025-04-14, temperature 0.").and.contain("Cost: promptTokens 1200, dollars 0.01.");
+    expect(md).to.contain("Judge: gpt-4.1 (answered gpt-4.1-2025-04-14) at 127.0.0.1, temperature 0").and.contain("Cost: 1,150 prompt + 115 completion judge tokens over 23 rows, estimated $0.0032");
     expect(md).to.contain("## Comparison: editor-b / best minus editor-a / best").and.contain("Holm");
     const html = readFileSync(path.join(out, "report.html"), "utf8");
     expect(html).to.contain('class="forest"').and.contain('class="sweep"').and.contain('class="coverage"').and.contain('class="judge"');
