@@ -2,7 +2,8 @@
  * `bench --sweep`: does a reward slider do what it says? One perspective's reward level is asked
  * at 0..5 with the others at 5; per level the judged score of that perspective, and Spearman's
  * rho between the requested level and the judged score, each with a seeded bootstrap interval
- * that resamples samples (all six levels of a sample together) within each category.
+ * that resamples samples (all six levels of a sample together) within each category (categories
+ * of a single sample pooled).
  */
 import type { PresetChoice } from "./editors/types.js";
 import type { ResultRow } from "./results.js";
@@ -143,16 +144,20 @@ export function sweepSummaries(rows: ResultRow[], o: { samples?: number; seed?: 
       const c = clusters.get(id) ?? clusters.set(id, { stratum: r.category, points: [] }).get(id)!;
       c.points.push({ level: r.sweep!.level, score: s });
     }
-    const strata = new Map<string, Point[][]>();
-    for (const c of clusters.values()) (strata.get(c.stratum) ?? strata.set(c.stratum, []).get(c.stratum)!).push(c.points);
-    const all = [...strata.values()].flat();
+    const byCategory = new Map<string, Point[][]>();
+    for (const c of clusters.values()) (byCategory.get(c.stratum) ?? byCategory.set(c.stratum, []).get(c.stratum)!).push(c.points);
+    // a category of one sample would be redrawn as itself every time, hiding its variance: such categories are pooled
+    const strata = [...byCategory.values()].filter((m) => m.length > 1);
+    const singles = [...byCategory.values()].filter((m) => m.length === 1).flat();
+    if (singles.length) strata.push(singles);
+    const all = strata.flat();
     const observed = figures(all);
     const rand = seeded(seed);
     const rhoDraws: number[] = [];
     const levelDraws = new Map<number, number[]>();
     for (let b = 0; b < B; b++) {
       const drawn: Point[][] = [];
-      for (const members of strata.values()) for (let i = 0; i < members.length; i++) drawn.push(members[Math.floor(rand() * members.length)]);
+      for (const members of strata) for (let i = 0; i < members.length; i++) drawn.push(members[Math.floor(rand() * members.length)]);
       const f = figures(drawn);
       if (f.rho !== null) rhoDraws.push(f.rho);
       for (const [level, v] of f.levels) (levelDraws.get(level) ?? levelDraws.set(level, []).get(level)!).push(mean(v)!);

@@ -129,10 +129,11 @@ export async function checkOutputs(dir: string, suite: Suite, o: { limit?: numbe
           // a full decode: a cut-off file can still have a readable header
           const { info } = await sharp(file, { failOn: "error" }).raw().toBuffer({ resolveWithObject: true });
           c.usable.set(s.id, file);
-          const src = await sharp(s.image).metadata();
+          // the edit input's sides are rounded (GEdit-Bench: to 32): the judged source's shape counts as well
+          const sources = await Promise.all([s.image, ...(s.judgeImage ? [s.judgeImage] : [])].map((f) => sharp(f).metadata()));
           const a = ratio(info.width, info.height);
-          const b = ratio(src.width!, src.height!);
-          if (Math.abs(a - b) / b > ASPECT_TOLERANCE) c.aspect.push({ id: s.id, path: rel, edit: `${info.width}x${info.height}`, source: `${src.width}x${src.height}` });
+          const fits = sources.some((m) => Math.abs(a - ratio(m.width!, m.height!)) / ratio(m.width!, m.height!) <= ASPECT_TOLERANCE);
+          if (!fits) c.aspect.push({ id: s.id, path: rel, edit: `${info.width}x${info.height}`, source: `${sources[0].width}x${sources[0].height}` });
         } catch (e) {
           c.undecodable.push({ id: s.id, path: rel, error: (e as Error).message.split("\n")[0] });
         }
