@@ -171,32 +171,31 @@ describe("editors: a remote OpenAI images editor (the official client), this pro
     expect(api.seen.length).to.equal(before);
   });
 
-  it("bad editor specs and a missing key are one line each", async () => {
+  it("bad editor specs, a missing key and --sweep without reward inputs (the bundled baseline, an openai editor) are one line each", async () => {
     const dir = tempDir("editor-bad-");
-    const noKey = await runCli(["bench", ...oneSample, "--editor", "openai:gpt-image-1", "--backend", "local", "--out", path.join(dir, "a")], { ...JUDGE_ENV, REWARD_EDIT_EDITOR_API_KEY: "" });
-    expect(noKey.code).to.equal(1);
-    expect(noKey.stderr.trim().split("\n")).to.have.length(1);
-    expect(noKey.stderr).to.contain("REWARD_EDIT_EDITOR_API_KEY").and.contain("OPENAI_API_KEY is not used");
+    const requests = api.seen.length;
     const file = path.join(dir, "bad.json");
     writeFileSync(file, JSON.stringify({ model: "x", concurrency: 0, colour: "red" }));
-    const bad = await runCli(["bench", ...oneSample, "--editor", file, "--out", path.join(dir, "b")], JUDGE_ENV);
-    expect(bad.code).to.equal(1);
-    expect(bad.stderr.trim().split("\n")).to.have.length(1);
+    // independent refusals: started together
+    const [noKey, bad, both, baseline, remote, typo] = await Promise.all([
+      runCli(["bench", ...oneSample, "--editor", "openai:gpt-image-1", "--backend", "local", "--out", path.join(dir, "a")], { ...JUDGE_ENV, REWARD_EDIT_EDITOR_API_KEY: "" }),
+      runCli(["bench", ...oneSample, "--editor", file, "--out", path.join(dir, "b")], JUDGE_ENV),
+      runCli(["bench", ...oneSample, "--model", TINY, "--editor", "openai:x", "--out", path.join(dir, "c")]),
+      runCli(["bench", ...oneSample, "--model", BASELINE_MODEL, "--sweep", "following", "--out", path.join(dir, "d")]),
+      runCli(["bench", ...oneSample, "--editor", `openai:gpt-image-1@${api.url}`, "--sweep", "quality", "--out", path.join(dir, "e")], { REWARD_EDIT_EDITOR_API_KEY: EDITOR_KEY }),
+      runCli(["bench", ...oneSample, "--sweep", "speed", "--out", path.join(dir, "f")]),
+    ]);
+    for (const r of [noKey, bad, both, baseline, remote, typo]) {
+      expect(r.code, r.stderr).to.equal(1);
+      expect(r.stderr.trim().split("\n"), r.stderr).to.have.length(1);
+    }
+    expect(noKey.stderr).to.contain("REWARD_EDIT_EDITOR_API_KEY").and.contain("OPENAI_API_KEY is not used");
     expect(bad.stderr).to.match(/editor configuration: .*concurrency/);
-    const both = await runCli(["bench", ...oneSample, "--model", TINY, "--editor", "openai:x", "--out", path.join(dir, "c")]);
     expect(both.stderr.trim()).to.match(/give one of --model, --editor and --outputs, not --model and --editor$/);
-  });
-
-  it("an editor without reward inputs is refused by --sweep in one line: the bundled baseline, an openai editor", async () => {
-    const dir = tempDir("sweep-refused-");
-    const baseline = await runCli(["bench", ...oneSample, "--model", BASELINE_MODEL, "--sweep", "following", "--out", path.join(dir, "a")]);
-    expect(baseline.code).to.equal(1);
     expect(baseline.stderr.trim()).to.equal("reward-edit: --sweep needs an editor with reward inputs: reward-edit-synthetic-baseline has none");
-    const remote = await runCli(["bench", ...oneSample, "--editor", `openai:gpt-image-1@${api.url}`, "--sweep", "quality", "--out", path.join(dir, "b")], { REWARD_EDIT_EDITOR_API_KEY: EDITOR_KEY });
-    expect(remote.code).to.equal(1);
     expect(remote.stderr.trim()).to.equal("reward-edit: --sweep needs an editor with reward inputs: gpt-image-1 has none");
-    const typo = await runCli(["bench", ...oneSample, "--sweep", "speed", "--out", path.join(dir, "c")]);
     expect(typo.stderr.trim()).to.match(/--sweep must be following, preserving, quality/);
+    expect(api.seen.length, "no refusal made an edit request").to.equal(requests);
   });
 
   describe("this project's own server, through its OpenAI route", () => {
