@@ -28,7 +28,8 @@ export interface ResultRow {
   model: string;
   preset: string;
   seed: number;
-  status: "ok" | "edit_failed";
+  /** refused: the editor's provider declined (content policy); missing: no edit delivered for the sample. */
+  status: "ok" | "edit_failed" | "refused" | "missing";
   /** What the returned edit was made with (the model's defaults filled in; with --refine, its round's). */
   settings?: { rewards: [number, number, number] | null; steps: number; textGuidance: number; imageGuidance: number; seed: number };
   error?: string;
@@ -46,6 +47,13 @@ export interface ResultRow {
   judgeUsage?: TokenUsage;
   /** With --judge-repeats K > 1: each repeat's figures; `scores` then hold their mean. */
   repeats?: RepeatScores[];
+  /**
+   * Which editor made it. latencyMs and usage (as the provider sent it) for a remote editor, whose
+   * attempts count its retried requests; a local edit's time is latency.editMs.
+   */
+  editor?: { kind: "local" | "openai" | "outputs"; name: string; latencyMs?: number; usage?: Record<string, unknown>; attempts?: number };
+  /** With --sweep: the swept perspective and the level this row's edit requested. */
+  sweep?: { perspective: "following" | "preserving" | "quality"; level: number };
   /** With --refine N: the rounds run, which one was returned, and what each round changed. */
   refine?: { rounds: number; best: number; stopped: "met" | "rounds"; changes: string[][]; merits: number[] };
 }

@@ -1,28 +1,27 @@
 /**
- * A benchmark run: suite x model x preset x seed, each edit scored, rows streamed to
- * results.jsonl. Restarted with the same arguments it resumes; `shard` runs one slice.
+ * A benchmark run: suite x editor x preset x seed, each edit scored, rows streamed to
+ * results.jsonl. Restarted with the same arguments it resumes; `shard` runs one slice. The editor
+ * is any adapter of ./editors (a model folder, a remote images API, a folder of edits made
+ * elsewhere); a refused, missing or failed edit is a row with that status, never dropped.
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type EditorModel, type Rewards, edit, loadModel } from "../../editor/index.js";
+import sharp from "sharp";
+import pLimit from "p-limit";
 import { type JudgeScorer, LocalScorer, type ScoreResult, type TokenUsage } from "../../reward/index.js";
-import { exactScorer, refine } from "../refine/index.js";
 import { judgeRepeats, judgedInput, recordScore } from "./judging.js";
+import { LocalEditor } from "./editors/local.js";
+import type { EditTask, Editor, EditorChoice, PresetChoice } from "./editors/types.js";
 import { type ResultRow, ResultsFile, readRows } from "./results.js";
 import type { Sample, Suite } from "./suites.js";
 
-export interface PresetChoice {
-  label: string;
-  rewards?: Rewards;
-  steps?: number;
-  textGuidance?: number;
-  imageGuidance?: number;
-}
+export type { EditorChoice, PresetChoice } from "./editors/types.js";
 
 export interface RunPlan {
   suite: Suite;
-  models: Array<{ label: string; dir: string }>;
+  /** The editors: model folders (opened here) or any other adapter (its `open`). */
+  models: EditorChoice[];
   presets: PresetChoice[];
   seeds: number[];
   outDir: string;
@@ -41,7 +40,7 @@ export interface RunPlan {
 export interface Task {
   key: string;
   sample: Sample;
-  model: { label: string; dir: string };
+  model: EditorChoice;
   preset: PresetChoice;
   seed: number;
 }
@@ -68,7 +67,10 @@ export function planTasks(p: Pick<RunPlan, "suite" | "models" | "presets" | "see
   return p.shard ? tasks.filter((_, i) => i % p.shard!.count === p.shard!.index) : tasks;
 }
 
-const imageName = (key: string) => `${createHash("sha1").update(key).digest("hex").slice(0, 16)}.png`;
+const EXTENSIONS: Record<string, string> = { png: "png", jpeg: "jpg", webp: "webp" };
+/** Named by the task; an edit made elsewhere keeps its own format. */
+const imageName = async (key: string, image: Buffer) =>
+  `${createHash("sha1").update(key).digest("hex").slice(0, 16)}.${EXTENSIONS[(await sharp(image).metadata().catch(() => ({ format: "png" }))).format ?? "png"] ?? "png"}`;
 
 export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; ran: number; skipped: number }> {
   mkdirSync(path.join(plan.outDir, "images"), { recursive: true });
@@ -78,77 +80,51 @@ export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; 
   const tasks = planTasks(plan);
   const todo = tasks.filter((t) => !done.has(t.key));
   const local = new LocalScorer();
-  const models = new Map<string, EditorModel>();
+  const editors = new Map<EditorChoice, Editor>();
   let finished = tasks.length - todo.length;
   const spent: TokenUsage = { promptTokens: 0, completionTokens: 0 };
   const count = (r: ResultRow) => ((spent.promptTokens += r.judgeUsage?.promptTokens ?? 0), (spent.completionTokens += r.judgeUsage?.completionTokens ?? 0));
   const planned = new Set(tasks.map((t) => t.key));
   for (const r of readRows(file)) if (planned.has(r.key)) count(r);
   plan.onProgress?.(finished, tasks.length, spent);
-  try {
-    for (const t of todo) {
-      const model = models.get(t.model.dir) ?? (await loadModel(t.model.dir));
-      models.set(t.model.dir, model);
-      const source = readFileSync(t.sample.image);
-      const row: ResultRow = {
-        key: t.key,
-        sample: t.sample.id,
-        category: t.sample.category,
-        ...(t.sample.gedit ? { gedit: t.sample.gedit } : {}),
-        instruction: t.sample.instruction,
-        image: t.sample.image,
-        model: t.model.label,
-        preset: t.preset.label,
-        seed: t.seed,
-        status: "ok",
-        latency: { editMs: 0, scoreMs: 0 },
-      };
-      try {
-        const defaults = model.manifest.defaults;
-        const runEdit = async (o: { rewards?: Rewards; textGuidance?: number; imageGuidance?: number; seed: number; feedback?: string }, image: Buffer) =>
-          edit(model, { image, instruction: t.sample.instruction, steps: plan.steps ?? t.preset.steps, ...o });
-        let edited: Buffer;
-        let score: ScoreResult | undefined;
-        let roundScores: ScoreResult[] = [];
-        if ((plan.refine ?? 1) > 1) {
-          // the configured judge drives the rounds; synthetic scenes without one use their exact truth
-          const scorer = plan.judge ?? (t.sample.synthetic ? exactScorer(local, t.sample.synthetic) : local);
-          const rr = await refine(
-            {
-              source,
-              instruction: t.sample.instruction,
-              rewards: t.preset.rewards ?? [5, 5, 5],
-              textGuidance: t.preset.textGuidance ?? defaults.text_guidance,
-              imageGuidance: t.preset.imageGuidance ?? defaults.image_guidance,
-              seed: t.seed,
-              rounds: plan.refine!,
-            },
-            async (s, image) =>
-              (await runEdit({ rewards: s.rewards, textGuidance: s.textGuidance, imageGuidance: s.imageGuidance, seed: s.seed, feedback: s.feedback }, image)).image,
-            scorer,
-          );
-          const best = rr.rounds[rr.best];
-          edited = best.image;
-          row.settings = { rewards: model.takesRewards ? best.settings.rewards : null, steps: plan.steps ?? t.preset.steps ?? defaults.steps, textGuidance: best.settings.textGuidance, imageGuidance: best.settings.imageGuidance, seed: best.settings.seed };
-          score = best.score;
-          roundScores = rr.rounds.map((r) => r.score);
-          row.latency.editMs = rr.rounds.reduce((a, r) => a + r.editMs, 0);
-          row.latency.scoreMs = rr.rounds.reduce((a, r) => a + r.scoreMs, 0);
-          row.refine = {
-            rounds: rr.rounds.length,
-            best: rr.best,
-            stopped: rr.stopped,
-            changes: rr.rounds.map((r) => r.changes),
-            merits: rr.rounds.map((r) => r.verdict.merit),
-          };
-        } else {
-          const r = await runEdit({ rewards: t.preset.rewards, textGuidance: t.preset.textGuidance, imageGuidance: t.preset.imageGuidance, seed: t.seed }, source);
-          row.latency.editMs = r.timings.totalMs;
-          edited = r.image;
-          const p = r.parameters;
-          row.settings = { rewards: p.rewardsApplied ? p.rewards : null, steps: p.steps, textGuidance: p.textGuidance, imageGuidance: p.imageGuidance, seed: p.seed };
-        }
-        row.edited = imageName(t.key);
+
+  const runTask = async (t: Task, editor: Editor) => {
+    const source = readFileSync(t.sample.image);
+    const row: ResultRow = {
+      key: t.key,
+      sample: t.sample.id,
+      category: t.sample.category,
+      ...(t.sample.gedit ? { gedit: t.sample.gedit } : {}),
+      instruction: t.sample.instruction,
+      image: t.sample.image,
+      model: t.model.label,
+      preset: t.preset.label,
+      seed: t.seed,
+      status: "ok",
+      latency: { editMs: 0, scoreMs: 0 },
+      editor: { kind: editor.kind, name: editor.name },
+      ...(t.preset.sweep ? { sweep: t.preset.sweep } : {}),
+    };
+    try {
+      const task: EditTask = { key: t.key, sample: t.sample, source, preset: t.preset, seed: t.seed };
+      const out = await editor.edit(task);
+      row.latency.editMs = out.latencyMs ?? 0;
+      // a local edit's time is latency.editMs already; a remote one's also says what the provider counted
+      if (editor.kind === "openai") {
+        row.editor!.latencyMs = out.latencyMs;
+        if (out.usage) row.editor!.usage = out.usage;
+        if (out.attempts !== undefined) row.editor!.attempts = out.attempts;
+      }
+      if (out.status !== "ok") {
+        row.status = out.status;
+        row.error = out.error;
+      } else {
+        const edited = out.image;
+        if (out.settings) row.settings = out.settings;
+        if (out.refine) row.refine = out.refine;
+        let score: ScoreResult | undefined = out.score;
+        row.latency.scoreMs = out.scoreMs ?? 0;
+        row.edited = await imageName(t.key, edited);
         writeFileSync(path.join(plan.outDir, "images", row.edited), edited);
         const t0 = performance.now();
         const input = await judgedInput(source, edited, t.sample.instruction, t.sample.judgeImage ? readFileSync(t.sample.judgeImage) : undefined);
@@ -159,17 +135,28 @@ export async function runBenchmark(plan: RunPlan): Promise<{ rows: ResultRow[]; 
         const judged = plan.judge ? await judgeRepeats(plan.judge, input, plan.judgeRepeats ?? 1, score) : [score ?? exact ?? (await local.score(input))];
         row.truth = exact?.measures?.truth as ResultRow["truth"];
         row.latency.scoreMs += performance.now() - t0;
-        recordScore(row, judged, roundScores.filter((s) => !judged.includes(s)));
-      } catch (err) {
-        row.status = "edit_failed";
-        row.error = (err as Error).message;
+        // every refinement round's judge tokens count, not only the returned round's
+        recordScore(row, judged, (out.roundScores ?? []).filter((x) => !judged.includes(x)));
       }
-      results.append(row);
-      count(row);
-      plan.onProgress?.(++finished, tasks.length, spent);
+    } catch (err) {
+      row.status = "edit_failed";
+      row.error = (err as Error).message;
+    }
+    results.append(row);
+    count(row);
+    plan.onProgress?.(++finished, tasks.length, spent);
+  };
+
+  try {
+    // one editor after another, in the plan's order; each has as many edits in flight as it allows
+    for (const choice of [...new Set(todo.map((t) => t.model))]) {
+      const editor = choice.open ? await choice.open() : await LocalEditor.open(choice.label, choice.dir, { steps: plan.steps, refine: plan.refine, judge: plan.judge, local });
+      editors.set(choice, editor);
+      const limit = pLimit(editor.concurrency);
+      await Promise.all(todo.filter((t) => t.model === choice).map((t) => limit(() => runTask(t, editor))));
     }
   } finally {
-    await Promise.all([...models.values()].map((m) => m.dispose()));
+    await Promise.all([...editors.values()].map((e) => e.dispose()));
   }
   return { rows: readRows(file).filter((r) => planned.has(r.key)), ran: todo.length, skipped: tasks.length - todo.length };
 }

@@ -28,6 +28,8 @@ export interface Sample {
   /** The image the edit is judged against, when it is not the edit's input (GEdit-Bench). */
   judgeImage?: string;
   gedit?: GeditInfo;
+  /** A mask in OpenAI's convention (transparent = edit there), where the suite has one: remote editors send it. */
+  mask?: string;
 }
 
 export interface Suite {
@@ -143,9 +145,9 @@ export function loadJsonl(file: string): Suite {
     .split("\n")
     .filter((l) => l.trim())
     .map((l, n) => {
-      const r = JSON.parse(l) as { id?: string; image: string; instruction: string; category?: string };
+      const r = JSON.parse(l) as { id?: string; image: string; instruction: string; category?: string; mask?: string };
       if (!r.image || !r.instruction) throw new Error(`${file}:${n + 1}: image and instruction are required`);
-      return { id: r.id ?? `line-${n + 1}`, image: path.resolve(dir, r.image), instruction: r.instruction, category: normaliseCategory(r.category ?? "other") };
+      return { id: r.id ?? `line-${n + 1}`, image: path.resolve(dir, r.image), instruction: r.instruction, category: normaliseCategory(r.category ?? "other"), ...(r.mask ? { mask: path.resolve(dir, r.mask) } : {}) };
     });
   return { name: path.basename(file), samples };
 }

@@ -2,7 +2,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { JudgeScorer, SCORING_PROTOCOLS, type ScoringProtocol, judgeConfigFrom } from "../../reward/index.js";
-import { BASELINE_MODEL, defaultModelDir } from "../paths.js";
 import { loadPresets } from "../presets/index.js";
 import { consoleSummary, writeReport } from "../benchmark/report.js";
 import { parseStatsOptions, registerBenchCompare } from "./bench-compare.js";
@@ -15,13 +14,13 @@ import { GEDIT_DATASET, GEDIT_LANGUAGES, type GeditLanguage, loadGedit } from ".
 import { pullGedit } from "../benchmark/gedit-source.js";
 import { progressFor } from "../hub/index.js";
 import { REAL_EDIT_DATASET, pullRealEdit } from "../pull/dataset.js";
-import { resolveModel } from "../pull/resolve.js";
-import { isHubSpec } from "../pull/spec.js";
 import { registerBenchExport } from "./bench-export.js";
 import { judgeSummary } from "../benchmark/judge-summary.js";
 import { benchProgress, priceFrom } from "./bench-progress.js";
 import { parseRepeats, registerRejudge } from "./bench-rejudge.js";
 import { CliError, parseNumber, parseRewards } from "./errors.js";
+import { benchPresets, editorChoices, reportSweep } from "./bench-editors.js";
+import { registerOutputCommands } from "./bench-outputs.js";
 
 function parseShard(s: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(s);
@@ -57,7 +56,10 @@ export function registerBench(program: Command): void {
     .option("--intersection", "gedit-bench: only the rows with Intersection_exist")
     .option("--protocol <name>", `judge protocol: ${SCORING_PROTOCOLS.join(", ")} (default viescore for gedit-bench, else the configured one, mrc)`)
     .option("--model <dir>", "model folder or hub:REPO[/SUBFOLDER][@REV] (default: the bundled editor)")
-    .option("--compare [dir]", "also run a second model and compare (default: the bundled no-reward baseline)")
+    .option("--editor <spec>", "the editor: a model folder, hub:..., openai:MODEL[@BASE_URL] or a JSON config file (key in REWARD_EDIT_EDITOR_API_KEY)")
+    .option("--outputs <dir>", "judge edits made elsewhere: GEdit-Bench's fullset/ layout or an outputs.jsonl manifest (checked first)")
+    .option("--sweep <perspective>", "following, preserving or quality (or a comma list): that reward level at 0..5, the others at 5")
+    .option("--compare [dir]", "also run a second model or editor spec and compare (default: the bundled no-reward baseline)")
     .option("--preset <names>", "comma-separated presets (default best)")
     .option("--rewards <F,P,Q>", "explicit reward levels instead of presets")
     .option("--seeds <list>", "comma-separated seeds", "0")
@@ -109,20 +111,13 @@ export function registerBench(program: Command): void {
       // each benchmark is scored the way its published figures were: GEdit-Bench by VIEScore, Real-Edit by the Multi-Reward protocol
       const protocol: ScoringProtocol | undefined = judgeConfig ? ((o.protocol as ScoringProtocol | undefined) ?? (isGedit ? "viescore" : judgeConfig.protocol)) : undefined;
       const log = (line: string) => process.stderr.write(`${line}\n`);
-      const main = await resolveModel(o.model ?? defaultModelDir(), { log });
-      const models = [{ label: main.label, dir: main.dir }];
-      if (o.compare) {
-        const spec = o.compare === true ? BASELINE_MODEL : o.compare;
-        if (!isHubSpec(spec) && !existsSync(spec)) throw new CliError(`--compare model folder ${spec} does not exist`);
-        const other = await resolveModel(spec, { log });
-        models.push({ label: other.label, dir: other.dir });
-      }
+      const models = await editorChoices(o, { suite, log });
       const seeds = String(o.seeds).split(",").map((s) => parseNumber("--seeds", s, { integer: true, min: 0, max: 2 ** 32 - 1 }));
       const shard = o.shard ? parseShard(o.shard) : undefined;
       const plan = {
         suite,
         models,
-        presets: presetChoices(o),
+        presets: benchPresets(o, models, () => presetChoices(o)),
         seeds,
         outDir: o.out,
         judge: judgeConfig ? new JudgeScorer({ ...judgeConfig, protocol: protocol! }) : null,
@@ -142,11 +137,14 @@ export function registerBench(program: Command): void {
       const progress = benchProgress("bench", price);
       const { rows, ran, skipped } = await runBenchmark({ ...plan, onProgress: progress.onProgress });
       progress.stop();
+      if (o.sweep) reportSweep(rows, o.out, (line) => process.stdout.write(`${line}\n`));
       const report = await writeReport(sortRows(rows), o.out, suite.name, comparePair(plan), { ...stats, price });
       process.stderr.write(`bench: ${ran} edits run, ${skipped} resumed from ${path.join(o.out, RESULTS_FILE)}; report in ${path.join(o.out, "report.html")}\n`);
       process.stdout.write(consoleSummary(report));
       if (judgeConfig) process.stdout.write(`${report.judge.line}\n${report.cost.line}\n`);
     });
+
+  registerOutputCommands(bench);
 
   bench
     .command("merge")
