@@ -9,7 +9,8 @@
 import { type Aggregate, type Coverage, EXACT_FIGURES, JUDGED_FIGURES, type StatsOptions, coverageOf, failedEdit, rowValues, statsDefaults } from "./figures.js";
 import { type GeditTables, geditJudge, geditTables } from "./gedit-metrics.js";
 import type { ResultRow } from "./results.js";
-import { type Figure, bootstrapCI, figure, mean, spearman } from "./stats.js";
+import { sweepSummaries } from "./sweep.js";
+import { type Figure, figure, mean } from "./stats.js";
 
 export { type Aggregate, AGGREGATES, type Coverage, type StatsOptions } from "./figures.js";
 
@@ -127,13 +128,6 @@ export function groupMetrics(rows: ResultRow[], o: StatsOptions = {}): GroupMetr
   });
 }
 
-/** What a row of a sweep carries (the sweep's runner sets it): which reward was swept and to what level. */
-export interface SweepTag {
-  perspective: "following" | "preserving" | "quality";
-  level: number;
-}
-export const sweepOf = (r: ResultRow) => (r as ResultRow & { sweep?: SweepTag }).sweep;
-
 export interface SweepCurve {
   model: string;
   perspective: string;
@@ -143,29 +137,16 @@ export interface SweepCurve {
   rho: Figure;
 }
 
-/** Level against the mean judged score of the swept perspective (scored rows), per model and perspective. */
+/**
+ * Level against the mean judged score of the swept perspective, per model and perspective: the
+ * sweep's own summaries (a sample's six levels resampled together), shaped as report figures.
+ */
 export function sweepCurves(rows: readonly ResultRow[], o: StatsOptions = {}): SweepCurve[] {
   const { B, seed } = statsDefaults(o);
-  const by = new Map<string, Array<{ level: number; score: number }>>();
-  for (const r of rows) {
-    const s = sweepOf(r);
-    if (!s || failedEdit(r)) continue;
-    const c = r.scores?.[s.perspective];
-    if (c?.status !== "scored" || c.score === undefined) continue;
-    const k = `${r.model}\u0000${s.perspective}`;
-    by.set(k, [...(by.get(k) ?? []), { level: s.level, score: c.score }]);
-  }
-  return [...by.entries()].map(([k, pts]) => {
-    const [model, perspective] = k.split("\u0000");
-    const levels = [...new Set(pts.map((p) => p.level))].sort((a, b) => a - b);
-    const rhoOf = (ps: Array<{ level: number; score: number }>) => spearman(ps.map((p) => p.level), ps.map((p) => p.score));
-    const rho = rhoOf(pts);
-    return {
-      model,
-      perspective,
-      points: levels.map((level) => ({ level, score: figure([pts.filter((p) => p.level === level).map((p) => p.score)], "pooled", { B, seed }) })),
-      // resampled within levels, so every resample keeps the design's levels
-      rho: { value: rho, ci: rho === null ? null : bootstrapCI(levels.map((l) => pts.filter((p) => p.level === l)), (s) => rhoOf(s.flat()), { B, seed }), n: pts.length },
-    };
-  });
+  return sweepSummaries([...rows], { samples: B, seed }).map((s) => ({
+    model: s.model,
+    perspective: s.perspective,
+    points: s.levels.filter((l) => l.n > 0).map((l) => ({ level: l.level, score: { value: l.value, ci: l.ci, n: l.n } })),
+    rho: s.rho,
+  }));
 }

@@ -7,6 +7,7 @@
  */
 import type { PresetChoice } from "./editors/types.js";
 import type { ResultRow } from "./results.js";
+import { mean, quantile, rng, spearman } from "./stats.js";
 
 export const SWEEP_PERSPECTIVES = ["following", "preserving", "quality"] as const;
 export type SweepPerspective = (typeof SWEEP_PERSPECTIVES)[number];
@@ -41,55 +42,6 @@ export interface SweepSummary {
   bootstrap: { samples: number; seed: number };
 }
 
-/** Average ranks (1-based), ties sharing the mean of the ranks they span. */
-export function ranks(xs: number[]): number[] {
-  const order = xs.map((x, i) => [x, i] as const).sort((a, b) => a[0] - b[0]);
-  const r = new Array<number>(xs.length);
-  for (let i = 0; i < order.length; ) {
-    let j = i;
-    while (j + 1 < order.length && order[j + 1][0] === order[i][0]) j++;
-    for (let k = i; k <= j; k++) r[order[k][1]] = (i + j) / 2 + 1;
-    i = j + 1;
-  }
-  return r;
-}
-
-/** Pearson's correlation of the average ranks; null when either variable is constant. */
-export function spearman(x: number[], y: number[]): number | null {
-  if (x.length < 2) return null;
-  const [a, b] = [ranks(x), ranks(y)];
-  const mean = (v: number[]) => v.reduce((s, t) => s + t, 0) / v.length;
-  const [ma, mb] = [mean(a), mean(b)];
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
-  for (let i = 0; i < a.length; i++) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) ** 2;
-    sbb += (b[i] - mb) ** 2;
-  }
-  return saa === 0 || sbb === 0 ? null : sab / Math.sqrt(saa * sbb);
-}
-
-/** mulberry32: small, seeded, the same draws on every machine. */
-export function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** The q-quantile by linear interpolation between order statistics (R's type 7). */
-export function quantile(sorted: number[], q: number): number {
-  const h = (sorted.length - 1) * q;
-  const lo = Math.floor(h);
-  return sorted[lo] + (h - lo) * ((sorted[Math.min(lo + 1, sorted.length - 1)] ?? sorted[lo]) - sorted[lo]);
-}
-
 const interval = (draws: number[]): [number, number] | null => {
   if (!draws.length) return null;
   const s = [...draws].sort((a, b) => a - b);
@@ -120,7 +72,6 @@ function figures(clusters: Point[][]): { levels: Map<number, number[]>; rho: num
   return { levels, rho: spearman(x, y) };
 }
 
-const mean = (v: number[] | undefined) => (v?.length ? v.reduce((a, b) => a + b, 0) / v.length : null);
 
 /** One summary per (model, swept perspective) in the rows; unscored and failed rows are counted, not used. */
 export function sweepSummaries(rows: ResultRow[], o: { samples?: number; seed?: number } = {}): SweepSummary[] {
@@ -152,7 +103,7 @@ export function sweepSummaries(rows: ResultRow[], o: { samples?: number; seed?: 
     if (singles.length) strata.push(singles);
     const all = strata.flat();
     const observed = figures(all);
-    const rand = seeded(seed);
+    const rand = rng(seed);
     const rhoDraws: number[] = [];
     const levelDraws = new Map<number, number[]>();
     for (let b = 0; b < B; b++) {
@@ -166,7 +117,7 @@ export function sweepSummaries(rows: ResultRow[], o: { samples?: number; seed?: 
     out.push({
       model,
       perspective,
-      levels: SWEEP_LEVELS.map((level) => ({ level, value: mean(observed.levels.get(level)), ci: interval(levelDraws.get(level) ?? []), n: observed.levels.get(level)?.length ?? 0 })),
+      levels: SWEEP_LEVELS.map((level) => ({ level, value: mean(observed.levels.get(level) ?? []), ci: interval(levelDraws.get(level) ?? []), n: observed.levels.get(level)?.length ?? 0 })),
       // an interval only where most resamples had a defined rho: otherwise it would describe a few lucky draws
       rho: { value: observed.rho, ci: observed.rho !== null && rhoDraws.length >= B / 2 ? interval(rhoDraws) : null, n },
       rows: rs.length,

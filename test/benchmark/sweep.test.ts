@@ -3,7 +3,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { ResultRow } from "../../src/benchmark/results.js";
 import { readRows } from "../../src/benchmark/results.js";
-import { type SweepSummary, quantile, ranks, spearman, sweepPresets, sweepSummaries } from "../../src/benchmark/sweep.js";
+import { type SweepSummary, sweepPresets, sweepSummaries } from "../../src/benchmark/sweep.js";
+import { quantile, ranks, spearman } from "../../src/benchmark/stats.js";
 import { BUNDLED_MODEL } from "../../src/paths.js";
 import { runCli, tempDir } from "../helpers.js";
 
