@@ -224,7 +224,7 @@ describe("editors: a remote OpenAI images editor (the official client), this pro
         expect([got.width, got.height]).to.deep.equal([src.width, src.height]);
         expect(x.scores!.quality.status).to.equal("scored");
       }
-      expect(r.stdout).to.match(/^own-server \/ best: /m);
+      expect(r.stdout).to.match(/^own-server \/ best \(scored\): /m);
 
       // a wrong key is a failed edit, recorded, not a crash
       const denied = path.join(path.dirname(out), "denied");
