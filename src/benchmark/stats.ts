@@ -79,13 +79,26 @@ export function structured(strata: readonly number[][], structure: Structure): n
 }
 
 /**
+ * The strata a resample draws from. A stratum of one sample is redrawn as itself every time, so a
+ * suite of many one-sample categories would get a zero-width interval that hides all its
+ * variance; for a pooled mean (which strata do not change) such strata are drawn as one. A mean of
+ * stratum means keeps every stratum, as its figure needs.
+ */
+export function poolSingletons<T>(strata: readonly T[][], structure: Structure = "pooled"): T[][] {
+  const live = strata.filter((s) => s.length > 0);
+  const singles = live.filter((s) => s.length === 1).flat();
+  if (structure !== "pooled" || singles.length < 2) return [...live];
+  return [...live.filter((s) => s.length > 1), singles];
+}
+
+/**
  * bootstrapCI of a pooled mean or a mean of stratum means, without building the resamples: the
  * same draws in the same order (so the same interval), a hundred times faster, which a report of
  * many figures over thousands of rows needs.
  */
 export function bootstrapMeanCI(strata: readonly number[][], structure: Structure, o: BootstrapOptions = {}): [number, number] | null {
   const B = o.B ?? DEFAULT_BOOTSTRAP;
-  const live = strata.filter((s) => s.length > 0);
+  const live = poolSingletons(strata, structure);
   if (!live.length || B < 1) return null;
   const total = live.reduce((a, s) => a + s.length, 0);
   const next = rng(o.seed ?? DEFAULT_SEED);

@@ -7,7 +7,7 @@
  */
 import type { PresetChoice } from "./editors/types.js";
 import type { ResultRow } from "./results.js";
-import { mean, quantile, rng, spearman } from "./stats.js";
+import { mean, poolSingletons, quantile, rng, spearman } from "./stats.js";
 
 export const SWEEP_PERSPECTIVES = ["following", "preserving", "quality"] as const;
 export type SweepPerspective = (typeof SWEEP_PERSPECTIVES)[number];
@@ -97,10 +97,8 @@ export function sweepSummaries(rows: ResultRow[], o: { samples?: number; seed?: 
     }
     const byCategory = new Map<string, Point[][]>();
     for (const c of clusters.values()) (byCategory.get(c.stratum) ?? byCategory.set(c.stratum, []).get(c.stratum)!).push(c.points);
-    // a category of one sample would be redrawn as itself every time, hiding its variance: such categories are pooled
-    const strata = [...byCategory.values()].filter((m) => m.length > 1);
-    const singles = [...byCategory.values()].filter((m) => m.length === 1).flat();
-    if (singles.length) strata.push(singles);
+    // rho is one pooled figure: categories of one sample are drawn together (stats.ts poolSingletons)
+    const strata = poolSingletons([...byCategory.values()]);
     const all = strata.flat();
     const observed = figures(all);
     const rand = rng(seed);

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { bootstrapCI, cohensKappa, figure, holm, kendallTauB, paired, ranks, rng, signFlipP, spearman } from "../../src/benchmark/stats.js";
+import { bootstrapCI, cohensKappa, figure, holm, kendallTauB, paired, poolSingletons, ranks, rng, signFlipP, spearman } from "../../src/benchmark/stats.js";
 
 const close = (a: number | null, b: number, eps = 1e-9) => a !== null && Math.abs(a - b) <= eps;
 
@@ -88,6 +88,20 @@ describe("benchmark statistics (DESIGN.md 11), against values worked out by hand
     expect(figure([[0, 2], [10]], "pooled", { B: 10 }).value).to.equal(4);
     expect(figure([], "pooled")).to.deep.equal({ value: null, ci: null, n: 0 });
     expect(bootstrapCI([[1]], () => null)).to.equal(null);
+  });
+
+  it("one-sample strata: a pooled mean draws them together (an honest width, not zero); a mean of task means keeps them apart", () => {
+    // five categories of one sample each, one followed: drawn within themselves the interval would be [20, 20]
+    const strata = [[100], [0], [0], [0], [0]];
+    expect(poolSingletons(strata)).to.deep.equal([[100, 0, 0, 0, 0]]);
+    expect(poolSingletons([[1, 2], [3], [4]])).to.deep.equal([[1, 2], [3, 4]]);
+    expect(poolSingletons([[1, 2], [3]])).to.deep.equal([[1, 2], [3]]);
+    expect(poolSingletons(strata, "meanOfMeans")).to.deep.equal(strata);
+    const pooled = figure(strata, "pooled", { B: 2000, seed: 0 });
+    expect(pooled.value).to.equal(20);
+    expect(pooled.ci![0]).to.equal(0);
+    expect(pooled.ci![1]).to.be.at.least(60);
+    expect(figure(strata, "meanOfMeans", { B: 200, seed: 0 }).ci).to.deep.equal([20, 20]);
   });
 
   it("paired comparison: B - A, wins by the figure's direction, p from the sign-flip test, 'not distinguishable' when the interval holds 0", () => {
