@@ -13,6 +13,8 @@ export { ImageInputError, OUTPUT_FORMATS, prepareImage, workingSize } from "./pi
 export type { OutputFormat } from "./pipeline/image.js";
 export { SD15_COMMUNITY_FACTORS, latentRgb, previewMapFor, previewPng } from "./pipeline/preview.js";
 export type { LatentEstimate, PreviewMap } from "./pipeline/preview.js";
+export { BACKGROUNDS, DEFAULT_BACKGROUND_COLOUR, parseHexColour } from "./pipeline/alpha.js";
+export type { Background } from "./pipeline/alpha.js";
 export { DETAIL_MODES, composeFullResolution, structureAgreement } from "./pipeline/detail.js";
 export type { DetailMode } from "./pipeline/detail.js";
 export { MASK_MODES, LatentBlender, featheredMask, latentMask } from "./pipeline/mask.js";

@@ -20,8 +20,15 @@ export const PARAM_RANGES = {
   reward: { min: 0, max: 5, integer: false },
 } as const;
 
-/** How an edit is sampled: the scheduler and the ways of spending fewer UNet evaluations (issue 20). */
-export type SamplingOptions = Pick<EditOptions, "scheduler" | "karrasSigmas" | "guidanceInterval" | "adaptiveGuidance" | "cacheInterval" | "vaeTiling" | "resolution" | "decoder">;
+/**
+ * How an edit is sampled: the scheduler and the ways of spending fewer UNet evaluations (issue 20);
+ * and what a transparent source's result keeps (background, issue 41), which travels the same way
+ * to every editor (CLI, jobs, batch, refinement).
+ */
+export type SamplingOptions = Pick<
+  EditOptions,
+  "scheduler" | "karrasSigmas" | "guidanceInterval" | "adaptiveGuidance" | "cacheInterval" | "vaeTiling" | "resolution" | "decoder" | "background" | "backgroundColour"
+>;
 
 export interface RequestedParams extends SamplingOptions {
   rewards?: Rewards;
@@ -71,6 +78,8 @@ export function resolveParams(req: RequestedParams, presets: Record<string, Pres
     vaeTiling: req.vaeTiling ?? p?.vae_tiling,
     resolution: req.resolution ?? p?.resolution,
     decoder: req.decoder ?? p?.decoder,
+    background: req.background,
+    backgroundColour: req.backgroundColour,
   };
   return {
     preset: p?.name ?? null,

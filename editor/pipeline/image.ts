@@ -1,9 +1,11 @@
 /**
  * Image normalisation with sharp: whatever arrives (any orientation, alpha, colour space, bit
  * depth, animation) becomes an sRGB, flattened, upright CHW float tensor in [-1, 1] at the
- * model's working size; results go back to the caller's size and format.
+ * model's working size; results go back to the caller's size and format. Alpha is flattened onto
+ * a neutral grey for the model and given back to the result (alpha.ts).
  */
 import sharp, { type Metadata } from "sharp";
+import { NEUTRAL, NEUTRAL_HEX, anyTransparent, flattenRgba } from "./alpha.js";
 
 export const OUTPUT_FORMATS = ["png", "jpeg", "webp"] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -59,6 +61,8 @@ export function workingSize(w: number, h: number, p: SizePolicy): { width: numbe
 export interface OpenedImage {
   sourceWidth: number;
   sourceHeight: number;
+  /** The file has an alpha channel (which may still be opaque everywhere). */
+  hasAlpha: boolean;
   /** Decodes, flattens, converts and resizes to the working size on sharp's threads. */
   decode(): Promise<PreparedImage>;
 }
@@ -79,7 +83,7 @@ export async function openImage(input: Buffer, p: SizePolicy): Promise<OpenedIma
   const swap = (meta.orientation ?? 1) >= 5;
   const sourceWidth = swap ? meta.height : meta.width;
   const sourceHeight = swap ? meta.width : meta.height;
-  return { sourceWidth, sourceHeight, decode: () => decodeImage(input, sourceWidth, sourceHeight, p) };
+  return { sourceWidth, sourceHeight, hasAlpha: Boolean(meta.hasAlpha), decode: () => decodeImage(input, sourceWidth, sourceHeight, p) };
 }
 
 async function decodeImage(input: Buffer, sourceWidth: number, sourceHeight: number, p: SizePolicy): Promise<PreparedImage> {
@@ -88,7 +92,7 @@ async function decodeImage(input: Buffer, sourceWidth: number, sourceHeight: num
   try {
     raw = await sharp(input, { limitInputPixels: p.limitInputPixels ?? 50_000_000, pages: 1 })
       .rotate()
-      .flatten({ background: "#ffffff" })
+      .flatten({ background: NEUTRAL_HEX })
       .toColourspace("srgb")
       .resize(content.width, content.height, { fit: "fill", kernel: "lanczos3" })
       .extend({
@@ -112,14 +116,43 @@ async function decodeImage(input: Buffer, sourceWidth: number, sourceHeight: num
   return { pixels, width, height, content, sourceWidth, sourceHeight };
 }
 
-/** The input as 8-bit RGB at its own upright size: what a full-resolution result is composed on. */
-export async function decodeSource(input: Buffer, o: Pick<OpenedImage, "sourceWidth" | "sourceHeight">, limitInputPixels = 50_000_000) {
+export interface SourcePixels {
+  /** 8-bit RGB, flattened onto the neutral grey as the model saw it. */
+  rgb: Buffer;
+  width: number;
+  height: number;
+  /** Straight 8-bit RGBA when some pixel is less than opaque; null for an opaque source. */
+  rgba: Buffer | null;
+}
+
+/** The input at its own upright size: what a full-resolution result is composed on, and its alpha. */
+export async function decodeSource(input: Buffer, o: Pick<OpenedImage, "sourceWidth" | "sourceHeight"> & { hasAlpha?: boolean }, limitInputPixels = 50_000_000): Promise<SourcePixels> {
   try {
-    const rgb = await sharp(input, { limitInputPixels, pages: 1 }).rotate().flatten({ background: "#ffffff" }).toColourspace("srgb").removeAlpha().raw({ depth: "uchar" }).toBuffer();
-    return { rgb, width: o.sourceWidth, height: o.sourceHeight };
+    const img = sharp(input, { limitInputPixels, pages: 1 }).rotate().toColourspace("srgb");
+    if (o.hasAlpha) {
+      // one decode serves both: the alpha kept for the result, the colour flattened here
+      const rgba = await img.ensureAlpha().raw({ depth: "uchar" }).toBuffer();
+      if (anyTransparent(rgba)) return { rgb: flattenRgba(rgba, [NEUTRAL, NEUTRAL, NEUTRAL]), width: o.sourceWidth, height: o.sourceHeight, rgba };
+      return { rgb: removeAlpha(rgba), width: o.sourceWidth, height: o.sourceHeight, rgba: null };
+    }
+    const rgb = await img.removeAlpha().raw({ depth: "uchar" }).toBuffer();
+    return { rgb, width: o.sourceWidth, height: o.sourceHeight, rgba: null };
   } catch (err) {
     throw new ImageInputError(`image cannot be processed: ${(err as Error).message}`);
   }
+}
+
+function removeAlpha(rgba: Buffer): Buffer {
+  const n = rgba.length / 4;
+  const out = Buffer.alloc(n * 3);
+  for (let i = 0; i < n; i++) rgba.copy(out, 3 * i, 4 * i, 4 * i + 3);
+  return out;
+}
+
+/** Straight RGBA scaled to a size (sharp premultiplies while it resamples, so edges keep their colour). */
+export async function resizeRgba(rgba: Buffer, width: number, height: number, to: { width: number; height: number }): Promise<Buffer> {
+  if (to.width === width && to.height === height) return rgba;
+  return sharp(rgba, { raw: { width, height, channels: 4 } }).resize(to.width, to.height, { fit: "fill" }).raw().toBuffer();
 }
 
 export async function prepareImage(input: Buffer, p: SizePolicy): Promise<PreparedImage> {
@@ -149,17 +182,20 @@ export async function resizeRgb(rgb: Buffer, width: number, height: number, crop
   return img.raw().toBuffer();
 }
 
+/** `pixels`: interleaved 8-bit RGB, or straight RGBA with `channels: 4` (PNG and WebP keep the alpha). */
 export async function encodeImage(
-  rgb: Buffer,
+  pixels: Buffer,
   width: number,
   height: number,
-  options: { format?: OutputFormat; resizeTo?: { width: number; height: number }; crop?: Region } = {},
+  options: { format?: OutputFormat; resizeTo?: { width: number; height: number }; crop?: Region; channels?: 3 | 4 } = {},
 ): Promise<Buffer> {
-  let img = sharp(rgb, { raw: { width, height, channels: 3 } });
+  const channels = options.channels ?? 3;
+  if (channels === 4 && options.format === "jpeg") throw new Error("JPEG has no alpha channel");
+  let img = sharp(pixels, { raw: { width, height, channels } });
   const c = options.crop;
   if (c && (c.width !== width || c.height !== height)) {
     // extract before resize: sharp applies them in this order whatever the call order
-    img = sharp(await img.extract(c).raw().toBuffer(), { raw: { width: c.width, height: c.height, channels: 3 } });
+    img = sharp(await img.extract(c).raw().toBuffer(), { raw: { width: c.width, height: c.height, channels } });
     width = c.width;
     height = c.height;
   }

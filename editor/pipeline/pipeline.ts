@@ -8,7 +8,8 @@ import { MULTISTEP_SCHEDULERS, type SchedulerName, createScheduler, parseSchedul
 import { Generator } from "../tensor/random.js";
 import { DETAIL_MODES, type DetailMode, composeFullResolution, maskPng, regionRaster } from "./detail.js";
 import { InstructPix2PixDenoiser } from "./guidance.js";
-import { type OutputFormat, decodeSource, encodeImage, openImage, resizeRgb, toRgb8 } from "./image.js";
+import { type OutputFormat, decodeSource, encodeImage, openImage, resizeRgb, resizeRgba, toRgb8 } from "./image.js";
+import { BACKGROUNDS, type Background, DEFAULT_BACKGROUND_COLOUR, flattenRgba, keepsAlpha, parseHexColour, restoreAlpha } from "./alpha.js";
 import type { LatentEstimate } from "./preview.js";
 import { type EncodeCache, hashParts, modelEncodeCache, modelKey } from "./encode-cache.js";
 import { DECODERS, type Decoder, tinyDecoder } from "./tiny-decoder.js";
@@ -47,6 +48,15 @@ export interface EditOptions {
    */
   cacheInterval?: number;
   format?: OutputFormat;
+  /**
+   * A source with transparency (alpha.ts): "auto" (default) keeps its alpha where the format can
+   * carry it (PNG, WebP) and flattens a JPEG onto backgroundColour; "transparent" keeps it (and is
+   * refused with JPEG); "opaque" flattens the result onto backgroundColour. An opaque source
+   * stays opaque whatever this says.
+   */
+  background?: Background;
+  /** "#rrggbb" a transparent source is flattened onto when the result is opaque; default white. */
+  backgroundColour?: string;
   /** Return the image at the model's working size instead of the input's size. */
   workingSize?: boolean;
   /**
@@ -137,7 +147,11 @@ export interface EditResult {
     /** The tile the VAE ran on, in working pixels; 0: the whole image at once. */
     vaeTile?: number;
     decoder?: Decoder;
+    background?: Background;
+    backgroundColour?: string;
   };
+  /** Whether the image carries the source's alpha (a transparent source, PNG or WebP, background not opaque). */
+  alpha?: boolean;
   /** Share of the input's pixels returned exactly as they were (null when detail is off). */
   keptFraction: number | null;
   /** The "keep" blend mask, white = edited (when asked for). */
@@ -261,6 +275,13 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   }
   const karrasSigmas = MULTISTEP_SCHEDULERS.includes(schedulerName) && schedulerConfig.use_karras_sigmas;
   const scheduler = createScheduler(schedulerName, schedulerConfig);
+  const format = o.format ?? "png";
+  const background = o.background ?? "auto";
+  if (!BACKGROUNDS.includes(background)) throw new EditInputError("background", `background must be one of ${BACKGROUNDS.join(", ")}`);
+  if (background === "transparent" && format === "jpeg") throw new EditInputError("background", "background transparent needs output format png or webp: JPEG has no alpha channel");
+  const backgroundColour = (o.backgroundColour ?? DEFAULT_BACKGROUND_COLOUR).toLowerCase();
+  const colour = parseHexColour(backgroundColour);
+  if (!colour) throw new EditInputError("background_colour", `background_colour must be #rrggbb, got "${o.backgroundColour}"`);
   const check = () => {
     if (o.signal?.aborted) throw abortError();
   };
@@ -276,8 +297,8 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const opened = await opening;
   const imageReady = opened.decode();
   imageReady.catch(() => {});
-  // the full-size source for the composition, decoded on sharp's threads while the model runs
-  const sourceReady = compose || (editMask && !o.workingSize) ? decodeSource(o.image, opened) : null;
+  // the full-size source for the composition and its alpha, decoded on sharp's threads while the model runs
+  const sourceReady = compose || (editMask && !o.workingSize) || opened.hasAlpha ? decodeSource(o.image, opened) : null;
   sourceReady?.catch(() => {});
 
   // 3. encode the prompt, the empty prompt and (for MRC models) the feedback text in one batch
@@ -409,7 +430,6 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   }
   const out = { data: decodedPlanes.data, dims: [1, decodedPlanes.channels, decodedPlanes.height, decodedPlanes.width] };
   const [, , H, W] = out.dims;
-  const format = o.format ?? "png";
   let rgb: Buffer;
   let size: { width: number; height: number };
   let composite: Awaited<ReturnType<typeof composeFullResolution>> | null = null;
@@ -427,7 +447,9 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   let keptFraction = composite ? composite.keptFraction : null;
   if (editMask) {
     // 12. outside the mask the source itself; a feather inside the mask hides the seam
-    const source = sourceReady ? (await sourceReady).rgb : await resizeRgb(toRgb8(img.pixels, W, H), W, H, img.content, size);
+    // (a transparent source is decoded at its own size even for a working-size result: its alpha)
+    const full = sourceReady ? await sourceReady : null;
+    const source = full && full.width === size.width && full.height === size.height ? full.rgb : await resizeRgb(toRgb8(img.pixels, W, H), W, H, img.content, size);
     const weight = await featheredMask(editMask, size.width, size.height);
     rgb = pasteInside(rgb, source, weight).rgb;
     let kept = 0;
@@ -435,8 +457,17 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
     keptFraction = kept / weight.length;
     if (composite) for (let i = 0; i < weight.length; i++) composite.mask[i] = Math.round(composite.mask[i] * weight[i]);
   }
-  const image = await encodeImage(rgb, size.width, size.height, { format });
-  const composeMs = compose || editMask ? performance.now() - tc : 0;
+  // 13. a transparent source's alpha back on the result, or the result flattened onto the background colour
+  const src = sourceReady ? await sourceReady : null;
+  let alpha = false;
+  if (src?.rgba) {
+    const atSize = size.width === src.width && size.height === src.height;
+    const rgba = restoreAlpha(rgb, await resizeRgba(src.rgba, src.width, src.height, size), atSize ? src.rgb : null);
+    alpha = keepsAlpha(background, format);
+    rgb = alpha ? rgba : flattenRgba(rgba, colour);
+  }
+  const image = await encodeImage(rgb, size.width, size.height, { format, channels: alpha ? 4 : 3 });
+  const composeMs = compose || editMask || src?.rgba ? performance.now() - tc : 0;
   const mask = composite && o.mask ? await maskPng(composite) : undefined;
   const ortMs = sessions.reduce((a, s) => a + s.runMs, 0) - ort0;
   return {
@@ -466,7 +497,10 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
       vaeTiling,
       vaeTile,
       decoder,
+      background,
+      backgroundColour,
     },
+    alpha,
     keptFraction,
     mask,
     timings: { totalMs: performance.now() - t0, ortMs, unetCalls: denoiser.calls, unetBatch: denoiser.maxBatch, unetEvaluations: denoiser.evaluations, shallowEvaluations: denoiser.shallowEvaluations, composeMs, cached },

@@ -1,11 +1,13 @@
 /**
  * What a catalogue batch edits: every photo of a folder with one instruction, or the rows of a
- * manifest (JSON Lines or CSV) naming image, instruction, rewards or preset, mask and seed per photo.
+ * manifest (JSON Lines or CSV) naming image, instruction, rewards or preset, mask, seed and
+ * background (with background_colour) per photo.
  */
 import { readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseCsv } from "csv-parse/sync";
 import { z } from "zod";
+import { BACKGROUNDS, type Background } from "../../editor/pipeline/alpha.js";
 import { MAX_INSTRUCTION_LENGTH, textTooLong } from "../limits.js";
 
 export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".tif", ".tiff", ".avif"];
@@ -23,6 +25,9 @@ export interface BatchRow {
   /** Absolute path of the row's mask (white = may change). */
   mask?: string;
   seed?: number;
+  /** What a transparent photo's result keeps (alpha.ts); absent: the flags'. */
+  background?: Background;
+  backgroundColour?: string;
 }
 
 export class ManifestError extends Error {}
@@ -48,6 +53,8 @@ const rowSchema = z.strictObject({
   preset: z.preprocess(blank, z.string().min(1).optional()),
   mask: z.preprocess(blank, z.string().min(1).optional()),
   seed: z.preprocess(blank, z.coerce.number().int().min(0).max(2 ** 32 - 1).optional()),
+  background: z.preprocess(blank, z.enum(BACKGROUNDS).optional()),
+  background_colour: z.preprocess(blank, z.string().regex(/^#[0-9a-fA-F]{6}$/, "must be a colour #rrggbb").optional()),
 });
 
 /**
@@ -113,6 +120,8 @@ export async function readBatchInput(input: string, instruction?: string): Promi
       preset: row.preset,
       mask: row.mask ? path.resolve(base, row.mask) : undefined,
       seed: row.seed,
+      ...(row.background ? { background: row.background } : {}),
+      ...(row.background_colour ? { backgroundColour: row.background_colour } : {}),
     };
   });
 }

@@ -123,6 +123,8 @@ export async function runBatch(o: BatchOptions): Promise<BatchOutcome> {
               ...o.requested,
               rewards: row.rewards ?? (row.preset ? undefined : o.requested.rewards),
               preset: row.preset ?? (row.rewards ? undefined : o.requested.preset),
+              background: row.background ?? o.requested.background,
+              backgroundColour: row.backgroundColour ?? o.requested.backgroundColour,
             },
             o.presets,
             o.abilities,

@@ -30,6 +30,7 @@ export function registerBatch(program: Command): void {
     .option("--webhook <url>", "call this URL for every finished photo and once at the end, signed with REWARD_EDIT_WEBHOOK_SECRET (docs/progress.md)")
     .action(async (o) => {
       if (!OUTPUT_FORMATS.includes(o.format)) throw new CliError(`--format must be one of ${OUTPUT_FORMATS.join(", ")}, got "${o.format}"`);
+      if (o.background === "transparent" && o.format === "jpeg") throw new CliError("--background transparent needs --format png or webp (JPEG has no alpha channel)");
       const workers = o.workers === "auto" ? "auto" : parseNumber("--workers", o.workers, { integer: true, min: 1, max: 64 });
       const f = await parseEditFlags(o);
       if (f.workingSize) throw new CliError("--working-size is not available for batches");

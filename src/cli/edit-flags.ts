@@ -2,7 +2,7 @@
 import { resolveModelDir } from "../pull/resolve.js";
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { DETAIL_MODES, type DetailMode, MASK_MODES, type MaskMode, DECODERS, type Decoder, SCHEDULER_NAMES, type SchedulerName, VAE_TILING_MODES, type VaeTiling, declaresDeepCache } from "../../editor/index.js";
+import { BACKGROUNDS, type Background, DETAIL_MODES, type DetailMode, MASK_MODES, type MaskMode, DECODERS, type Decoder, SCHEDULER_NAMES, type SchedulerName, VAE_TILING_MODES, type VaeTiling, declaresDeepCache, parseHexColour } from "../../editor/index.js";
 import { type EditMask, MaskInputError, decodeMask } from "../../raster/mask.js";
 import { MAX_FEEDBACK_LENGTH, PARAM_RANGES, type RequestedParams, type ResolvedParams, resolveParams } from "../edit-params.js";
 import { textTooLong } from "../limits.js";
@@ -31,7 +31,9 @@ export function addEditFlags(cmd: Command): Command {
     .option("--working-size", "return the image at the model's working size")
     .option("--detail <mode>", "keep: compose at full resolution, keeping the source's pixels and fine detail; off: resize the whole result", "keep")
     .option("--mask-in <file>", "where the edit may happen: an image, white = may change, black = must not, grey = partly (any size; scaled to the photo)")
-    .option("--mask-mode <mode>", `with --mask-in: ${MASK_MODES.join(" or ")} (blend confines the edit during sampling too; paste only pastes)`);
+    .option("--mask-mode <mode>", `with --mask-in: ${MASK_MODES.join(" or ")} (blend confines the edit during sampling too; paste only pastes)`)
+    .option("--background <mode>", "a transparent source (cutout): auto keeps its alpha in PNG/WebP, transparent keeps it (not with JPEG), opaque flattens onto --background-colour")
+    .option("--background-colour <#rrggbb>", "what a transparent source is flattened onto when the result is opaque (default #ffffff)");
 }
 
 export interface EditFlags {
@@ -86,6 +88,8 @@ export interface EditFlagValues {
   detail: string;
   maskIn?: string;
   maskMode?: string;
+  background?: string;
+  backgroundColour?: string;
 }
 
 export async function parseEditFlags(o: EditFlagValues): Promise<EditFlags> {
@@ -97,6 +101,8 @@ export async function parseEditFlags(o: EditFlagValues): Promise<EditFlags> {
   if (o.vaeTiling !== undefined && !VAE_TILING_MODES.includes(o.vaeTiling as VaeTiling)) throw new CliError(`--vae-tiling must be one of ${VAE_TILING_MODES.join(", ")}, got "${o.vaeTiling}"`);
   if (o.maskMode !== undefined && !MASK_MODES.includes(o.maskMode as MaskMode)) throw new CliError(`--mask-mode must be one of ${MASK_MODES.join(", ")}, got "${o.maskMode}"`);
   if (o.maskMode !== undefined && o.maskIn === undefined) throw new CliError("--mask-mode needs --mask-in");
+  if (o.background !== undefined && !BACKGROUNDS.includes(o.background as Background)) throw new CliError(`--background must be one of ${BACKGROUNDS.join(", ")}, got "${o.background}"`);
+  if (o.backgroundColour !== undefined && !parseHexColour(o.backgroundColour)) throw new CliError(`--background-colour must be a colour #rrggbb, got "${o.backgroundColour}"`);
   const feedbackTooLong = o.feedback === undefined ? null : textTooLong("--feedback", o.feedback, MAX_FEEDBACK_LENGTH);
   if (feedbackTooLong) throw new CliError(feedbackTooLong);
   const modelDir = await resolveModelDir(o.model ?? defaultModelDir(), (line) => process.stderr.write(`${line}\n`));
@@ -118,6 +124,8 @@ export async function parseEditFlags(o: EditFlagValues): Promise<EditFlags> {
         vaeTiling: o.vaeTiling as VaeTiling | undefined,
         decoder: o.decoder as Decoder | undefined,
         resolution: o.resolution === undefined ? undefined : parseNumber("--resolution", o.resolution, PARAM_RANGES.resolution),
+        background: o.background as Background | undefined,
+        backgroundColour: o.backgroundColour,
     };
     params = resolveParams(requested, loadPresets(), { deepCache });
   } catch (err) {

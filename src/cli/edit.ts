@@ -38,6 +38,7 @@ export function registerEdit(program: Command): void {
       const format = FORMAT_BY_EXT[path.extname(o.out).toLowerCase()];
       if (!format) throw new CliError(`--out must end in .png, .jpg or .webp, got "${o.out}"`);
       if (o.mask && o.detail !== "keep") throw new CliError("--mask needs --detail keep");
+      if (o.background === "transparent" && format === "jpeg") throw new CliError(`--background transparent needs a .png or .webp --out (JPEG has no alpha channel), got "${o.out}"`);
       if (o.previewDir && rounds > 1) throw new CliError("--preview-dir is for a single edit; it does not combine with --refine");
       const f = await parseEditFlags(o);
       const { params, seed } = f;

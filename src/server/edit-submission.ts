@@ -46,6 +46,9 @@ export function editSubmission(d: SubmissionDeps) {
     if (meta.owner && config.maxJobsPerKey > 0 && (await queue.activeFor(meta.owner)) >= config.maxJobsPerKey) {
       throw new AppError(429, "key_limit", `this API key already has ${config.maxJobsPerKey} jobs waiting or running (REWARD_EDIT_MAX_JOBS_PER_KEY); retry when one finishes`, undefined, { "retry-after": "5" });
     }
+    if (form.background === "transparent" && form.output_format === "jpeg") {
+      throw new AppError(400, "invalid_field", "background: transparent needs output_format png or webp (JPEG has no alpha channel)", "background");
+    }
     if (form.candidates > 1 && form.refine_rounds > 1) {
       throw new AppError(400, "invalid_field", "refine_rounds: give either candidates (best-of-N by seed) or refine_rounds, not both", "refine_rounds");
     }
@@ -66,6 +69,8 @@ export function editSubmission(d: SubmissionDeps) {
           vaeTiling: form.vae_tiling,
           resolution: form.resolution,
           decoder: form.decoder,
+          background: form.background,
+          backgroundColour: form.background_colour,
         },
         presets,
         { deepCache: queue.model?.manifest.deep_cache !== undefined },

@@ -4,7 +4,7 @@
  */
 import sharp, { type Metadata } from "sharp";
 import { z } from "zod";
-import { DETAIL_MODES, MASK_MODES, OUTPUT_FORMATS, SCHEDULER_NAMES, VAE_TILING_MODES, DECODERS } from "../../editor/index.js";
+import { BACKGROUNDS, DETAIL_MODES, MASK_MODES, OUTPUT_FORMATS, SCHEDULER_NAMES, VAE_TILING_MODES, DECODERS } from "../../editor/index.js";
 import { type MaskConvention, MaskInputError, decodeMask, encodeMask } from "../../raster/mask.js";
 import { SCORING_PROTOCOLS } from "../../reward/judge/config.js";
 import type { ServerConfig } from "../config/server.js";
@@ -83,6 +83,8 @@ export function editSchema(c: ServerConfig) {
     response_format: z.enum(["image", "json"]).default("image"),
     detail: z.enum(DETAIL_MODES).default("keep"),
     mask_mode: z.enum(MASK_MODES).optional(),
+    background: z.enum(BACKGROUNDS).optional(),
+    background_colour: z.string().regex(/^#[0-9a-fA-F]{6}$/, "must be a colour #rrggbb").optional(),
   });
 }
 export type EditForm = z.infer<ReturnType<typeof editSchema>>;

@@ -91,7 +91,8 @@ describe("InstructPix2Pix pipeline (tiny test model, real ONNX sessions)", funct
     it(`normalises a ${name} and returns it at the input's own upright size`, async () => {
       const r = await edit(model, base({ image: await make(), steps: 2 }));
       const meta = await sharp(r.image).metadata();
-      expect([meta.width, meta.height, meta.format, meta.channels]).to.deep.equal([w, h, "png", 3]);
+      // a transparent input keeps its alpha (issue 41); every other comes back RGB
+      expect([meta.width, meta.height, meta.format, meta.channels]).to.deep.equal([w, h, "png", name === "PNG with alpha" ? 4 : 3]);
       expect(r.parameters.workingWidth % model.manifest.size_multiple).to.equal(0);
     });
   }

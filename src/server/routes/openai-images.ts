@@ -7,7 +7,7 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
 import sharp from "sharp";
 import { z } from "zod";
-import { OUTPUT_FORMATS } from "../../../editor/index.js";
+import { BACKGROUNDS, OUTPUT_FORMATS } from "../../../editor/index.js";
 import type { ServerConfig } from "../../config/server.js";
 import type { Marker } from "../../provenance/index.js";
 import type { editSubmission } from "../edit-submission.js";
@@ -16,8 +16,11 @@ import type { JobQueue, JobView } from "../queue/types.js";
 import { checkImageSize, checkMask, editSchema, parseForm } from "../validation.js";
 
 /**
- * OpenAI's own fields; `quality`, `background`, `input_fidelity` and `output_compression` are
- * accepted and have no effect here. `stream` with `partial_images` streams the edit (streamEdit).
+ * OpenAI's own fields; `quality`, `input_fidelity` and `output_compression` are accepted and have
+ * no effect here. `background` is OpenAI's: auto (default) and transparent keep a transparent
+ * source's alpha, opaque flattens it (onto the extra field background_colour, default white);
+ * transparent with output_format jpeg is a 400, as OpenAI's. `stream` with `partial_images`
+ * streams the edit (streamEdit).
  */
 export const openAiFields = z.strictObject({
   prompt: z.string(),
@@ -28,7 +31,7 @@ export const openAiFields = z.strictObject({
   output_format: z.enum(OUTPUT_FORMATS).default("png"),
   user: z.string().max(256).optional(),
   quality: z.enum(["standard", "hd", "low", "medium", "high", "auto"]).optional(),
-  background: z.enum(["opaque", "auto"], { message: 'background "transparent" is not supported: edits come back opaque' }).optional(),
+  background: z.enum(BACKGROUNDS).optional(),
   input_fidelity: z.enum(["high", "low"]).optional(),
   output_compression: z.string().optional(),
   // plain digits only: Number() would also read "", "0x2" and "1e0"
@@ -37,7 +40,7 @@ export const openAiFields = z.strictObject({
 });
 
 /** The project's fields that may ride along as extra body fields (instruction, n and the formats are OpenAI's). */
-const EXTRA_FIELDS = ["rewards", "preset", "seed", "steps", "text_guidance", "image_guidance", "scheduler", "karras_sigmas", "guidance_interval", "adaptive_guidance", "cache_interval", "vae_tiling", "resolution", "decoder", "detail", "mask_mode"] as const;
+const EXTRA_FIELDS = ["rewards", "preset", "seed", "steps", "text_guidance", "image_guidance", "scheduler", "karras_sigmas", "guidance_interval", "adaptive_guidance", "cache_interval", "vae_tiling", "resolution", "decoder", "detail", "mask_mode", "background_colour"] as const;
 
 /** Our field names back to OpenAI's, for `param`. */
 const PARAM_NAMES: Record<string, string> = { instruction: "prompt", candidates: "n" };
@@ -77,7 +80,7 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
       if (o.partial_images !== undefined && o.stream !== "true") throw new AppError(400, "invalid_value", "partial_images applies to a streamed edit: send stream=true with it, or leave it out", "partial_images");
       const size = parseSize(o.size);
       if (size && o.response_format === "url") throw new AppError(400, "invalid_value", "a size other than auto needs response_format b64_json (a url serves the stored result at its own size)", "size");
-      const form = parseForm(editSchema(config), { instruction: o.prompt, candidates: o.n ?? "1", output_format: o.output_format, ...extras });
+      const form = parseForm(editSchema(config), { instruction: o.prompt, candidates: o.n ?? "1", output_format: o.output_format, ...(o.background ? { background: o.background } : {}), ...extras });
       const images = [...(files(req).image ?? []), ...(files(req)["image[]"] ?? [])];
       if (images.length > 1) throw new AppError(400, "invalid_value", "one image per edit", "image");
       const { image, pixels, width, height } = await checkImageSize(images[0], "image", config.maxPixels);
@@ -108,12 +111,18 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
       res.json({
         created: Math.floor(job.createdAt / 1000),
         data,
+        background: await backgroundOf(out.candidates[0].image),
         output_format: o.output_format,
         size: size ? `${size.width}x${size.height}` : `${out.width}x${out.height}`,
       });
     })().catch(next);
   });
   return router;
+}
+
+/** OpenAI's answer field: whether the image came back with an alpha channel (a transparent source's). */
+async function backgroundOf(image: Uint8Array): Promise<"transparent" | "opaque"> {
+  return (await sharp(image).metadata()).hasAlpha ? "transparent" : "opaque";
 }
 
 /** stream=true: one image, as base64, with 0..3 partial images. */
@@ -147,6 +156,7 @@ async function streamEdit(d: {
 }): Promise<void> {
   const { res, format, size } = d;
   const created = Math.floor(d.submitted.createdAt / 1000);
+  // partial images are previews, always opaque; the completed event says what the result is
   const common = { created_at: created, output_format: format, size: `${size.width}x${size.height}`, background: "opaque", quality: "auto" };
   const send = (type: string, data: Record<string, unknown>) => {
     if (res.writableEnded || res.destroyed) return;
@@ -192,7 +202,7 @@ data: ${JSON.stringify({ type, ...data })}
     const scaled = await sharp(bytes).resize(size.width, size.height, { fit: "fill" }).toFormat(format).toBuffer();
     bytes = await d.marker.markResized(bytes, scaled, format, size);
   }
-  send("image_edit.completed", { b64_json: bytes.toString("base64"), ...common, size: `${d.resize ? size.width : out.width}x${d.resize ? size.height : out.height}`, usage: NO_USAGE });
+  send("image_edit.completed", { b64_json: bytes.toString("base64"), ...common, background: await backgroundOf(bytes), size: `${d.resize ? size.width : out.width}x${d.resize ? size.height : out.height}`, usage: NO_USAGE });
   res.end();
 }
 
