@@ -282,7 +282,7 @@ export const Health = z.object({ status: z.literal("ok") });
 export const Ready = z.object({
   ready: z.boolean(),
   model: z.string().nullable(),
-  workers: z.boolean().describe("the workers are alive"),
+  workers: int.min(0).describe("worker processes alive and loaded"),
   draining: z.boolean(),
   store: z.enum(["memory", "redis"]).describe("where jobs are kept"),
 });
