@@ -46,3 +46,32 @@ export function fromZod(schema: z.ZodType, doc: { properties: Record<string, Jso
   const additionalProperties = "additionalProperties" in doc ? doc.additionalProperties : (out.additionalProperties ?? true);
   return { ...doc, type: "object", required: [...files, ...(inp.required ?? [])], additionalProperties, properties };
 }
+
+const SAFE = Number.MAX_SAFE_INTEGER;
+/** zod's conversion spells out what JSON Schema says with less: safe-integer bounds, the regexes behind a format. */
+function tidy(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(tidy);
+  if (!v || typeof v !== "object") return v;
+  const o = { ...(v as Json) };
+  delete o.$schema;
+  delete o.$id;
+  if (o.minimum === -SAFE) delete o.minimum;
+  if (o.maximum === SAFE) delete o.maximum;
+  if (o.format === "date-time") delete o.pattern;
+  if (o.contentEncoding === "base64") {
+    delete o.pattern;
+    delete o.format;
+  }
+  return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, tidy(x)]));
+}
+
+/**
+ * The response bodies' schemas (responses.ts) as components.schemas, a schema used inside another
+ * named by $ref. The input side: an object documented this way stays open to fields added later.
+ */
+export function responseComponents(schemas: Record<string, z.ZodType>): Record<string, Json> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, s] of Object.entries(schemas)) registry.add(s, { id });
+  const { schemas: out } = z.toJSONSchema(registry, { io: "input", unrepresentable: "any", uri: (id) => `#/components/schemas/${id}` });
+  return Object.fromEntries(Object.entries(out).map(([id, s]) => [id, tidy(s) as Json]));
+}

@@ -8,6 +8,7 @@ import { type RunningServer, startServer } from "../../src/server/server.js";
 import { PHOTOS, TINY } from "../helpers.js";
 import { baseForm } from "../support/forms.js";
 import { startRedis, startReplica, stopAll } from "../support/replicas.js";
+import { expectJobEvents } from "../support/responses.js";
 import { type SseEvent, readSse } from "../support/sse.js";
 
 const photo = readFileSync(path.join(PHOTOS, "coffee.png"));
@@ -50,6 +51,7 @@ describe("job events: GET /v1/jobs/{id}/events as Server-Sent Events (issue 31)"
     expect(contentType).to.match(/^text\/event-stream/);
     expectWellFormed(events);
     expectLifeOrder(events);
+    expectJobEvents(events);
     const last = events.at(-1)!;
     expect(last.event).to.equal("succeeded");
     expect(data(last)).to.include({ id, state: "succeeded", result: `/v1/jobs/${id}/result` });
@@ -85,6 +87,7 @@ describe("job events: GET /v1/jobs/{id}/events as Server-Sent Events (issue 31)"
     const { events } = await stream;
     expectWellFormed(events);
     expect(events.map((e) => e.event)).to.deep.equal(["queued", "cancelled"]);
+    expectJobEvents(events);
     expect(data(events[0])).to.include({ id: waiting, position: 0 });
     expect(data(events[1])).to.include({ state: "cancelled" });
     await fetch(`${s.url}/v1/jobs/${running}`, { method: "DELETE", headers: as("key-a") });
@@ -153,6 +156,7 @@ describe("job events across replicas on Redis (issue 31)", function () {
     if (process.env.DEBUG_SSE) console.log(events.map((e) => `${e.id}:${e.event}:${e.data.length}`).join(" "));
     expectWellFormed(events);
     expectLifeOrder(events);
+    expectJobEvents(events);
     expect(events.at(-1)!.event).to.equal("succeeded");
     expect(data(events.find((e) => e.event === "started")!).replica).to.equal(runner);
     const previews = events.filter((e) => e.event === "progress").map(data).filter((p) => p.preview);

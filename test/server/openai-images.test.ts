@@ -6,6 +6,7 @@ import { pino } from "pino";
 import sharp from "sharp";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import { PHOTOS, TINY } from "../helpers.js";
+import { expectResponse } from "../support/responses.js";
 
 const KEY = "test-key-openai";
 
@@ -38,6 +39,7 @@ describe("OpenAI-compatible POST /v1/images/edits, called by the official openai
       user: "catalogue-team",
       ...({ rewards: "5,4,5", steps: "2", seed: "7" } as object),
     } as OpenAI.ImageEditParamsNonStreaming);
+    expectResponse("OpenAiImages", r);
     expect(r.created).to.be.within(before - 1, before + 120);
     expect(r.data).to.have.length(1);
     const out = await sharp(Buffer.from(r.data![0].b64_json!, "base64")).metadata();
@@ -51,6 +53,7 @@ describe("OpenAI-compatible POST /v1/images/edits, called by the official openai
     expect(b64.data![0].b64_json).to.not.equal(b64.data![1].b64_json);
     const urls = await client.images.edit({ ...base, response_format: "url" } as OpenAI.ImageEditParamsNonStreaming);
     expect(urls.data).to.have.length(2);
+    expectResponse("OpenAiImages", urls);
     for (const [k, d] of urls.data!.entries()) {
       expect(d.url).to.match(new RegExp(`^${s.url}/v1/jobs/[0-9a-f-]+/result\\?candidate=${k}$`));
       const got = await fetch(d.url!, { headers: { authorization: `Bearer ${KEY}` } });
@@ -118,6 +121,7 @@ describe("OpenAI-compatible POST /v1/images/edits, called by the official openai
     expect(raw.status).to.equal(415);
     const body = (await raw.json()) as { error: Record<string, unknown> };
     expect(Object.keys(body.error).sort()).to.deep.equal(["code", "message", "param", "type"]);
+    expectResponse("OpenAiError", body);
   });
 
   it("form fields are read strictly: partial_images is one decimal digit 0..3 and only with stream=true; an unknown field is named as sent (finding 14)", async () => {
@@ -128,7 +132,7 @@ describe("OpenAI-compatible POST /v1/images/edits, called by the official openai
       form.append("prompt", "make the mug red");
       for (const [k, v] of Object.entries(fields)) form.append(k, v);
       const r = await fetch(`${s.url}/v1/images/edits`, { method: "POST", headers: { authorization: `Bearer ${KEY}` }, body: form });
-      return { status: r.status, error: ((await r.json()) as { error: { param: string | null; message: string; code: string } }).error };
+      return { status: r.status, error: expectResponse("OpenAiError", await r.json()).error };
     };
     // Number() reads "" as 0, "0x2" as 2 and "1e0" as 1: none of them is a partial image count
     for (const v of ["", "0x2", "1e0", "9", "-1", "1.0", " 1", "+1", "01"]) {

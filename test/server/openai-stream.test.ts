@@ -6,6 +6,7 @@ import { pino } from "pino";
 import sharp from "sharp";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import { PHOTOS, TINY } from "../helpers.js";
+import { expectResponse } from "../support/responses.js";
 
 const KEY = "test-key-openai-stream";
 
@@ -36,6 +37,8 @@ describe("OpenAI streaming on POST /v1/images/edits, iterated by the official op
     const partials = events.filter((e): e is OpenAI.ImageEditPartialImageEvent => e.type === "image_edit.partial_image");
     expect(types.slice(0, partials.length).every((t) => t === "image_edit.partial_image"), types.join(",")).to.equal(true);
     expect(partials.length).to.be.within(1, 2);
+    for (const p of partials) expectResponse("OpenAiPartialImageEvent", p);
+    expectResponse("OpenAiCompletedEvent", events.at(-1));
     expect(partials.map((p) => p.partial_image_index)).to.deep.equal(partials.map((_, i) => i));
     for (const p of [...partials, events.at(-1)!]) {
       const img = await sharp(Buffer.from(p.b64_json, "base64")).metadata();

@@ -6,6 +6,7 @@ import { type RunningServer, startServer } from "../../src/server/server.js";
 import { FakeJudge } from "../support/fake-judge.js";
 import { ROOT, TINY } from "../helpers.js";
 import { baseForm } from "../support/forms.js";
+import { expectResponse } from "../support/responses.js";
 
 const quiet = pino({ level: "silent" });
 const scene = readFileSync(path.join(ROOT, "models", "heldout", "syn-0007-source.png"));
@@ -43,6 +44,7 @@ describe("HTTP refine_rounds (real port, tiny model, loopback judge)", function 
     const res = await fetch(url("/v1/edits"), { method: "POST", body: form({ instruction: "make the background dark blue", steps: "2", seed: "4", refine_rounds: "3", response_format: "json" }) });
     const body = await res.json();
     expect(res.status, JSON.stringify(body)).to.equal(200);
+    expectResponse("EditResult", body);
     expect(body.refine).to.include({ scorer: "judge", stopped: "rounds" });
     expect(body.refine.rounds).to.have.length(3);
     const [r1, r2, r3] = body.refine.rounds;

@@ -4,6 +4,8 @@ import { pino } from "pino";
 import { ALLOWED_METHODS } from "../../src/server/app.js";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import { TINY } from "../helpers.js";
+import { baseForm } from "../support/forms.js";
+import { expectJsonAnswer } from "../support/responses.js";
 
 interface Layer {
   rawPath?: string;
@@ -49,5 +51,34 @@ describe("routes: one router per resource, and the OpenAPI document describes ex
     const fromTable = ALLOWED_METHODS.flatMap(([p, ms]) => ms.filter((m) => m !== "HEAD").map((m) => `${m} ${p}`)).sort();
     expect(fromTable).to.deep.equal(served(s.app));
     for (const [, ms] of ALLOWED_METHODS) if (ms.includes("GET")) expect(ms).to.include("HEAD");
+  });
+
+  it("the JSON answers match the response schemas /openapi.json is generated from (issue 41)", async () => {
+    const url = (p: string) => `${s.url}${p}`;
+    await expectJsonAnswer("Health", await fetch(url("/healthz")), 200);
+    expect((await expectJsonAnswer("Ready", await fetch(url("/readyz")), 200)).ready).to.equal(true);
+    expect((await expectJsonAnswer("Presets", await fetch(url("/v1/presets")), 200)).presets.length).to.be.greaterThan(0);
+    expect((await expectJsonAnswer("Models", await fetch(url("/v1/models")), 200)).models).to.have.length(1);
+
+    const edit = await expectJsonAnswer("EditResult", await fetch(url("/v1/edits"), { method: "POST", body: baseForm({ instruction: "make the mug red", steps: "2", candidates: "2", response_format: "json" }) }), 200);
+    expect(edit.candidates).to.have.length(2);
+    const queued = await expectJsonAnswer("Job", await fetch(url("/v1/jobs"), { method: "POST", body: baseForm({ instruction: "make the mug red", steps: "2" }) }), 202);
+    let job = queued;
+    for (let i = 0; i < 300 && job.state !== "succeeded"; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      job = await expectJsonAnswer("Job", await fetch(url(`/v1/jobs/${queued.id}`)), 200);
+    }
+    expect(job.result).to.equal(`/v1/jobs/${job.id}/result`);
+    await expectJsonAnswer("EditResult", await fetch(url(`${job.result}?format=json`)), 200);
+    await expectJsonAnswer("JobDeleted", await fetch(url(`/v1/jobs/${job.id}`), { method: "DELETE" }), 200);
+    // a cancelled job carries its error
+    const long = await expectJsonAnswer("Job", await fetch(url("/v1/jobs"), { method: "POST", body: baseForm({ instruction: "make the mug red", steps: "50", candidates: "4" }) }), 202);
+    await expectJsonAnswer("Job", await fetch(url(`/v1/jobs/${long.id}`), { method: "DELETE" }), 202);
+
+    const scores = await expectJsonAnswer("Scores", await fetch(url("/v1/scores"), { method: "POST", body: baseForm({ instruction: "make the mug red", backend: "local" }, { source: Buffer.from(edit.image, "base64"), edited: Buffer.from(edit.image, "base64") }) }), 200);
+    expect(scores.backend).to.equal("local");
+
+    expect((await expectJsonAnswer("Error", await fetch(url(`/v1/jobs/${job.id}`)), 404)).error.field).to.equal("id");
+    expect((await expectJsonAnswer("Error", await fetch(url("/v1/edits"), { method: "POST", body: baseForm({ instruction: "x", colour: "red" }) }), 400)).error.field).to.equal("colour");
   });
 });

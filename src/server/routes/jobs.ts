@@ -9,6 +9,7 @@ import type { ServerConfig } from "../../config/server.js";
 import type { JobQueue } from "../queue/types.js";
 import type { editResults } from "../results.js";
 import type { Upload } from "../upload.js";
+import type { ResponseBody } from "../responses.js";
 import { route } from "./route.js";
 import type { WebhookSender } from "../webhooks.js";
 
@@ -78,7 +79,7 @@ export function jobsRouter(d: {
     }
     if (!(await queue.remove(job.id))) throw notFound();
     results.forget(job.id);
-    res.status(200).json({ id: job.id, state: job.state, deleted: true });
+    res.status(200).json({ id: job.id, state: job.state, deleted: true } satisfies ResponseBody<"JobDeleted">);
   }));
 
   return r;

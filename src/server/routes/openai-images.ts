@@ -13,6 +13,7 @@ import type { Marker } from "../../provenance/index.js";
 import type { editSubmission } from "../edit-submission.js";
 import { AppError, type ErrorBody, toAppError } from "../errors.js";
 import type { JobQueue, JobView } from "../queue/types.js";
+import type { ResponseBody } from "../responses.js";
 import { checkImageSize, checkMask, editSchema, parseForm } from "../validation.js";
 
 /**
@@ -114,7 +115,7 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
         background: await backgroundOf(out.candidates[0].image),
         output_format: o.output_format,
         size: size ? `${size.width}x${size.height}` : `${out.width}x${out.height}`,
-      });
+      } satisfies ResponseBody<"OpenAiImages">);
     })().catch(next);
   });
   return router;
