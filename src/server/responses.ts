@@ -236,6 +236,7 @@ export const OpenAiImages = z
         z.object({ url: z.url().describe("/v1/jobs/{id}/result?candidate=k, kept for the job TTL (needs the API key)"), revised_prompt: z.null() }),
       ]),
     ),
+    background: z.enum(["transparent", "opaque"]).describe("whether the image came back with alpha (a transparent source keeps it unless background=opaque)"),
     output_format: z.enum(OUTPUT_FORMATS),
     size: z.string().regex(/^\d+x\d+$/),
   })
@@ -246,7 +247,7 @@ const streamed = {
   created_at: int,
   output_format: z.enum(OUTPUT_FORMATS),
   size: z.string().regex(/^\d+x\d+$/),
-  background: z.string(),
+  background: z.enum(["transparent", "opaque"]),
   quality: z.string(),
 };
 export const OpenAiPartialImageEvent = z
