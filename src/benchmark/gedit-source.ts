@@ -68,17 +68,28 @@ export async function pullGedit(o: PullOptions = {}): Promise<PulledGedit> {
   const name = o.dataset ?? GEDIT_DATASET;
   const revision = o.revision ?? "main";
   const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const first = await trySnapshot(name, revision, o);
+  const env = o.env ?? hubEnv();
+  let first: PulledGedit | null;
+  try {
+    first = await trySnapshot(name, revision, { ...o, env });
+  } catch (err) {
+    // offline, a revision never pulled whole may be one that held no split: its conversion may be cached
+    if (!(err instanceof HubError && err.kind === "offline-missing") || revision === CONVERTED_REVISION) throw err;
+    const converted = await trySnapshot(name, CONVERTED_REVISION, { ...o, env }).catch(() => null);
+    if (!converted) throw err;
+    log(`dataset ${name}@${revision} is not in the cache; using the cached Parquet conversion, ${name}@${CONVERTED_REVISION}`);
+    return converted;
+  }
   if (first) return first;
   if (revision === CONVERTED_REVISION) throw new Error(`dataset ${name}@${revision}: ${NO_SPLIT}`);
   log(`dataset ${name}@${revision} holds no GEdit-Bench split as .arrow or .parquet files; trying the Hub's Parquet conversion, ${name}@${CONVERTED_REVISION}`);
   let why = "it holds no <config>/train/*.parquet file";
   try {
-    const converted = await trySnapshot(name, CONVERTED_REVISION, o);
+    const converted = await trySnapshot(name, CONVERTED_REVISION, { ...o, env });
     if (converted) return converted;
   } catch (err) {
     if (!(err instanceof HubError)) throw err;
     why = err.message;
   }
-  throw new Error(`dataset ${name}: no GEdit-Bench files at ${revision} (looked for ${SPLIT_LAYOUTS}) nor at ${CONVERTED_REVISION} (${why})`);
+  throw new Error(`dataset ${name}: no GEdit-Bench files at ${revision} nor at ${CONVERTED_REVISION} (${why}); looked for ${SPLIT_LAYOUTS}`);
 }

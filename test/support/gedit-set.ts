@@ -101,9 +101,10 @@ const image = (name: string) => [
 
 /**
  * One Parquet file as `push_to_hub` writes a shard of a split: the same columns, the images as
- * structs {bytes: binary, path: string}, rows in groups of `rowGroupSize`.
+ * structs {bytes: binary, path: string}, rows in groups of `rowGroupSize`, Snappy-compressed as
+ * pyarrow's default is (`codec` labels the pages with another codec, for the refusal).
  */
-export function parquetFile(rows: GeditRow[], rowGroupSize = 4): Buffer {
+export function parquetFile(rows: GeditRow[], rowGroupSize = 4, codec?: { name: "ZSTD"; compress: (b: Uint8Array) => Uint8Array }): Buffer {
   const schema = [
     { name: "schema", num_children: 7 },
     text("task_type"),
@@ -126,6 +127,7 @@ export function parquetFile(rows: GeditRow[], rowGroupSize = 4): Buffer {
     ],
     schema,
     rowGroupSize,
+    ...(codec ? { codec: codec.name, compressors: { [codec.name]: codec.compress } } : {}),
     kvMetadata: [{ key: "huggingface", value: JSON.stringify({ info: { features: FEATURES } }) }],
   });
   return Buffer.from(buffer);
