@@ -1,18 +1,21 @@
 /**
- * GEdit-Bench (Step1X-Edit's benchmark) as a suite: its Arrow IPC files, as `datasets` saves a
- * split, read with the Apache Arrow project's own reader. Each row becomes a sample whose edit
+ * GEdit-Bench (Step1X-Edit's benchmark) as a suite: its split's Arrow IPC files (as `datasets`
+ * saves a split) or Parquet files (as `push_to_hub` and the Hub's conversion store it), read
+ * through one row interface (./gedit-rows.ts). Each row becomes a sample whose edit
  * input is `input_image_raw` at about 512 x 512 in area (its own aspect, sides multiples of 32)
  * and whose judged source is `input_image`, as the official evaluation does it.
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type Table, tableFromIPC } from "apache-arrow";
 import sharp from "sharp";
 import { projectCacheDir } from "../paths.js";
 import { containedPath, segmentProblem } from "./contained-path.js";
 import { GEDIT_AREA, type GeditInfo, type GeditLanguage, type GeditOptions, type GeditTask } from "./gedit-facts.js";
+import { SPLIT_LAYOUTS, rowBatches, splitFiles } from "./gedit-rows.js";
 import type { Sample, Suite } from "./suites.js";
+
+export { chooseSplit, pickSplit, splitFiles } from "./gedit-rows.js";
 
 export { GEDIT_AREA, GEDIT_DATASET, GEDIT_LANGUAGES, GEDIT_PUBLISHED, GEDIT_TASKS, type GeditInfo, type GeditLanguage, type GeditOptions, type GeditTask } from "./gedit-facts.js";
 
@@ -24,39 +27,6 @@ export function geditDimensions(ratio: number, area = GEDIT_AREA): { width: numb
   const w = Math.sqrt(area * ratio);
   const h = w / ratio;
   return { width: Math.max(32, Math.round(w / 32) * 32), height: Math.max(32, Math.round(h / 32) * 32) };
-}
-
-/**
- * The split's .arrow files below `dir` (or `dir` itself when it is one), in name order. When the
- * folder holds several splits, the `train` split: GEdit-Bench has only that one.
- */
-export function arrowFiles(dir: string): string[] {
-  if (statSync(dir).isFile()) return [dir];
-  const found: string[] = [];
-  const walk = (d: string, depth: number) => {
-    if (depth > 6) return;
-    for (const e of readdirSync(d).sort()) {
-      if (e.startsWith(".")) continue;
-      const full = path.join(d, e);
-      if (statSync(full).isDirectory()) walk(full, depth + 1);
-      else if (e.endsWith(".arrow")) found.push(full);
-    }
-  };
-  walk(dir, 0);
-  return pickSplit(found.map((f) => path.relative(dir, f))).map((f) => path.join(dir, f));
-}
-
-/** Of repository-relative .arrow paths, those of the train split (all of them when no split is named). */
-export function pickSplit(paths: string[]): string[] {
-  const arrows = paths.filter((p) => p.endsWith(".arrow")).sort();
-  const train = arrows.filter((p) => p.split("/").some((seg) => seg === "train" || /^train[-_.]/.test(seg)));
-  return train.length ? train : arrows;
-}
-
-/** The column `name` (case aside: `Intersection_exist` is spelt with a capital). */
-function column(table: Table, name: string) {
-  const field = table.schema.fields.find((f) => f.name.toLowerCase() === name.toLowerCase());
-  return field ? table.getChild(field.name) : null;
 }
 
 function bytesOf(v: unknown): Buffer | undefined {
@@ -121,8 +91,8 @@ async function prepareInput(raw: Buffer): Promise<Buffer> {
 export async function loadGedit(location: string, o: GeditOptions = {}): Promise<Suite> {
   if (!existsSync(location)) throw new Error(`${location} does not exist`);
   const language = o.language ?? "en";
-  const files = arrowFiles(location);
-  if (!files.length) throw new Error(`${location}: no .arrow files (GEdit-Bench is stored as Arrow IPC files, as datasets saves a split)`);
+  const files = splitFiles(location);
+  if (!files.length) throw new Error(`${location}: no GEdit-Bench files: looked for ${SPLIT_LAYOUTS}`);
   const version = createHash("sha256");
   for (const f of files) {
     const st = statSync(f);
@@ -132,71 +102,65 @@ export async function loadGedit(location: string, o: GeditOptions = {}): Promise
   const samples: Sample[] = [];
   const seen = new Set<string>();
   for (const file of files) {
-    let table: Table;
-    try {
-      table = tableFromIPC(readFileSync(file));
-    } catch (err) {
-      throw new Error(`${file}: not an Arrow IPC file (${(err as Error).message})`);
+    for await (const batch of rowBatches(file)) {
+      const pending: Array<Promise<void>> = [];
+      for (let j = 0; j < batch.length; j++) {
+        const cell = (c: Parameters<typeof batch.cell>[0]) => batch.cell(c, j);
+        const i = batch.first + j;
+        if (String(cell("instruction_language")).trim().toLowerCase() !== language) continue;
+        const task = textCell(cell("task_type"));
+        const key = textCell(cell("key"));
+        const row = `${file}: row ${i} (key ${shown(key ?? null)}, task ${shown(task ?? null)})`;
+        if (task === undefined || key === undefined) throw new Error(`${row}: task_type and key must be text`);
+        // both become file names below the prepared folder: one plain segment each, never a way out of it
+        for (const [field, v] of [["task_type", task], ["key", key]] as const) {
+          const problem = segmentProblem(v);
+          if (problem) throw new Error(`${row}: ${field} is refused (${problem}); it must be one plain file name`);
+        }
+        let intersection = false;
+        if (batch.has("Intersection_exist")) {
+          const v = cell("Intersection_exist");
+          const b = strictBoolean(v);
+          if (b === undefined) throw new Error(`${row}: Intersection_exist is ${shown(v)}; expected true or false ("True", "False", "1" or "0" as text)`);
+          intersection = b;
+        }
+        if (o.intersection && !intersection) continue;
+        const judged = bytesOf(cell("input_image"));
+        const rawBytes = bytesOf(cell("input_image_raw"));
+        // the official generation edits the raw image; input_image stands in where a row lacks it
+        const raw = rawBytes ?? judged;
+        if (!judged || !raw) throw new Error(`${row}: has no image bytes`);
+        const id = `gedit/${language}/${task}/${key}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const base = containedPath(root, `${safe(task)}/${safe(key)}`);
+        const image = `${base}.input.png`;
+        const judgeImage = `${base}.source.png`;
+        const decodeError = (column: string) => (err: Error) => {
+          throw new Error(`${row}: ${column} is not a decodable image (${err.message})`);
+        };
+        const a = writeOnce(image, () => prepareInput(raw).catch(decodeError(rawBytes ? "input_image_raw" : "input_image")));
+        const b = writeOnce(judgeImage, () => sharp(judged).rotate().png().toBuffer().catch(decodeError("input_image")));
+        // a failure surfaces through Promise.all below; this keeps one from going unhandled meanwhile,
+        // when a later row is refused before the batch is awaited
+        for (const p of [a, b]) {
+          if (!p) continue;
+          p.catch(() => {});
+          pending.push(p);
+        }
+        if (pending.length >= 16) await Promise.all(pending.splice(0));
+        samples.push({
+          id,
+          image,
+          judgeImage,
+          instruction: String(cell("instruction")),
+          category: task as GeditTask,
+          gedit: { task, language, intersection, key },
+        });
+      }
+      // the batch's images are written before the next batch is read: memory holds one batch
+      await Promise.all(pending);
     }
-    const cols = Object.fromEntries(
-      ["task_type", "key", "instruction", "instruction_language", "input_image", "input_image_raw", "Intersection_exist"].map((n) => [n, column(table, n)]),
-    );
-    const missing = ["task_type", "key", "instruction", "instruction_language", "input_image"].filter((n) => !cols[n]);
-    if (missing.length) throw new Error(`${file}: no ${missing.join(", ")} column (is it GEdit-Bench?)`);
-    const pending: Array<Promise<void>> = [];
-    for (let i = 0; i < table.numRows; i++) {
-      if (String(cols.instruction_language!.get(i)).trim().toLowerCase() !== language) continue;
-      const task = textCell(cols.task_type!.get(i));
-      const key = textCell(cols.key!.get(i));
-      const row = `${file}: row ${i} (key ${shown(key ?? null)}, task ${shown(task ?? null)})`;
-      if (task === undefined || key === undefined) throw new Error(`${row}: task_type and key must be text`);
-      // both become file names below the prepared folder: one plain segment each, never a way out of it
-      for (const [field, v] of [["task_type", task], ["key", key]] as const) {
-        const problem = segmentProblem(v);
-        if (problem) throw new Error(`${row}: ${field} is refused (${problem}); it must be one plain file name`);
-      }
-      let intersection = false;
-      if (cols.Intersection_exist) {
-        const v = cols.Intersection_exist.get(i);
-        const b = strictBoolean(v);
-        if (b === undefined) throw new Error(`${row}: Intersection_exist is ${shown(v)}; expected true or false ("True", "False", "1" or "0" as text)`);
-        intersection = b;
-      }
-      if (o.intersection && !intersection) continue;
-      const judged = bytesOf(cols.input_image!.get(i));
-      const rawBytes = bytesOf(cols.input_image_raw?.get(i));
-      // the official generation edits the raw image; input_image stands in where a row lacks it
-      const raw = rawBytes ?? judged;
-      if (!judged || !raw) throw new Error(`${row}: has no image bytes`);
-      const id = `gedit/${language}/${task}/${key}`;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      const base = containedPath(root, `${safe(task)}/${safe(key)}`);
-      const image = `${base}.input.png`;
-      const judgeImage = `${base}.source.png`;
-      const decodeError = (column: string) => (err: Error) => {
-        throw new Error(`${row}: ${column} is not a decodable image (${err.message})`);
-      };
-      const a = writeOnce(image, () => prepareInput(raw).catch(decodeError(rawBytes ? "input_image_raw" : "input_image")));
-      const b = writeOnce(judgeImage, () => sharp(judged).rotate().png().toBuffer().catch(decodeError("input_image")));
-      // a failure surfaces through Promise.all below; this keeps one from going unhandled meanwhile,
-      // when a later row is refused before the batch is awaited
-      for (const p of [a, b]) {
-        if (!p) continue;
-        p.catch(() => {});
-        pending.push(p);
-      }
-      if (pending.length >= 16) await Promise.all(pending.splice(0));
-      samples.push({
-        id,
-        image,
-        judgeImage,
-        instruction: String(cols.instruction!.get(i)),
-        category: task as GeditTask,
-        gedit: { task, language, intersection, key },
-      });
-    }
-    await Promise.all(pending);
   }
   if (!samples.length) throw new Error(`${location}: no GEdit-Bench rows in language "${language}"${o.intersection ? " with Intersection_exist" : ""}`);
   return { name: "gedit-bench", samples };

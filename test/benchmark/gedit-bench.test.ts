@@ -2,28 +2,15 @@ import { expect } from "chai";
 import { createHash } from "node:crypto";
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { Binary, Bool, Field, Struct, Table, Utf8, tableToIPC, vectorFromArray } from "apache-arrow";
 import sharp from "sharp";
 import { geditDimensions, loadGedit, pickSplit } from "../../src/benchmark/gedit.js";
-import { geditSelector } from "../../src/benchmark/gedit-source.js";
+import { NO_SPLIT, geditSelector } from "../../src/benchmark/gedit-source.js";
 import { geditTables } from "../../src/benchmark/gedit-metrics.js";
 import { type ResultRow, readRows } from "../../src/benchmark/results.js";
 import { FakeJudge, type RecordedRequest } from "../support/fake-judge.js";
+import { KEYS, geditFiles } from "../support/gedit-set.js";
 import { HubServer, hubFile } from "../support/hub-server.js";
 import { PHOTOS, runCli, tempDir } from "../helpers.js";
-
-/**
- * Six GEdit-Bench keys in three task types, each with an English and a Chinese row, as the
- * published split has them; k2 and k6 lie outside the intersection subset.
- */
-const KEYS = [
-  { key: "k1", task: "background_change", inter: true, photo: "coffee.png", en: "put the cup on a sandy beach", cn: "把杯子放在沙滩上" },
-  { key: "k2", task: "background_change", inter: false, photo: "chelsea.png", en: "replace the wall with a forest", cn: "把墙换成森林" },
-  { key: "k3", task: "color_alter", inter: true, photo: "astronaut.png", en: "make the suit bright red", cn: "把衣服变成红色" },
-  { key: "k4", task: "color_alter", inter: true, photo: "coffee.png", en: "turn the saucer blue", cn: "把碟子变成蓝色" },
-  { key: "k5", task: "subject-add", inter: true, photo: "chelsea.png", en: "add a red ball beside the cat", cn: "在猫旁边加一个红球" },
-  { key: "k6", task: "subject-add", inter: false, photo: "astronaut.png", en: "add a small flag", cn: "加一面小旗子" },
-];
 
 /**
  * What the loopback judge answers for each English row, attempt by attempt: VIEScore JSON,
@@ -64,46 +51,6 @@ const EXPECTED_EN = {
     o: (6 + 5.5) / 2,
   },
 };
-
-type Image = { bytes: Uint8Array; path: string | null };
-const IMAGE = new Struct([new Field("bytes", new Binary(), true), new Field("path", new Utf8(), true)]);
-
-/** One Arrow IPC stream file as `datasets` writes a shard of a split. */
-function arrowFile(rows: Array<{ task: string; key: string; instruction: string; language: string; image: Image; raw: Image; inter: boolean }>): Buffer {
-  const table = new Table({
-    task_type: vectorFromArray(rows.map((r) => r.task), new Utf8()),
-    key: vectorFromArray(rows.map((r) => r.key), new Utf8()),
-    instruction: vectorFromArray(rows.map((r) => r.instruction), new Utf8()),
-    instruction_language: vectorFromArray(rows.map((r) => r.language), new Utf8()),
-    input_image: vectorFromArray(rows.map((r) => r.image), IMAGE),
-    input_image_raw: vectorFromArray(rows.map((r) => r.raw), IMAGE),
-    Intersection_exist: vectorFromArray(rows.map((r) => r.inter), new Bool()),
-  });
-  return Buffer.from(tableToIPC(table, "stream"));
-}
-
-/**
- * The data set's files at their repository paths. input_image is the raw photo squeezed to 320 x 320
- * and made grey, so a request shows which of the two the judge was sent, and at which size.
- */
-async function geditFiles(): Promise<Map<string, Buffer>> {
-  const rows = [];
-  for (const k of KEYS) {
-    const raw = readFileSync(path.join(PHOTOS, k.photo));
-    const judged = await sharp(raw).resize(320, 320, { fit: "fill" }).grayscale().png().toBuffer();
-    for (const language of ["en", "cn"] as const) {
-      rows.push({ task: k.task, key: k.key, instruction: k[language], language, image: { bytes: judged, path: null }, raw: { bytes: raw, path: `${k.key}.png` }, inter: k.inter });
-    }
-  }
-  return new Map([
-    ["train/data-00000-of-00002.arrow", arrowFile(rows.slice(0, 7))],
-    ["train/data-00001-of-00002.arrow", arrowFile(rows.slice(7))],
-    ["train/dataset_info.json", Buffer.from(JSON.stringify({ features: { task_type: { dtype: "string", _type: "Value" } } }))],
-    ["train/state.json", Buffer.from(JSON.stringify({ _data_files: [{ filename: "data-00000-of-00002.arrow" }, { filename: "data-00001-of-00002.arrow" }], _split: "train" }))],
-    ["README.md", Buffer.from("# GEdit-Bench (test copy)\n")],
-    ["assets/overview.png", readFileSync(path.join(PHOTOS, "coffee.png"))],
-  ]);
-}
 
 const sha = (b: Buffer) => createHash("sha1").update(b).digest("hex");
 const close = (a: number | null, b: number | null) => (a === null || b === null ? a === b : Math.abs(a - b) < 1e-9);
@@ -201,7 +148,7 @@ describe("GEdit-Bench: the suite, VIEScore judging and its table", function () {
     expect(pickSplit(["test/data-00000-of-00001.arrow", "train/data-00001-of-00002.arrow", "train/data-00000-of-00002.arrow", "x.json"])).to.deep.equal(["train/data-00000-of-00002.arrow", "train/data-00001-of-00002.arrow"]);
     const listing = [...files].map(([p, b]) => ({ path: p, size: b.length }));
     expect(geditSelector(listing)).to.deep.equal({ files: ["train/data-00000-of-00002.arrow", "train/data-00001-of-00002.arrow", "train/dataset_info.json", "train/state.json"], problems: [] });
-    expect(geditSelector([{ path: "README.md", size: 1 }]).problems).to.deep.equal(["no .arrow files (GEdit-Bench is stored as Arrow IPC files)"]);
+    expect(geditSelector([{ path: "README.md", size: 1 }]).problems).to.deep.equal([NO_SPLIT]);
 
     const cacheDir = path.join(root, "load-cache");
     const en = await loadGedit(folder, { cacheDir });

@@ -31,6 +31,11 @@ export interface HubRepo {
   commit: string;
   branches: Record<string, string>;
   files: Map<string, HubFile>;
+  /**
+   * The files of other commits (a branch or a ref such as `refs/convert/parquet` pointing at them
+   * in `branches`); a commit not named here has `files`.
+   */
+  trees?: Record<string, Map<string, HubFile>>;
   /** Downloads need this token (GatedRepo without it); listings stay public, as on the Hub. */
   gatedToken?: string;
 }
@@ -160,9 +165,13 @@ export class HubServer {
 
   private commit(repo: HubRepo, rev: string, res: ServerResponse): string | undefined {
     const r = decodeURIComponent(rev);
-    const commit = r === "HEAD" ? repo.branches.main : (repo.branches[r] ?? (r === repo.commit ? r : undefined));
+    const commit = r === "HEAD" ? repo.branches.main : (repo.branches[r] ?? (r === repo.commit || repo.trees?.[r] ? r : undefined));
     if (!commit) this.error(res, 404, "RevisionNotFound", `Invalid rev id: ${r}`);
     return commit;
+  }
+
+  private filesAt(repo: HubRepo, commit: string): Map<string, HubFile> {
+    return repo.trees?.[commit] ?? repo.files;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -186,7 +195,7 @@ export class HubServer {
           downloads: 0,
           likes: 0,
           lastModified: "2026-01-01T00:00:00.000Z",
-          siblings: [...repo.files.keys()].map((rfilename) => ({ rfilename })),
+          siblings: [...this.filesAt(repo, commit).keys()].map((rfilename) => ({ rfilename })),
         }),
       );
       return;
@@ -197,7 +206,7 @@ export class HubServer {
       if (!repo || !commit) return;
       const under = m[4] ? decodeURIComponent(m[4]).replace(/\/$/, "") : "";
       const recursive = url.searchParams.get("recursive") === "true";
-      const inside = [...repo.files.entries()].filter(([f]) => !under || f.startsWith(`${under}/`));
+      const inside = [...this.filesAt(repo, commit).entries()].filter(([f]) => !under || f.startsWith(`${under}/`));
       if (under && inside.length === 0) return this.error(res, 404, "EntryNotFound", `${under} does not exist`);
       const entries: unknown[] = [];
       const dirs = new Set<string>();
@@ -239,10 +248,11 @@ export class HubServer {
       let body = "";
       for await (const c of req) body += c;
       const paths = (JSON.parse(body || "{}") as { paths?: string[] }).paths ?? [];
+      const files = this.filesAt(repo, commit);
       const out = paths
-        .filter((f) => repo.files.has(f))
+        .filter((f) => files.has(f))
         .map((f) => {
-          const file = repo.files.get(f)!;
+          const file = files.get(f)!;
           return { type: "file", path: f, oid: file.gitOid, size: file.lfs ? 134 : file.size, ...(file.lfs ? { lfs: { oid: file.sha256, size: file.size, pointerSize: 134 } } : {}) };
         });
       res.writeHead(200, { "content-type": "application/json" });
@@ -254,7 +264,7 @@ export class HubServer {
       const commit = repo && this.commit(repo, m[3], res);
       if (!repo || !commit) return;
       const file = decodeURIComponent(m[4]);
-      const f = repo.files.get(file);
+      const f = this.filesAt(repo, commit).get(file);
       if (!f) return this.error(res, 404, "EntryNotFound", `${file} does not exist`);
       if (repo.gatedToken && req.headers.authorization !== `Bearer ${repo.gatedToken}`) {
         return this.error(res, 401, "GatedRepo", `Access to model ${repo.name} is restricted. You must have access to it and be authenticated to access it.`);
@@ -279,8 +289,8 @@ export class HubServer {
     if ((m = /^\/lfs-store\/([0-9a-f]{64})$/.exec(p))) {
       const repo = this.repos.get(url.searchParams.get("repo") ?? "");
       const file = url.searchParams.get("file") ?? "";
-      const f = repo?.files.get(file);
-      if (!repo || !f || f.sha256 !== m[1]) return this.error(res, 404, null, "no such object");
+      const f = repo && [repo.files, ...Object.values(repo.trees ?? {})].map((t) => t.get(file)).find((x) => x?.sha256 === m![1]);
+      if (!repo || !f) return this.error(res, 404, null, "no such object");
       entry.file = file;
       if (f.path) return this.stream(req, res, entry, f, { etag: `"${f.sha256}"` });
       let content = f.content;
