@@ -23,6 +23,8 @@ function recordedFlags(p: RecordedParameters): Record<string, string | boolean |
     workingSize: p.working_size || undefined,
     detail: p.detail,
     maskMode: p.mask_mode ?? undefined,
+    background: p.background,
+    backgroundColour: p.background_colour,
   };
 }
 

@@ -47,5 +47,7 @@ export function likeFormFields(p: RecordedParameters): Record<string, string> {
   if (p.guidance_interval) f.guidance_interval = p.guidance_interval.join(",");
   if (p.adaptive_guidance !== null) f.adaptive_guidance = String(p.adaptive_guidance);
   if (p.mask_mode) f.mask_mode = p.mask_mode;
+  if (p.background) f.background = p.background;
+  if (p.background_colour) f.background_colour = p.background_colour;
   return f;
 }

@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { DETAIL_MODES, type EditResult, MASK_MODES, OUTPUT_FORMATS, type OutputFormat, type Rewards, SCHEDULER_NAMES } from "../../editor/index.js";
+import { BACKGROUNDS, type Background, DETAIL_MODES, type EditResult, MASK_MODES, OUTPUT_FORMATS, type OutputFormat, type Rewards, SCHEDULER_NAMES } from "../../editor/index.js";
 import { MAX_FEEDBACK_LENGTH, MAX_INSTRUCTION_LENGTH, PARAM_RANGES, parseSigmaInterval } from "../edit-params.js";
 
 export const PARAMETERS_LABEL = "org.reward-edit.parameters";
@@ -34,6 +34,9 @@ export interface RecordedParameters {
   working_width: number;
   working_height: number;
   format: OutputFormat;
+  /** What became of a transparent source's alpha (issue 41); absent in results made before it. */
+  background?: Background;
+  background_colour?: string;
   model: { name: string; digest: string | null };
   /** sha256 of the photo that was edited (the C2PA parent ingredient is identified by it too). */
   source_sha256: string;
@@ -78,6 +81,7 @@ export function recordParameters(f: EditFacts, withInstruction: boolean): Record
     working_width: p.workingWidth,
     working_height: p.workingHeight,
     format: f.format,
+    ...(p.background ? { background: p.background, background_colour: p.backgroundColour } : {}),
     model: f.model,
     source_sha256: sha256(f.source),
     ...(f.refine ? { refine: f.refine } : {}),
@@ -163,6 +167,8 @@ export const recordedParametersSchema = z.object({
   working_width: size,
   working_height: size,
   format: z.enum(OUTPUT_FORMATS),
+  background: z.enum(BACKGROUNDS).optional(),
+  background_colour: z.string().regex(/^#[0-9a-fA-F]{6}$/, "must be #rrggbb").optional(),
   model: z.object({ name: z.string().min(1).max(200), digest: z.string().max(200).nullable() }),
   source_sha256: hex64,
   refine: z.object({ round: z.number().int().min(1).max(1000), from: z.enum(["source", "last"]) }).optional(),

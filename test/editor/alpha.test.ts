@@ -153,6 +153,12 @@ describe("transparent cutouts keep their alpha (issue 41)", function () {
       expect(o.code, o.stderr).to.equal(0);
       expect((await sharp(flat).metadata()).hasAlpha).to.equal(false);
       expect(offColour(await sharp(flat).raw().toBuffer(), 3, [255, 0, 255])).to.equal(0);
+      // the result records what became of the alpha, so --like repeats it: the same pixels
+      expect((await readProvenance(readFileSync(flat))).parameters).to.include({ background: "opaque", background_colour: "#ff00ff" });
+      const again = path.join(dir, "again.png");
+      const like = await runCli(["edit", "--model", TINY, "--like", flat, "--image", cut, "--out", again]);
+      expect(like.code, like.stderr).to.equal(0);
+      expect(Buffer.compare(await sharp(again).raw().toBuffer(), await sharp(flat).raw().toBuffer())).to.equal(0);
       const bad = await cli(["--image", cut, "--background", "transparent", "--out", path.join(dir, "x.jpg")]);
       expect(bad.code).to.equal(1);
       expect(bad.stderr.trim().split("\n"), bad.stderr).to.have.length(1);
