@@ -20,8 +20,13 @@ export const PARAM_RANGES = {
   reward: { min: 0, max: 5, integer: false },
 } as const;
 
-/** How an edit is sampled: the scheduler and the ways of spending fewer UNet evaluations (issue 20). */
-export type SamplingOptions = Pick<EditOptions, "scheduler" | "karrasSigmas" | "guidanceInterval" | "adaptiveGuidance" | "cacheInterval" | "vaeTiling" | "resolution" | "decoder">;
+/**
+ * How an edit is sampled: the scheduler, the ways of spending fewer UNet evaluations (issue 20) and
+ * the auto mask that confines sampling to where the instruction acts (issue 41).
+ */
+export type SamplingOptions = Pick<EditOptions, "scheduler" | "karrasSigmas" | "guidanceInterval" | "adaptiveGuidance" | "cacheInterval" | "vaeTiling" | "resolution" | "decoder"> & {
+  autoMask?: boolean;
+};
 
 export interface RequestedParams extends SamplingOptions {
   rewards?: Rewards;
@@ -71,6 +76,7 @@ export function resolveParams(req: RequestedParams, presets: Record<string, Pres
     vaeTiling: req.vaeTiling ?? p?.vae_tiling,
     resolution: req.resolution ?? p?.resolution,
     decoder: req.decoder ?? p?.decoder,
+    autoMask: req.autoMask ?? p?.auto_mask,
   };
   return {
     preset: p?.name ?? null,

@@ -23,6 +23,8 @@ export interface BatchRow {
   /** Absolute path of the row's mask (white = may change). */
   mask?: string;
   seed?: number;
+  /** The row's own auto mask switch (the flags' --auto-mask otherwise). */
+  autoMask?: boolean;
 }
 
 export class ManifestError extends Error {}
@@ -48,6 +50,8 @@ const rowSchema = z.strictObject({
   preset: z.preprocess(blank, z.string().min(1).optional()),
   mask: z.preprocess(blank, z.string().min(1).optional()),
   seed: z.preprocess(blank, z.coerce.number().int().min(0).max(2 ** 32 - 1).optional()),
+  // JSON true/false, or a CSV cell true/false/1/0
+  auto_mask: z.preprocess(blank, z.union([z.boolean(), z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1")], { message: "auto_mask must be true or false" }).optional()),
 });
 
 /**
@@ -113,6 +117,7 @@ export async function readBatchInput(input: string, instruction?: string): Promi
       preset: row.preset,
       mask: row.mask ? path.resolve(base, row.mask) : undefined,
       seed: row.seed,
+      ...(row.auto_mask !== undefined ? { autoMask: row.auto_mask } : {}),
     };
   });
 }

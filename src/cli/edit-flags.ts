@@ -31,7 +31,8 @@ export function addEditFlags(cmd: Command): Command {
     .option("--working-size", "return the image at the model's working size")
     .option("--detail <mode>", "keep: compose at full resolution, keeping the source's pixels and fine detail; off: resize the whole result", "keep")
     .option("--mask-in <file>", "where the edit may happen: an image, white = may change, black = must not, grey = partly (any size; scaled to the photo)")
-    .option("--mask-mode <mode>", `with --mask-in: ${MASK_MODES.join(" or ")} (blend confines the edit during sampling too; paste only pastes)`);
+    .option("--mask-mode <mode>", `with --mask-in: ${MASK_MODES.join(" or ")} (blend confines the edit during sampling too; paste only pastes)`)
+    .option("--auto-mask", "keep everything the instruction does not name: a mask from the editor's own relevance map (none for a global edit; --mask-in wins)");
 }
 
 export interface EditFlags {
@@ -86,6 +87,7 @@ export interface EditFlagValues {
   detail: string;
   maskIn?: string;
   maskMode?: string;
+  autoMask?: boolean;
 }
 
 export async function parseEditFlags(o: EditFlagValues): Promise<EditFlags> {
@@ -118,6 +120,7 @@ export async function parseEditFlags(o: EditFlagValues): Promise<EditFlags> {
         vaeTiling: o.vaeTiling as VaeTiling | undefined,
         decoder: o.decoder as Decoder | undefined,
         resolution: o.resolution === undefined ? undefined : parseNumber("--resolution", o.resolution, PARAM_RANGES.resolution),
+        autoMask: o.autoMask ? true : undefined,
     };
     params = resolveParams(requested, loadPresets(), { deepCache });
   } catch (err) {

@@ -47,5 +47,6 @@ export function likeFormFields(p: RecordedParameters): Record<string, string> {
   if (p.guidance_interval) f.guidance_interval = p.guidance_interval.join(",");
   if (p.adaptive_guidance !== null) f.adaptive_guidance = String(p.adaptive_guidance);
   if (p.mask_mode) f.mask_mode = p.mask_mode;
+  if (p.auto_mask) f.auto_mask = "true";
   return f;
 }

@@ -66,6 +66,7 @@ export function editSubmission(d: SubmissionDeps) {
           vaeTiling: form.vae_tiling,
           resolution: form.resolution,
           decoder: form.decoder,
+          autoMask: form.auto_mask,
         },
         presets,
         { deepCache: queue.model?.manifest.deep_cache !== undefined },

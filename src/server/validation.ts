@@ -83,6 +83,8 @@ export function editSchema(c: ServerConfig) {
     response_format: z.enum(["image", "json"]).default("image"),
     detail: z.enum(DETAIL_MODES).default("keep"),
     mask_mode: z.enum(MASK_MODES).optional(),
+    /** Confine the edit to where the instruction acts (the editor's relevance map); an uploaded mask wins. */
+    auto_mask: booleanField.optional(),
   });
 }
 export type EditForm = z.infer<ReturnType<typeof editSchema>>;
