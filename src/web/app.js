@@ -48,6 +48,7 @@ async function loadPresets() {
       if (p.steps) $("steps").value = String(p.steps);
       else $("steps").value = "";
       $("scheduler").value = p.scheduler ?? "";
+      $("auto-mask").checked = p.auto_mask === true;
       presetFields = Object.fromEntries(PRESET_FIELDS.filter((k) => p[k] !== undefined).map((k) => [k, Array.isArray(p[k]) ? p[k].join(",") : String(p[k])]));
     });
     $("presets").append(b);
