@@ -21,14 +21,17 @@ export const PARAM_RANGES = {
 } as const;
 
 /**
- * How an edit is sampled: the scheduler and the ways of spending fewer UNet evaluations (issue 20);
- * and what a transparent source's result keeps (background, issue 41), which travels the same way
- * to every editor (CLI, jobs, batch, refinement).
+ * How an edit is sampled: the scheduler, the ways of spending fewer UNet evaluations (issue 20), the
+ * auto mask that confines sampling to where the instruction acts, and what a transparent source's
+ * result keeps (background; both issue 41), which travel the same way to every editor (CLI, jobs,
+ * batch, refinement).
  */
 export type SamplingOptions = Pick<
   EditOptions,
   "scheduler" | "karrasSigmas" | "guidanceInterval" | "adaptiveGuidance" | "cacheInterval" | "vaeTiling" | "resolution" | "decoder" | "background" | "backgroundColour"
->;
+> & {
+  autoMask?: boolean;
+};
 
 export interface RequestedParams extends SamplingOptions {
   rewards?: Rewards;
@@ -80,6 +83,7 @@ export function resolveParams(req: RequestedParams, presets: Record<string, Pres
     decoder: req.decoder ?? p?.decoder,
     background: req.background,
     backgroundColour: req.backgroundColour,
+    autoMask: req.autoMask ?? p?.auto_mask,
   };
   return {
     preset: p?.name ?? null,

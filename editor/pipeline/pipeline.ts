@@ -17,6 +17,7 @@ import { DEFAULT_VAE_TILE, VAE_TILING_MODES, type VaeTiling, checkTileSize, deco
 import { predictOriginal } from "../schedulers/base.js";
 import { LatentBlender, MASK_MODES, type MaskMode, featheredMask, latentMask, pasteInside } from "./mask.js";
 import { type EditMask, MaskInputError, decodeMask } from "../../raster/mask.js";
+import { type AutoMaskReport, type RelevanceRule, RELEVANCE_RULE, autoMask as relevanceMask, mapPng } from "./relevance.js";
 
 export type Rewards = [following: number, preserving: number, quality: number];
 
@@ -77,6 +78,13 @@ export interface EditOptions {
    * pasted with a feather; "paste": sampled as without a mask, then pasted.
    */
   maskMode?: MaskMode;
+  /**
+   * Confine the edit to where the instruction acts, read from the editor's own UNet (relevance.ts):
+   * true: RELEVANCE_RULE; a rule: that one (measurement). A global edit gets no mask; an editMask wins.
+   */
+  autoMask?: boolean | RelevanceRule;
+  /** Called with the relevance map's levels at latent resolution (measurement, display); only with autoMask. */
+  onRelevance?: (r: RelevanceView) => void;
   onStep?: (p: StepProgress) => void;
   /**
    * Called after each step with the model's estimate of the clean latent (for previews,
@@ -111,6 +119,17 @@ export interface EditOptions {
   decoder?: Decoder;
 }
 
+export interface RelevanceView {
+  /** Per level, |eps_full - eps_img| averaged over channels, [height * width] at latent resolution. */
+  maps: Float32Array[];
+  levels: number[];
+  width: number;
+  height: number;
+  /** Working pixels per latent cell, and the photo's place in the padded working image. */
+  down: number;
+  content: { left: number; top: number; width: number; height: number };
+}
+
 export interface StepProgress {
   step: number;
   steps: number;
@@ -142,6 +161,8 @@ export interface EditResult {
     detail: DetailMode;
     /** Null without a mask (or with one that lets everything change). */
     maskMode: MaskMode | null;
+    /** With autoMask: whether the relevance map confined the edit, why, and the share it covers. */
+    autoMask?: AutoMaskReport | null;
     /** (always set by edit(); optional for results made elsewhere) */
     vaeTiling?: VaeTiling;
     /** The tile the VAE ran on, in working pixels; 0: the whole image at once. */
@@ -156,6 +177,8 @@ export interface EditResult {
   keptFraction: number | null;
   /** The "keep" blend mask, white = edited (when asked for). */
   mask?: Buffer;
+  /** With autoMask: the normalised relevance map over the photo at working size, grey PNG (white = where the instruction acts). */
+  relevance?: Buffer;
   /**
    * unetCalls: UNet runs; unetBatch: the branches of a fully guided step; unetEvaluations: batch
    * entries over all runs (what the guidance shortcuts save).
@@ -240,6 +263,7 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
     }
     if (editMask.full) editMask = null; // everything may change: the same as no mask
   }
+  const autoRule = o.autoMask === true ? RELEVANCE_RULE : o.autoMask || null;
   const guidanceInterval = o.guidanceInterval ?? null;
   if (guidanceInterval && !(guidanceInterval.length === 2 && guidanceInterval.every((x) => Number.isFinite(x) && x >= 0) && guidanceInterval[0] < guidanceInterval[1])) {
     throw new EditInputError("guidance_interval", "guidance_interval must be two sigmas lo < hi, both >= 0");
@@ -298,7 +322,7 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const imageReady = opened.decode();
   imageReady.catch(() => {});
   // the full-size source for the composition and its alpha, decoded on sharp's threads while the model runs
-  const sourceReady = compose || (editMask && !o.workingSize) || opened.hasAlpha ? decodeSource(o.image, opened) : null;
+  const sourceReady = compose || ((editMask || autoRule) && !o.workingSize) || opened.hasAlpha ? decodeSource(o.image, opened) : null;
   sourceReady?.catch(() => {});
 
   // 3. encode the prompt, the empty prompt and (for MRC models) the feedback text in one batch
@@ -351,6 +375,33 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
   const w = source.width;
   const plane = C * h * w;
   const imageLatent = source.data;
+  const down = m.latent_downscale;
+  const rewardInputs = m.rewards
+    ? { scoresInput: m.rewards.scores_input, scores: rewards, feedbackInput: m.rewards.feedback_input, feedback: feedbackEmbedding }
+    : undefined;
+
+  // 6b. auto mask: where the instruction acts, from the UNet's own guidance branches (relevance.ts);
+  //     a painted mask wins, a global edit gets none
+  let autoReport: AutoMaskReport | null = null;
+  let relevancePng: Promise<Buffer> | undefined;
+  let relevanceEvaluations = 0;
+  let relevanceCalls = 0;
+  if (autoRule && editMask) autoReport = { applied: false, reason: "painted", coverage: editMask.coverage };
+  else if (autoRule) {
+    const auto = await relevanceMask(
+      { unet: model.unet, latentShape: { channels: C, height: h, width: w }, imageLatent, scalingFactor: m.scaling_factor, textEmbedding, emptyEmbedding, embeddingDims: [len, dim], schedulerConfig, rewards: rewardInputs },
+      down,
+      img.content,
+      autoRule,
+      o.onRelevance && ((maps) => o.onRelevance!({ maps, levels: autoRule.levels, width: w, height: h, down, content: img.content })),
+    );
+    relevanceEvaluations = auto.evaluations;
+    relevanceCalls = auto.unetCalls;
+    autoReport = auto.report;
+    if (auto.mask) editMask = auto.mask;
+    relevancePng = mapPng(auto.map);
+    check();
+  }
 
   // 7. noise latent
   const rng = new Generator(seed);
@@ -385,13 +436,10 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
     scales: { text: textGuidance, image: imageGuidance },
     schedule: { interval: guidanceInterval, adaptiveThreshold: adaptiveGuidance },
     deepCache: cacheInterval > 1 ? { shallow: model.unetShallow!, features: m.deep_cache!.features, interval: cacheInterval } : undefined,
-    rewards: m.rewards
-      ? { scoresInput: m.rewards.scores_input, scores: rewards, feedbackInput: m.rewards.feedback_input, feedback: feedbackEmbedding }
-      : undefined,
+    rewards: rewardInputs,
   });
   const scaled = new Float32Array(plane);
   const x0 = o.onEstimate ? new Float32Array(plane) : null;
-  const down = m.latent_downscale;
   const latentContent = { left: Math.floor(img.content.left / down), top: Math.floor(img.content.top / down), width: Math.max(1, Math.round(img.content.width / down)), height: Math.max(1, Math.round(img.content.height / down)) };
   for (let i = 0; i < scheduler.timesteps.length; i++) {
     check();
@@ -494,6 +542,7 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
       workingHeight: H,
       detail,
       maskMode: editMask ? maskMode : null,
+      ...(autoRule ? { autoMask: autoReport } : {}),
       vaeTiling,
       vaeTile,
       decoder,
@@ -503,7 +552,8 @@ export async function edit(model: EditorModel, o: EditOptions): Promise<EditResu
     alpha,
     keptFraction,
     mask,
-    timings: { totalMs: performance.now() - t0, ortMs, unetCalls: denoiser.calls, unetBatch: denoiser.maxBatch, unetEvaluations: denoiser.evaluations, shallowEvaluations: denoiser.shallowEvaluations, composeMs, cached },
+    relevance: relevancePng ? await relevancePng : undefined,
+    timings: { totalMs: performance.now() - t0, ortMs, unetCalls: denoiser.calls + relevanceCalls, unetBatch: denoiser.maxBatch, unetEvaluations: denoiser.evaluations + relevanceEvaluations, shallowEvaluations: denoiser.shallowEvaluations, composeMs, cached },
     decoded: o.keepDecoded ? { data: out.data, dims: out.dims } : undefined,
   };
 }

@@ -28,6 +28,8 @@ export interface BatchRow {
   /** What a transparent photo's result keeps (alpha.ts); absent: the flags'. */
   background?: Background;
   backgroundColour?: string;
+  /** The row's own auto mask switch (the flags' --auto-mask otherwise). */
+  autoMask?: boolean;
 }
 
 export class ManifestError extends Error {}
@@ -55,6 +57,8 @@ const rowSchema = z.strictObject({
   seed: z.preprocess(blank, z.coerce.number().int().min(0).max(2 ** 32 - 1).optional()),
   background: z.preprocess(blank, z.enum(BACKGROUNDS).optional()),
   background_colour: z.preprocess(blank, z.string().regex(/^#[0-9a-fA-F]{6}$/, "must be a colour #rrggbb").optional()),
+  // JSON true/false, or a CSV cell true/false/1/0
+  auto_mask: z.preprocess(blank, z.union([z.boolean(), z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1")], { message: "auto_mask must be true or false" }).optional()),
 });
 
 /**
@@ -122,6 +126,7 @@ export async function readBatchInput(input: string, instruction?: string): Promi
       seed: row.seed,
       ...(row.background ? { background: row.background } : {}),
       ...(row.background_colour ? { backgroundColour: row.background_colour } : {}),
+      ...(row.auto_mask !== undefined ? { autoMask: row.auto_mask } : {}),
     };
   });
 }

@@ -20,6 +20,8 @@ export interface SummaryRow {
     seed: number;
     scheduler: string;
     mask: string | null;
+    /** With an auto mask: whether it confined the edit, why, and the share it covered. */
+    auto_mask?: { applied: boolean; reason: string; coverage: number };
     model: string;
   };
   scores?: Record<string, number | null>;

@@ -33,7 +33,8 @@ export function addEditFlags(cmd: Command): Command {
     .option("--mask-in <file>", "where the edit may happen: an image, white = may change, black = must not, grey = partly (any size; scaled to the photo)")
     .option("--mask-mode <mode>", `with --mask-in: ${MASK_MODES.join(" or ")} (blend confines the edit during sampling too; paste only pastes)`)
     .option("--background <mode>", "a transparent source (cutout): auto keeps its alpha in PNG/WebP, transparent keeps it (not with JPEG), opaque flattens onto --background-colour")
-    .option("--background-colour <#rrggbb>", "what a transparent source is flattened onto when the result is opaque (default #ffffff)");
+    .option("--background-colour <#rrggbb>", "what a transparent source is flattened onto when the result is opaque (default #ffffff)")
+    .option("--auto-mask", "keep everything the instruction does not name: a mask from the editor's own relevance map (none for a global edit; --mask-in wins)");
 }
 
 export interface EditFlags {
@@ -90,6 +91,7 @@ export interface EditFlagValues {
   maskMode?: string;
   background?: string;
   backgroundColour?: string;
+  autoMask?: boolean;
 }
 
 export async function parseEditFlags(o: EditFlagValues): Promise<EditFlags> {
@@ -126,6 +128,7 @@ export async function parseEditFlags(o: EditFlagValues): Promise<EditFlags> {
         resolution: o.resolution === undefined ? undefined : parseNumber("--resolution", o.resolution, PARAM_RANGES.resolution),
         background: o.background as Background | undefined,
         backgroundColour: o.backgroundColour,
+        autoMask: o.autoMask ? true : undefined,
     };
     params = resolveParams(requested, loadPresets(), { deepCache });
   } catch (err) {

@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
-import { type LatentEstimate, type OutputFormat, edit, loadModel, previewMapFor, previewPng } from "../../editor/index.js";
+import { type EditResult, type LatentEstimate, type OutputFormat, edit, loadModel, previewMapFor, previewPng } from "../../editor/index.js";
 import { MAX_ROUNDS } from "../refine/index.js";
 import { refineToFiles } from "./refine.js";
 import { sessionOptionsFromEnv } from "../config/session.js";
@@ -13,6 +13,14 @@ import { applyLike } from "./like.js";
 import { cliProvenance } from "./provenance.js";
 import { createMarker, maskDigest, modelDigest } from "../provenance/index.js";
 import { sha256 } from "../provenance/parameters.js";
+
+/** What the auto mask did, for the summary line. */
+function autoMaskNote(a: EditResult["parameters"]["autoMask"]): string {
+  if (!a) return "";
+  const cover = `${(100 * a.coverage).toFixed(1)} %`;
+  if (a.applied) return `auto mask over ${cover} of the photo, `;
+  return a.reason === "global" ? `no auto mask (a global edit: the map covers ${cover}), ` : "auto mask not used (--mask-in wins), ";
+}
 
 const FORMAT_BY_EXT: Record<string, OutputFormat> = { ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp" };
 
@@ -115,6 +123,7 @@ export function registerEdit(program: Command): void {
           `wrote ${o.out} (${result.width}x${result.height}, seed ${r.seed}, ${r.steps} steps, ` +
             `rewards ${r.rewardsApplied ? r.rewards!.join(",") : "not applied (model takes none)"}, ` +
             `${result.keptFraction === null ? "detail off" : `${(100 * result.keptFraction).toFixed(1)} % of pixels kept from the source`}, ` +
+            autoMaskNote(r.autoMask) +
             `${r.scheduler}: ${t.unetEvaluations} UNet evaluations${t.shallowEvaluations ? ` + ${t.shallowEvaluations} on cached deep features` : ""}, ` +
             `${t.totalMs.toFixed(0)} ms)\n`,
         );

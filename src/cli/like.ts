@@ -22,7 +22,9 @@ function recordedFlags(p: RecordedParameters): Record<string, string | boolean |
     feedback: p.feedback ?? undefined,
     workingSize: p.working_size || undefined,
     detail: p.detail,
-    maskMode: p.mask_mode ?? undefined,
+    // an auto mask records the mode it ran in, but --mask-mode goes with --mask-in only
+    maskMode: p.mask_sha256 ? (p.mask_mode ?? undefined) : undefined,
+    autoMask: p.auto_mask ? true : undefined,
     background: p.background,
     backgroundColour: p.background_colour,
   };

@@ -22,6 +22,8 @@ export const PresetSchema = z.strictObject({
   resolution: z.number().int().min(64).max(2048).optional(),
   /** full: the folder's VAE decoder; tiny: its TAESD decoder (preview_decoder). */
   decoder: z.enum(DECODERS).optional(),
+  /** Confine the edit to where the instruction acts (the editor's relevance map; an uploaded mask wins). */
+  auto_mask: z.boolean().optional(),
 });
 export type Preset = z.infer<typeof PresetSchema> & { name: string };
 

@@ -49,5 +49,6 @@ export function likeFormFields(p: RecordedParameters): Record<string, string> {
   if (p.mask_mode) f.mask_mode = p.mask_mode;
   if (p.background) f.background = p.background;
   if (p.background_colour) f.background_colour = p.background_colour;
+  if (p.auto_mask) f.auto_mask = "true";
   return f;
 }

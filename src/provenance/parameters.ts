@@ -28,6 +28,8 @@ export interface RecordedParameters {
   cache_interval: number;
   detail: string;
   mask_mode: string | null;
+  /** Present when the edit asked for an auto mask (relevance.ts); mask_mode is then the mode it ran in. */
+  auto_mask?: { applied: boolean; reason: string; coverage: number };
   /** sha256 of the edit mask as the pipeline took it (normalised PNG); null without one. */
   mask_sha256: string | null;
   working_size: boolean;
@@ -76,6 +78,7 @@ export function recordParameters(f: EditFacts, withInstruction: boolean): Record
     cache_interval: p.cacheInterval,
     detail: p.detail,
     mask_mode: p.maskMode,
+    ...(p.autoMask ? { auto_mask: p.autoMask } : {}),
     mask_sha256: f.maskSha256 ?? null,
     working_size: f.workingSize ?? false,
     working_width: p.workingWidth,
@@ -162,6 +165,7 @@ export const recordedParametersSchema = z.object({
   cache_interval: ranged(PARAM_RANGES.cache_interval),
   detail: z.enum(DETAIL_MODES),
   mask_mode: z.enum(MASK_MODES).nullable(),
+  auto_mask: z.object({ applied: z.boolean(), reason: z.enum(["local", "global", "painted"]), coverage: z.number().min(0).max(1) }).optional(),
   mask_sha256: hex64.nullable(),
   working_size: z.boolean(),
   working_width: size,

@@ -71,6 +71,7 @@ export function editSubmission(d: SubmissionDeps) {
           decoder: form.decoder,
           background: form.background,
           backgroundColour: form.background_colour,
+          autoMask: form.auto_mask,
         },
         presets,
         { deepCache: queue.model?.manifest.deep_cache !== undefined },

@@ -118,7 +118,12 @@ export function editResults(d: ResultDeps) {
         scores: scores[best],
         candidates: out.candidates.map((c, i) => ({ seed: c.seed, overall: scores[i] ? overall(scores[i]!) : null, chosen: i === best })),
         ...(out.refine ? { refine: refineView(out, best) } : {}),
-        detail: { mode: params.detail, kept_fraction: chosen.keptFraction, mask: chosen.mask ? Buffer.from(chosen.mask).toString("base64") : null },
+        detail: {
+          mode: params.detail,
+          kept_fraction: chosen.keptFraction,
+          mask: chosen.mask ? Buffer.from(chosen.mask).toString("base64") : null,
+          ...(chosen.relevance ? { relevance: Buffer.from(chosen.relevance).toString("base64") } : {}),
+        },
         timings: { total_ms: out.timings.totalMs, ort_ms: out.timings.ortMs },
         warnings,
       });

@@ -85,6 +85,8 @@ export function editSchema(c: ServerConfig) {
     mask_mode: z.enum(MASK_MODES).optional(),
     background: z.enum(BACKGROUNDS).optional(),
     background_colour: z.string().regex(/^#[0-9a-fA-F]{6}$/, "must be a colour #rrggbb").optional(),
+    /** Confine the edit to where the instruction acts (the editor's relevance map); an uploaded mask wins. */
+    auto_mask: booleanField.optional(),
   });
 }
 export type EditForm = z.infer<ReturnType<typeof editSchema>>;

@@ -48,6 +48,7 @@ async function loadPresets() {
       if (p.steps) $("steps").value = String(p.steps);
       else $("steps").value = "";
       $("scheduler").value = p.scheduler ?? "";
+      $("auto-mask").checked = p.auto_mask === true;
       presetFields = Object.fromEntries(PRESET_FIELDS.filter((k) => p[k] !== undefined).map((k) => [k, Array.isArray(p[k]) ? p[k].join(",") : String(p[k])]));
     });
     $("presets").append(b);
@@ -237,7 +238,7 @@ async function runEdit() {
   if (mask) {
     form.append("mask", mask, "mask.png");
     form.append("mask_mode", $("mask-mode").value);
-  }
+  } else if ($("auto-mask").checked) form.append("auto_mask", "true");
   try {
     let res = await fetch("v1/jobs", { method: "POST", body: form, headers: headers() });
     let body = await res.json();
@@ -379,9 +380,25 @@ function show(r) {
     }
     tbody.append(tr);
   }
+  showRelevance(r);
   showRounds(r.refine, mime);
   $("result").hidden = false;
   sizeBefore();
+}
+
+// the relevance map of an auto-masked edit, and what the rule made of it
+function showRelevance(r) {
+  const a = r.parameters?.autoMask;
+  $("relevance-box").hidden = !a;
+  if (!a) return;
+  if (r.detail?.relevance) $("relevance").src = `data:image/png;base64,${r.detail.relevance}`;
+  $("relevance").hidden = !r.detail?.relevance;
+  const cover = `${Math.round(100 * a.coverage)} %`;
+  $("relevance-note").textContent = a.applied
+    ? `Where the instruction acts (white, ${cover} of the photo): everything else came back exactly as it was.`
+    : a.reason === "global"
+      ? `The instruction acts on the whole photo (${cover}): a global edit, so no mask was applied.`
+      : "Your painted mask was used instead.";
 }
 
 // every round of a refined edit: its image, what it changed, and whether it met the levels

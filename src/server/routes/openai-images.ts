@@ -41,7 +41,7 @@ export const openAiFields = z.strictObject({
 });
 
 /** The project's fields that may ride along as extra body fields (instruction, n and the formats are OpenAI's). */
-const EXTRA_FIELDS = ["rewards", "preset", "seed", "steps", "text_guidance", "image_guidance", "scheduler", "karras_sigmas", "guidance_interval", "adaptive_guidance", "cache_interval", "vae_tiling", "resolution", "decoder", "detail", "mask_mode", "background_colour"] as const;
+const EXTRA_FIELDS = ["rewards", "preset", "seed", "steps", "text_guidance", "image_guidance", "scheduler", "karras_sigmas", "guidance_interval", "adaptive_guidance", "cache_interval", "vae_tiling", "resolution", "decoder", "detail", "mask_mode", "auto_mask", "background_colour"] as const;
 
 /** Our field names back to OpenAI's, for `param`. */
 const PARAM_NAMES: Record<string, string> = { instruction: "prompt", candidates: "n" };

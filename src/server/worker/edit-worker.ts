@@ -62,7 +62,7 @@ try {
         first ??= res;
         totalMs += res.timings.totalMs;
         ortMs += res.timings.ortMs;
-        candidates.push({ image: await mark(r, res), seed: res.parameters.seed, keptFraction: res.keptFraction, mask: res.mask ? new Uint8Array(res.mask) : undefined });
+        candidates.push({ image: await mark(r, res), seed: res.parameters.seed, keptFraction: res.keptFraction, mask: res.mask ? new Uint8Array(res.mask) : undefined, ...(res.relevance ? { relevance: new Uint8Array(res.relevance) } : {}) });
       }
       post(
         { type: "done", jobId, output: { candidates, width: first!.width, height: first!.height, parameters: first!.parameters, timings: { totalMs, ortMs, stepMs } } },

@@ -50,6 +50,8 @@ export interface Candidate {
   keptFraction: number | null;
   /** The full-resolution blend mask as a PNG (detail "keep"). */
   mask?: Uint8Array;
+  /** With auto_mask: the relevance map (grey PNG at the working size, white = where the instruction acts). */
+  relevance?: Uint8Array;
 }
 
 export interface EditJobOutput {
