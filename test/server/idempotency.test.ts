@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { pino } from "pino";
 import sharp from "sharp";
+import { serverConfigFrom } from "../../src/config/server.js";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import { PHOTOS, TINY } from "../helpers.js";
 import { startRedis, startReplica, stopAll } from "../support/replicas.js";
@@ -58,6 +59,15 @@ const serve = (overrides: Parameters<typeof startServer>[1] = {}) => startServer
 
 describe("Idempotency-Key on the POSTs that start work (issue 41)", function () {
   this.timeout(90_000);
+
+  it("REWARD_EDIT_IDEMPOTENCY_TTL takes a number with its unit (default 24h); anything else stops start-up in one line naming it", () => {
+    expect(serverConfigFrom({}).idempotencyTtl).to.equal(86_400_000);
+    expect(serverConfigFrom({ REWARD_EDIT_IDEMPOTENCY_TTL: "90s" }).idempotencyTtl).to.equal(90_000);
+    expect(serverConfigFrom({ REWARD_EDIT_IDEMPOTENCY_TTL: "1.5h" }).idempotencyTtl).to.equal(5_400_000);
+    for (const bad of ["24", "abc", "500ms", "31d", "-1h"]) {
+      expect(() => serverConfigFrom({ REWARD_EDIT_IDEMPOTENCY_TTL: bad }), bad).to.throw(/^invalid configuration: REWARD_EDIT_IDEMPOTENCY_TTL=/);
+    }
+  });
 
   describe("in memory", () => {
     let s: RunningServer;
