@@ -197,7 +197,7 @@ interface Capture {
  * Copies the answer as it is written. `beforeEnd` runs before the last bytes go out, so a client
  * never holds a complete answer its retry could miss (the retry would otherwise race the keeping).
  */
-function capture(res: Response, max: number, beforeEnd: (c: Capture) => Promise<void>): Capture {
+function capture(res: Response, max: number, beforeEnd: (c: Capture) => Promise<unknown>): Capture {
   const c: Capture = { chunks: [], bytes: 0, over: false, ended: false };
   const take = (chunk: unknown, encoding: unknown) => {
     if (chunk === undefined || chunk === null || typeof chunk === "function") return;
@@ -244,8 +244,8 @@ interface Holding {
   fingerprint: string;
   jobId?: string;
   capture?: Capture;
-  /** The answer is kept for replay. */
-  kept?: boolean;
+  /** Keeping the answer as it goes out; true when it was kept for replay. */
+  keeping?: Promise<boolean>;
 }
 
 export interface IdempotencyDeps {
@@ -302,17 +302,17 @@ export function idempotency(d: IdempotencyDeps) {
   /** A succeeded edit's answer, kept as it goes out (a stream that ended in an error event is no answer to keep). */
   const keepAnswer = async (h: Holding, res: Response, c: Capture) => {
     const answer = answerOf(h, res, c);
-    if (!h.jobId || !answer) return;
+    if (!h.jobId || !answer) return false;
     const job = await queue.get(h.jobId, { blobs: false });
-    if (job?.state !== "succeeded") return;
-    h.kept = await store.update(h.key, h.token, answer.record, config.idempotencyTtl, answer.body);
+    if (job?.state !== "succeeded") return false;
+    return store.update(h.key, h.token, answer.record, config.idempotencyTtl, answer.body);
   };
 
   /** Once the exchange is over: keeps what the request made, or frees the key when it made nothing. */
   const settle = async (h: Holding, res: Response) => {
     if (!h.jobId) return store.release(h.key, h.token);
     // a queued job was recorded when it was queued; a kept answer as it went out
-    if (h.kind === "job" || h.kept) return;
+    if (h.kind === "job" || (await h.keeping?.catch(() => false))) return;
     // a client gone mid-edit has cancelled it (awaitEdit): wait for its end to know what it made
     const job = await queue.waitFor(h.jobId).catch(() => undefined);
     if (job?.state !== "succeeded") return store.release(h.key, h.token);
@@ -352,7 +352,10 @@ export function idempotency(d: IdempotencyDeps) {
         const h: Holding = { kind, key, token, fingerprint };
         if (kind === "sync") {
           h.capture = capture(res, config.idempotencyMaxBody, (c) =>
-            keepAnswer(h, res, c).catch((err: Error) => logger.warn({ err: err.message }, "idempotent answer not kept")),
+            (h.keeping = keepAnswer(h, res, c).catch((err: Error) => {
+              logger.warn({ err: err.message }, "idempotent answer not kept");
+              return false;
+            })),
           );
         }
         res.locals.idempotency = h;

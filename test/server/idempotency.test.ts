@@ -172,9 +172,16 @@ describe("Idempotency-Key on the POSTs that start work (issue 41)", function () 
       expect((await post(s, "/v1/jobs", { key: "x".repeat(255) })).status).to.equal(202);
     });
 
-    it("an expired key (REWARD_EDIT_IDEMPOTENCY_TTL) makes a new job", async () => {
-      const short = await serve({ idempotencyTtl: 400 });
+    it("an expired key (REWARD_EDIT_IDEMPOTENCY_TTL) makes a new job; an answer over REWARD_EDIT_IDEMPOTENCY_MAX_BODY is remembered by its job", async () => {
+      const short = await serve({ idempotencyTtl: 400, idempotencyMaxBody: 0 });
       try {
+        const before = await editsRun(short);
+        expect((await post(short, "/v1/edits", { key: "big" })).status).to.equal(200);
+        const big = await post(short, "/v1/edits", { key: "big" });
+        expect(big.status).to.equal(409);
+        expect(big.json().error).to.include({ code: "idempotent_answer_not_kept", field: "Idempotency-Key" });
+        expect(big.headers.get("location")).to.match(/^\/v1\/jobs\/[0-9a-f-]+$/);
+        expect(await editsRun(short)).to.equal(before + 1);
         const first = (await post(short, "/v1/jobs", { key: "brief" })).json();
         expect((await post(short, "/v1/jobs", { key: "brief" })).json().id).to.equal(first.id);
         await finished(short, first.id);
