@@ -9,6 +9,14 @@ import { MAX_ROUNDS } from "../refine/index.js";
 
 const csv = z.string().transform((s) => s.split(",").map((x) => x.trim()).filter(Boolean));
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** A duration written with its unit ("24h", "90s", "500ms"), to milliseconds within [min, max]. */
+const duration = (minMs: number, maxMs: number) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, "must be a number with its unit: ms, s, m, h or d (24h, 90s)")
+    .transform((v) => Math.round(parseFloat(v) * UNIT_MS[/(ms|s|m|h|d)$/.exec(v)![1] as keyof typeof UNIT_MS]))
+    .refine((ms) => ms >= minMs && ms <= maxMs, `must be between ${minMs / 1000} s and ${maxMs / 86_400_000} days`);
 
 export const SERVER_SETTINGS = {
   port: { env: "PORT", doc: "TCP port to listen on", schema: int(0, 65535), default: "8080" },
@@ -112,6 +120,18 @@ export const SERVER_SETTINGS = {
     doc: "delay before a failed webhook call's first retry; each next one waits 4x longer, 5 attempts in all (5 s, 20 s, 80 s, 320 s)",
     schema: int(1, 3_600_000),
     default: "5000",
+  },
+  idempotencyTtl: {
+    env: "REWARD_EDIT_IDEMPOTENCY_TTL",
+    doc: "how long an Idempotency-Key is remembered (a retry with it gets the first request's job or answer; docs/api.md): a number with ms, s, m, h or d, 1s..30d",
+    schema: duration(1_000, 30 * 86_400_000),
+    default: "24h",
+  },
+  idempotencyMaxBody: {
+    env: "REWARD_EDIT_IDEMPOTENCY_MAX_BODY",
+    doc: "largest synchronous answer (/v1/edits, /v1/images/edits) kept with its Idempotency-Key to be replayed byte for byte; a larger one is remembered by its job only (0 = keep no answers)",
+    schema: int(0, 200_000_000),
+    default: "16777216",
   },
 } as const;
 

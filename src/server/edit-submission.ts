@@ -8,6 +8,7 @@ import type { ServerConfig } from "../config/server.js";
 import { ParamConflictError, resolveParams } from "../edit-params.js";
 import { type Preset, UnknownPresetError } from "../presets/index.js";
 import { AppError } from "./errors.js";
+import { idempotency, idempotencyStoreFor } from "./idempotency.js";
 import { DrainingError, QueueFullError, StoreFullError } from "./jobs.js";
 import type { JobMeta, JobQueue, JobView } from "./queue/types.js";
 import { uploadedFiles } from "./upload.js";
@@ -156,5 +157,8 @@ export function editSubmission(d: SubmissionDeps) {
     return { job: await submitForm(form, { image, pixels, mask }, { responseFormat: form.response_format, owner: res.locals.owner ?? null, ...extra }), form };
   };
 
-  return { submitForm, submitRequest, awaitEdit };
+  // Idempotency-Key on the routes that submit (idempotency.ts), sharing the job store's reach
+  const idem = idempotency({ config, queue, logger, store: idempotencyStoreFor(queue, config) });
+
+  return { submitForm, submitRequest, awaitEdit, idempotency: idem };
 }

@@ -198,6 +198,11 @@ export class RedisQueue implements JobQueue {
     return () => void this.events.off("active", active).off("progress", progress).off("completed", final).off("failed", final);
   }
 
+  /** The connection and key prefix, for what every replica must share besides jobs (Idempotency-Keys: ../idempotency.ts). */
+  shared(): { conn: Redis; prefix: string } {
+    return { conn: this.conn, prefix: this.prefix };
+  }
+
   private fullUntil = 0;
   private cancelKey = (id: string) => `${this.prefix}:cancel:${id}`;
   private blobKey = (id: string) => `${this.prefix}:blobs:${id}`;

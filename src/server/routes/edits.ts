@@ -10,8 +10,11 @@ export function editsRouter(d: { submission: ReturnType<typeof editSubmission>; 
   r.post(
     "/",
     d.upload(["image", "mask", "like"]),
+    // a retry with the Idempotency-Key of an edit already made gets its answer again (idempotency.ts)
+    d.submission.idempotency.guard("POST /v1/edits", "sync"),
     route(async (req, res) => {
       const { job: submitted, form } = await d.submission.submitRequest(req, res);
+      await d.submission.idempotency.submitted(res, submitted);
       const job = await d.submission.awaitEdit(submitted, res);
       await d.results.sendResult(job, res, form.response_format);
     }),

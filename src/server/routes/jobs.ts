@@ -1,12 +1,12 @@
 /** /v1/jobs: an edit queued (202 + id), its state and progress, its result, and DELETE. */
-import express from "express";
+import express, { type Response } from "express";
 import type { Logger } from "pino";
 import { type editSubmission, failureOf } from "../edit-submission.js";
 import { AppError } from "../errors.js";
 import { EventStreams } from "../events.js";
 import type { Metrics } from "../metrics.js";
 import type { ServerConfig } from "../../config/server.js";
-import type { JobQueue } from "../queue/types.js";
+import type { JobQueue, JobView } from "../queue/types.js";
 import type { editResults } from "../results.js";
 import type { Upload } from "../upload.js";
 import type { ResponseBody } from "../responses.js";
@@ -29,18 +29,22 @@ export function jobsRouter(d: {
   streams.register(d.metrics.registry);
   const { finalize, sendResult, jobView, findJob, notFound } = results;
   const r = express.Router();
-  r.post("/", upload(["image", "mask", "like"]), route(async (req, res) => {
+  const accepted = (job: JobView, res: Response) => res.status(202).location(`/v1/jobs/${job.id}`).json(jobView(job));
+  // a retry with the Idempotency-Key of a job already queued gets that job, as it is now (idempotency.ts)
+  const idempotent = submission.idempotency.guard("POST /v1/jobs", "job", accepted);
+  r.post("/", upload(["image", "mask", "like"]), idempotent, route(async (req, res) => {
     // checked before anything is queued: a refused webhook_url is never called
     const body = (req.body ?? {}) as Record<string, unknown>;
     const webhookUrl = await webhooks.check(body.webhook_url);
     delete body.webhook_url;
     const { job } = await submission.submitRequest(req, res, webhookUrl ? { webhookUrl } : {});
+    await submission.idempotency.submitted(res, job);
     // scoring starts as soon as the edit is done, so the result is ready when asked for
     queue
       .waitFor(job.id)
       .then((j) => (j.state === "succeeded" ? finalize(j) : undefined))
       .catch((e) => logger.warn({ err: e }, "scoring failed"));
-    res.status(202).location(`/v1/jobs/${job.id}`).json(jobView(job));
+    accepted(job, res);
   }));
   r.get("/:id", route(async (req, res) => {
     res.json(jobView(await findJob(req, res, { blobs: false })));

@@ -71,7 +71,9 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
   const router = express.Router();
   const files = (req: Request) => (req.files ?? {}) as Record<string, Express.Multer.File[]>;
 
-  router.post("/edits", upload(["image", "image[]", "mask"]), (req: Request, res: Response, next: NextFunction) => {
+  // a retry with the Idempotency-Key of an edit already made gets its answer again, a stream as the
+  // stream it was (idempotency.ts)
+  router.post("/edits", upload(["image", "image[]", "mask"]), submission.idempotency.guard("POST /v1/images/edits", "sync"), (req: Request, res: Response, next: NextFunction) => {
     (async () => {
       const body = (req.body ?? {}) as Record<string, string>;
       const own = Object.fromEntries(Object.entries(body).filter(([k]) => !(EXTRA_FIELDS as readonly string[]).includes(k)));
@@ -91,6 +93,7 @@ export function openAiImagesRouter(d: OpenAiImagesDeps): express.Router {
       }
       const stream = o.stream === "true" ? streamOptions(o, form.candidates) : null;
       const submitted = await submission.submitForm(form, { image, pixels, mask }, { responseFormat: "image", owner: res.locals.owner ?? null });
+      await submission.idempotency.submitted(res, submitted);
       if (stream) {
         await streamEdit({ res, queue, submission, marker, submitted, partials: stream.partials, format: o.output_format, size: size ?? { width, height }, resize: size !== null });
         return;
