@@ -45,7 +45,8 @@ export function regionRaster(chw: Float32Array, width: number, height: number, r
   return { width: r.width, height: r.height, data };
 }
 
-function boxMean(v: Float32Array, w: number, h: number, r: number): Float32Array {
+/** The mean over a (2r+1)-square window, clipped at the borders. */
+export function boxMean(v: Float32Array, w: number, h: number, r: number): Float32Array {
   const out = new Float32Array(w * h);
   for (let y = 0; y < h; y++)
     for (let x = 0; x < w; x++) {

@@ -31,6 +31,28 @@ export interface GuidanceSchedule {
   adaptiveThreshold?: number | null;
 }
 
+/** The Multi-Reward conditioning inputs of a UNet (DESIGN.md 4): scores, and feedback where the graph takes it. */
+export interface RewardInputs {
+  scoresInput: string;
+  scores: [number, number, number];
+  feedbackInput?: string;
+  feedback?: Float32Array;
+}
+
+/** The reward inputs repeated for each of a batch's B rows. */
+export function rewardFeeds(r: RewardInputs, B: number): Record<string, HostTensor> {
+  const scores = new Float32Array(B * 3);
+  for (let b = 0; b < B; b++) scores.set(r.scores, b * 3);
+  const feeds: Record<string, HostTensor> = { [r.scoresInput]: { type: "float32", data: scores, dims: [B, 3] } };
+  if (r.feedbackInput && r.feedback) {
+    const d = r.feedback.length;
+    const fb = new Float32Array(B * d);
+    for (let b = 0; b < B; b++) fb.set(r.feedback, b * d);
+    feeds[r.feedbackInput] = { type: "float32", data: fb, dims: [B, d] };
+  }
+  return feeds;
+}
+
 export interface DenoiserInputs {
   unet: Session;
   latentShape: { channels: number; height: number; width: number };
@@ -45,7 +67,7 @@ export interface DenoiserInputs {
   /** DeepCache: the shallow graph, the name of the features it shares with the UNet, and the full-step interval. */
   deepCache?: { shallow: Session; features: string; interval: number };
   /** Reward conditioning, identical for all branches (DESIGN.md 4). */
-  rewards?: { scoresInput: string; scores: [number, number, number]; feedbackInput?: string; feedback?: Float32Array };
+  rewards?: RewardInputs;
 }
 
 /** What one step cost and decided. */
@@ -107,17 +129,7 @@ export class InstructPix2PixDenoiser {
       timestep,
       encoder_hidden_states: { type: "float32", data: hidden, dims: [B, len, dim] },
     };
-    if (i.rewards) {
-      const scores = new Float32Array(B * 3);
-      for (let b = 0; b < B; b++) scores.set(i.rewards.scores, b * 3);
-      feeds[i.rewards.scoresInput] = { type: "float32", data: scores, dims: [B, 3] };
-      if (i.rewards.feedbackInput && i.rewards.feedback) {
-        const d = i.rewards.feedback.length;
-        const fb = new Float32Array(B * d);
-        for (let b = 0; b < B; b++) fb.set(i.rewards.feedback, b * d);
-        feeds[i.rewards.feedbackInput] = { type: "float32", data: fb, dims: [B, d] };
-      }
-    }
+    if (i.rewards) Object.assign(feeds, rewardFeeds(i.rewards, B));
     const made = { sample, timestep, feeds };
     this.feeds.set(B, made);
     return made;

@@ -18,6 +18,8 @@ import type { HostTensor, Session } from "../model/session.js";
 import { type SchedulerConfig, alphasCumprod, betasFor } from "../schedulers/base.js";
 import { Generator } from "../tensor/random.js";
 import type { Region } from "./image.js";
+import { boxMean } from "./detail.js";
+import { type RewardInputs, rewardFeeds } from "./guidance.js";
 
 export interface RelevanceRule {
   /** Training timesteps the source is noised to, as fractions of num_train_timesteps. */
@@ -65,7 +67,7 @@ export interface RelevanceInputs {
   emptyEmbedding: Float32Array;
   embeddingDims: [number, number];
   schedulerConfig: SchedulerConfig;
-  rewards?: { scoresInput: string; scores: [number, number, number]; feedbackInput?: string; feedback?: Float32Array };
+  rewards?: RewardInputs;
 }
 
 /** Per level, |eps_full - eps_img| averaged over channels: [levels][h * w] at latent resolution. */
@@ -132,17 +134,7 @@ function branchFeeds(i: RelevanceInputs, rows: { latent: Float32Array; t: number
     timestep,
     encoder_hidden_states: { type: "float32", data: hidden, dims: [B, len, dim] },
   };
-  if (i.rewards) {
-    const scores = new Float32Array(B * 3);
-    for (let b = 0; b < B; b++) scores.set(i.rewards.scores, b * 3);
-    feeds[i.rewards.scoresInput] = { type: "float32", data: scores, dims: [B, 3] };
-    if (i.rewards.feedbackInput && i.rewards.feedback) {
-      const d = i.rewards.feedback.length;
-      const fb = new Float32Array(B * d);
-      for (let b = 0; b < B; b++) fb.set(i.rewards.feedback, b * d);
-      feeds[i.rewards.feedbackInput] = { type: "float32", data: fb, dims: [B, d] };
-    }
-  }
+  if (i.rewards) Object.assign(feeds, rewardFeeds(i.rewards, B));
   return feeds;
 }
 
@@ -150,20 +142,6 @@ function branchFeeds(i: RelevanceInputs, rows: { latent: Float32Array; t: number
 export function averageLevels(maps: Float32Array[]): Float32Array {
   const out = new Float32Array(maps[0].length);
   for (const m of maps) for (let p = 0; p < out.length; p++) out[p] += m[p] / maps.length;
-  return out;
-}
-
-function boxSmooth(v: Float32Array, w: number, h: number, r: number): Float32Array {
-  if (r <= 0) return v;
-  const out = new Float32Array(w * h);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      let s = 0;
-      let n = 0;
-      for (let yy = Math.max(0, y - r); yy <= Math.min(h - 1, y + r); yy++)
-        for (let xx = Math.max(0, x - r); xx <= Math.min(w - 1, x + r); xx++) (s += v[yy * w + xx]), n++;
-      out[y * w + x] = s / n;
-    }
   return out;
 }
 
@@ -243,7 +221,7 @@ export interface AutoMask {
 
 /** The map smoothed, at the photo's working size and normalised; thresholded; judged global or local. */
 export function relevanceCore(latentMap: Float32Array, lw: number, lh: number, down: number, content: Region, rule: RelevanceRule = RELEVANCE_RULE) {
-  const smooth = boxSmooth(latentMap, lw, lh, rule.smooth);
+  const smooth = rule.smooth > 0 ? boxMean(latentMap, lw, lh, rule.smooth) : latentMap;
   const map = upsample(smooth, lw, lh, down, content);
   const top = quantile(map, rule.normaliseQuantile) || 1;
   for (let p = 0; p < map.length; p++) map[p] = Math.min(1, map[p] / top);
