@@ -3,16 +3,10 @@
  * (DESIGN.md 11). Pure functions over the rows' per-repeat scores; no I/O.
  */
 import { PERSPECTIVES, type PerspectiveResult, type ScoreResult, type VieScorePart } from "../../reward/index.js";
-import type { ResultRow } from "./results.js";
+import type { RepeatScores, ResultRow } from "./results.js";
 
-/** One repeat's figures, as a row keeps them (no replies: those stay in the merged cells). */
-export interface RepeatScores {
-  following?: { status: string; score?: number; yes?: boolean };
-  preserving?: { status: string; score?: number };
-  quality?: { status: string; score?: number };
-  /** VIEScore's figures on 0..10. */
-  viescore?: { sc?: number; pq?: number; o?: number };
-}
+export type { RepeatScores };
+
 
 export const FIGURES = ["following", "preserving", "quality", "sc", "pq", "o"] as const;
 export type Figure = (typeof FIGURES)[number];

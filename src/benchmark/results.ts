@@ -6,7 +6,6 @@
 import { appendFileSync, existsSync, readFileSync, truncateSync } from "node:fs";
 import type { JudgeRecord, PerspectiveStatus, TokenUsage, VieScoreResult } from "../../reward/index.js";
 import type { GeditInfo } from "./gedit-facts.js";
-import type { RepeatScores } from "./repeatability.js";
 import type { Category } from "./suites.js";
 
 export interface PerspectiveCell {
@@ -15,6 +14,15 @@ export interface PerspectiveCell {
   yes?: boolean;
   reason?: string;
   raw?: string;
+}
+
+/** One repeat's figures, as a row keeps them (no replies: those stay in the merged cells). */
+export interface RepeatScores {
+  following?: { status: string; score?: number; yes?: boolean };
+  preserving?: { status: string; score?: number };
+  quality?: { status: string; score?: number };
+  /** VIEScore's figures on 0..10. */
+  viescore?: { sc?: number; pq?: number; o?: number };
 }
 
 export interface ResultRow {
