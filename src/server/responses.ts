@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import { DomainSchema, ManifestSchema } from "../../editor/model/manifest.js";
-import { DECODERS, OUTPUT_FORMATS, SCHEDULER_NAMES, VAE_TILING_MODES } from "../../editor/index.js";
+import { BACKGROUNDS, DECODERS, OUTPUT_FORMATS, SCHEDULER_NAMES, VAE_TILING_MODES } from "../../editor/index.js";
 import { PresetSchema } from "../presets/index.js";
 import { recordedParametersSchema } from "../provenance/parameters.js";
 
@@ -165,6 +165,13 @@ const EditParameters = z
     vaeTiling: z.enum(VAE_TILING_MODES).optional(),
     vaeTile: int.optional().describe("the VAE's tile in working pixels; 0: the whole image at once"),
     decoder: z.enum(DECODERS).optional(),
+    background: z.enum(BACKGROUNDS).optional().describe("what a transparent source's result keeps (auto, transparent, opaque)"),
+    backgroundColour: z.string().optional().describe("#rrggbb a transparent source is flattened onto when the result is opaque"),
+    autoMask: z
+      .object({ applied: z.boolean(), reason: z.enum(["local", "global", "painted"]), coverage: z.number() })
+      .nullable()
+      .optional()
+      .describe("with auto_mask: whether the relevance map confined the edit, why (a global edit gets none; a painted mask wins), the share it covers"),
     preset: z.string().nullable().optional(),
   })
   .describe("the settings the edit ran with");
@@ -202,6 +209,7 @@ export const EditResult = z
       mode: z.enum(["keep", "off"]),
       kept_fraction: z.number().nullable().describe("share of the input's pixels returned exactly"),
       mask: base64("PNG, white = edited").nullable(),
+      relevance: base64("with auto_mask: the instruction's relevance map, grey PNG at working size (white = where it acts)").optional(),
     }),
     timings: z.object({ total_ms: z.number(), ort_ms: z.number() }),
     warnings: z.array(z.string()),

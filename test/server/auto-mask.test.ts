@@ -7,6 +7,7 @@ import { readProvenance } from "../../src/provenance/reader.js";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import { ROOT, runCli, tempDir } from "../helpers.js";
 import { baseForm } from "../support/forms.js";
+import { expectResponse } from "../support/responses.js";
 
 const BUNDLED = path.join(ROOT, "models", "reward-edit-synthetic");
 const SCENES = path.join(ROOT, "models", "heldout-v2", "scenes");
@@ -35,6 +36,8 @@ describe("auto_mask through the API, the OpenAI route and batch (issue 41)", fun
     const r = await post("/v1/edits", { instruction: RECOLOUR.instruction, auto_mask: "true", seed: "5", steps: "8", response_format: "json" }, { image: RECOLOUR.image });
     expect(r.status).to.equal(200);
     const body = (await r.json()) as JsonResult;
+    // the answer, relevance map included, is what /openapi.json describes
+    expectResponse("EditResult", body);
     expect(body.parameters.autoMask).to.include({ applied: true, reason: "local" });
     expect(body.parameters.autoMask!.coverage).to.be.within(0.01, 0.5);
     expect(body.parameters.maskMode).to.equal("blend");
