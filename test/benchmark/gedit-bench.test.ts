@@ -8,7 +8,7 @@ import { NO_SPLIT, geditSelector } from "../../src/benchmark/gedit-source.js";
 import { geditTables } from "../../src/benchmark/gedit-metrics.js";
 import { type ResultRow, readRows } from "../../src/benchmark/results.js";
 import { FakeJudge, type RecordedRequest } from "../support/fake-judge.js";
-import { KEYS, geditFiles } from "../support/gedit-set.js";
+import { KEYS, benchEnv, geditFiles } from "../support/gedit-set.js";
 import { HubServer, hubFile } from "../support/hub-server.js";
 import { PHOTOS, runCli, tempDir } from "../helpers.js";
 
@@ -126,15 +126,7 @@ describe("GEdit-Bench: the suite, VIEScore judging and its table", function () {
       const key = editedOf.get(h);
       return { reply: key ? reply(key, "pq") : "no such row" };
     };
-    env = {
-      HF_ENDPOINT: url,
-      HF_HOME: path.join(root, "hf-home"),
-      HF_HUB_CACHE: path.join(root, "hub"),
-      REWARD_EDIT_CACHE: path.join(root, "reward-edit"),
-      OPENAI_BASE_URL: judge.url,
-      OPENAI_API_KEY: "k",
-      REWARD_EDIT_JUDGE_MODEL: "fake-vlm",
-    };
+    env = benchEnv(root, url, judge.url);
   });
   after(async () => {
     await hub.stop();

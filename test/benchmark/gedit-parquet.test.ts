@@ -7,7 +7,7 @@ import { CONVERTED_REVISION, geditSelector, pullGedit } from "../../src/benchmar
 import { type ResultRow, readRows } from "../../src/benchmark/results.js";
 import { hubEnv } from "../../src/hub/index.js";
 import { FakeJudge } from "../support/fake-judge.js";
-import { KEYS, geditFiles, geditParquetFiles, geditRows, parquetFile } from "../support/gedit-set.js";
+import { KEYS, benchEnv, geditFiles, geditParquetFiles, geditRows, parquetFile } from "../support/gedit-set.js";
 import { type HubFile, HubServer, commitOf, hubFile } from "../support/hub-server.js";
 import { runCli, tempDir } from "../helpers.js";
 
@@ -68,15 +68,7 @@ describe("GEdit-Bench stored as Parquet (push_to_hub, refs/convert/parquet) as w
       const h = createHash("sha256").update(images[0]).digest();
       return { reply: JSON.stringify({ reasoning: "pq", score: [h[0] % 11, 4 + (h[1] % 7)] }) };
     };
-    env = {
-      HF_ENDPOINT: url,
-      HF_HOME: path.join(root, "hf-home"),
-      HF_HUB_CACHE: path.join(root, "hub"),
-      REWARD_EDIT_CACHE: path.join(root, "reward-edit"),
-      OPENAI_BASE_URL: judge.url,
-      OPENAI_API_KEY: "k",
-      REWARD_EDIT_JUDGE_MODEL: "fake-vlm",
-    };
+    env = benchEnv(root, url, judge.url);
   });
   after(async () => {
     await hub.stop();

@@ -6,7 +6,7 @@ import { pino } from "pino";
 import sharp from "sharp";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import { PHOTOS, TINY } from "../helpers.js";
-import { baseForm } from "../support/forms.js";
+import { baseForm, bearer, submitJob } from "../support/forms.js";
 import { startRedis, startReplica, stopAll } from "../support/replicas.js";
 import { expectJobEvents } from "../support/responses.js";
 import { type SseEvent, readSse } from "../support/sse.js";
@@ -37,12 +37,8 @@ describe("job events: GET /v1/jobs/{id}/events as Server-Sent Events (issue 31)"
     s = await startServer(pino({ level: "silent" }), { port: 0, host: "127.0.0.1", modelDir: TINY, workers: 1, apiKeys: ["key-a", "key-b"], maxSteps: 1000 }, {});
   });
   after(() => s.stop());
-  const as = (key: string) => ({ authorization: `Bearer ${key}` });
-  const submit = async (key: string, fields: Record<string, string>) => {
-    const r = await fetch(`${s.url}/v1/jobs`, { method: "POST", headers: as(key), body: baseForm({ instruction: "make the mug red", ...fields }, { image: photo }) });
-    expect(r.status).to.equal(202);
-    return ((await r.json()) as { id: string }).id;
-  };
+  const as = bearer;
+  const submit = (key: string, fields: Record<string, string>) => submitJob(s.url, key, fields);
 
   it("started, progress with step/steps/elapsed/eta and PNG previews of the announced size, then succeeded; the stream ends", async () => {
     const id = await submit("key-a", { steps: "12" });

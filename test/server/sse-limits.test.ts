@@ -1,15 +1,12 @@
 import { expect } from "chai";
-import { readFileSync } from "node:fs";
 import net from "node:net";
-import path from "node:path";
 import { pino } from "pino";
 import { SSE_QUEUE_BYTES, TERMINAL_ID } from "../../src/server/events.js";
 import { type RunningServer, startServer } from "../../src/server/server.js";
-import { PHOTOS, TINY } from "../helpers.js";
-import { baseForm } from "../support/forms.js";
+import { TINY } from "../helpers.js";
+import { baseForm, bearer, submitJob } from "../support/forms.js";
 import { readSse } from "../support/sse.js";
 
-const photo = readFileSync(path.join(PHOTOS, "coffee.png"));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One sample of the server's own stream gauges (GET /metrics). */
@@ -50,12 +47,8 @@ describe("job event streams: slow clients, caps, Last-Event-ID (finding 12)", fu
     s = await startServer(pino({ level: "silent" }), { port: 0, host: "127.0.0.1", modelDir: TINY, workers: 1, apiKeys: ["key-a", "key-b"], maxSteps: 1000, sseEndGraceMs: 300, ssePerJob: 24, ssePerKey: 32 }, {});
   });
   after(() => s.stop());
-  const as = (key: string) => ({ authorization: `Bearer ${key}` });
-  const submit = async (key: string, fields: Record<string, string>) => {
-    const r = await fetch(`${s.url}/v1/jobs`, { method: "POST", headers: as(key), body: baseForm({ instruction: "make the mug red", ...fields }, { image: photo }) });
-    expect(r.status).to.equal(202);
-    return ((await r.json()) as { id: string }).id;
-  };
+  const as = bearer;
+  const submit = (key: string, fields: Record<string, string>) => submitJob(s.url, key, fields);
 
   it("20 listeners that never read: previews are dropped, the bytes held stay bounded, a reader alongside gets a whole stream, all streams close after the end", async () => {
     // about 6 MB of events per stream (256 px previews): more than the kernel's socket buffers
