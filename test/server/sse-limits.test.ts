@@ -4,7 +4,7 @@ import { pino } from "pino";
 import { SSE_QUEUE_BYTES, TERMINAL_ID } from "../../src/server/events.js";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import { TINY } from "../helpers.js";
-import { baseForm, bearer, submitJob } from "../support/forms.js";
+import { bearer, submitJob } from "../support/forms.js";
 import { readSse } from "../support/sse.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
