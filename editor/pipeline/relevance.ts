@@ -10,7 +10,7 @@
  *      thresholded, grown and feathered into an edit mask for the mask machinery (mask.ts);
  *   5. a map that covers most of the picture is a global edit (style, lighting): no mask.
  * The rule's numbers were chosen by measurement on the bundled editor's held-out scenes
- * (src/evaluation/auto-mask.ts, docs/product-photos.md).
+ * (benchmarks/evaluation/auto-mask.ts, docs/product-photos.md).
  */
 import sharp from "sharp";
 import type { EditMask } from "../../raster/mask.js";
@@ -42,7 +42,7 @@ export interface RelevanceRule {
   global: { at: number; coverage: number; lowQuantile: number; flatRatio: number };
 }
 
-/** Measured on the held-out scenes (src/evaluation/auto-mask.ts, docs/product-photos.md): the rule the editor uses. */
+/** Measured on the held-out scenes (benchmarks/evaluation/auto-mask.ts, docs/product-photos.md): the rule the editor uses. */
 export const RELEVANCE_RULE: RelevanceRule = {
   levels: [0.5, 0.7],
   smooth: 1,

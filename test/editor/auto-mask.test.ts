@@ -5,7 +5,7 @@ import sharp from "sharp";
 import { type EditorModel, RELEVANCE_RULE, type RelevanceView, averageLevels, edit, loadModel, maskFromRelevance, relevanceCore } from "../../editor/index.js";
 import type { SyntheticCase } from "../../reward/local/synthetic.js";
 import { type SyntheticSuite, loadSyntheticSuite, sourceFile } from "../../src/benchmark/synthetic-suite.js";
-import { iou } from "../../src/evaluation/auto-mask.js";
+import { iou } from "../../benchmarks/evaluation/auto-mask.js";
 import { ROOT } from "../helpers.js";
 
 const BUNDLED = path.join(ROOT, "models", "reward-edit-synthetic");

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { renderDetail, runDetailBench } from "../../src/evaluation/detail.js";
+import { renderDetail, runDetailBench } from "../../benchmarks/evaluation/detail.js";
 
 describe("full-resolution benchmark (a slice: one scene per edit kind at 512 px)", function () {
   this.timeout(120_000);

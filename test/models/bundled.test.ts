@@ -2,7 +2,7 @@ import { expect } from "chai";
 import path from "node:path";
 import sharp from "sharp";
 import { edit, loadModel } from "../../editor/index.js";
-import { type EvalResult, evaluateSynthetic } from "../../src/evaluation/evaluate-synthetic.js";
+import { type EvalResult, evaluateSynthetic } from "../../benchmarks/evaluation/evaluate-synthetic.js";
 import { loadSyntheticSuite } from "../../src/benchmark/synthetic-suite.js";
 import { BASELINE_MODEL, BUNDLED_MODEL } from "../../src/paths.js";
 import { ROOT } from "../helpers.js";

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { edit, loadModel } from "../../editor/index.js";
-import { psnr } from "../../src/evaluation/quantization.js";
+import { psnr } from "../../benchmarks/evaluation/quantization.js";
 import { decodeRaster } from "../../raster/raster.js";
 import { ROOT, copyFolder, runCli, tempDir } from "../helpers.js";
 

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { parseVmHwm, peakRssBytes } from "../../src/perf/peak-rss.js";
+import { parseVmHwm, peakRssBytes } from "../../benchmarks/perf/peak-rss.js";
 
 describe("peak RSS of the perf cost children", () => {
   it("reads VmHWM (kB) from a /proc status text, and null without it", () => {
@@ -13,7 +13,7 @@ describe("peak RSS of the perf cost children", () => {
     if (!existsSync("/proc/self/status")) this.skip();
     // touched, so it is resident: getrusage's maxRSS in a child would start at least this high
     const held = Buffer.alloc(256 * 2 ** 20, 1);
-    const helper = new URL("../../src/perf/peak-rss.js", import.meta.url).href;
+    const helper = new URL("../../benchmarks/perf/peak-rss.js", import.meta.url).href;
     const r = spawnSync(process.execPath, ["--input-type=module", "-e", `import { peakRssBytes } from ${JSON.stringify(helper)}; console.log(peakRssBytes())`], { encoding: "utf8" });
     expect(r.status, r.stderr).to.equal(0);
     const child = Number(r.stdout.trim());

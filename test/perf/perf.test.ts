@@ -2,9 +2,9 @@ import { expect } from "chai";
 import { readdirSync } from "node:fs";
 import path from "node:path";
 import { createSession } from "../../editor/index.js";
-import { compareFloat16 } from "../../src/perf/float16.js";
-import { topOperators } from "../../src/perf/fullscale.js";
-import { closedLoopP99, sweepSessionOptions } from "../../src/perf/perf.js";
+import { compareFloat16 } from "../../benchmarks/perf/float16.js";
+import { topOperators } from "../../benchmarks/perf/fullscale.js";
+import { closedLoopP99, sweepSessionOptions } from "../../benchmarks/perf/perf.js";
 import { TINY, copyFolder, tempDir } from "../helpers.js";
 
 describe("performance measurements (npm run bench's parts, on the tiny model)", function () {

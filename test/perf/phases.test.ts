@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { PassThrough } from "node:stream";
-import { PhaseProgress } from "../../src/perf/phases.js";
+import { PhaseProgress } from "../../benchmarks/perf/phases.js";
 
 describe("bench phase progress", () => {
   it("off a terminal: one line per phase as it starts, with its estimate; skipped phases allowed, reordering refused", () => {

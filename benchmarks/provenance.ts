@@ -8,11 +8,11 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
-import type { EditResult, OutputFormat } from "../../editor/index.js";
-import { provenanceConfigFrom } from "../config/server.js";
-import { ROOT } from "../paths.js";
-import { createMarker, setupProvenance } from "./index.js";
-import { loadSigner } from "./signer.js";
+import type { EditResult, OutputFormat } from "../editor/index.js";
+import { provenanceConfigFrom } from "../src/config/server.js";
+import { ROOT } from "../src/paths.js";
+import { createMarker, setupProvenance } from "../src/provenance/index.js";
+import { loadSigner } from "../src/provenance/signer.js";
 
 const RUNS = 20;
 const SIZES = [512, 1024, 2048];

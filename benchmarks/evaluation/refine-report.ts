@@ -4,16 +4,16 @@
  * scorer by default, or the configured judge (--scorer judge); the reported figures are always
  * the exact truth of the image each method returns.
  *
- *   node dist/src/evaluation/refine-report.js [--model DIR] [--suite DIR] [--rounds N] [--limit N] [--out FILE.md]
+ *   node dist/benchmarks/evaluation/refine-report.js [--model DIR] [--suite DIR] [--rounds N] [--limit N] [--out FILE.md]
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { type EditorModel, type Rewards, edit, loadModel } from "../../editor/index.js";
 import { JudgeScorer, LocalScorer, type Scorer, decodeRaster, judgeConfigFrom, scoreSynthetic } from "../../reward/index.js";
-import { BUNDLED_MODEL, ROOT } from "../paths.js";
-import { type RoundSettings, type Strategy, exactScorer, refine, verdictOf } from "../refine/index.js";
-import { type SyntheticSuite, loadSyntheticSuite, sourceFile } from "../benchmark/synthetic-suite.js";
+import { BUNDLED_MODEL, ROOT } from "../../src/paths.js";
+import { type RoundSettings, type Strategy, exactScorer, refine, verdictOf } from "../../src/refine/index.js";
+import { type SyntheticSuite, loadSyntheticSuite, sourceFile } from "../../src/benchmark/synthetic-suite.js";
 
 interface Outcome {
   kind: string;

@@ -2,7 +2,7 @@
 import type { compareFloat16 } from "./float16.js";
 import { renderDetail, type runDetailBench } from "../evaluation/detail.js";
 import type { measureFullScale } from "./fullscale.js";
-import type { Stat } from "../stats.js";
+import type { Stat } from "../../src/stats.js";
 
 export interface OverheadRow {
   model: string;

@@ -1,6 +1,6 @@
 /**
  * What a live preview costs against a sampling step (docs/progress.md):
- *   node dist/src/perf/preview-cost.js [MODEL_DIR]
+ *   node dist/benchmarks/perf/preview-cost.js [MODEL_DIR]
  * The preview of a step is the x0 estimate (one pass over the latent), the linear latent->RGB map
  * and a PNG encoding; it is timed on the bundled model's 32x32 latent (a 64 px edit) and on a
  * 64x64x4 latent, the size of a 512 px Stable Diffusion edit, whose step is timed in
@@ -10,7 +10,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { type LatentEstimate, edit, latentRgb, loadModel, previewMapFor, previewPng } from "../../editor/index.js";
 import { predictOriginal } from "../../editor/schedulers/base.js";
-import { BUNDLED_MODEL } from "../paths.js";
+import { BUNDLED_MODEL } from "../../src/paths.js";
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

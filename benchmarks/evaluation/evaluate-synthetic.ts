@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { type EditOptions, type EditorModel, type Rewards, edit } from "../../editor/index.js";
 import { decodeRaster } from "../../reward/local/raster.js";
 import { type SyntheticScore, scoreSynthetic } from "../../reward/local/synthetic.js";
-import { type SyntheticSuite, sourceFile } from "../benchmark/synthetic-suite.js";
+import { type SyntheticSuite, sourceFile } from "../../src/benchmark/synthetic-suite.js";
 
 export interface EvalSettings {
   rewards?: Rewards;

@@ -4,13 +4,13 @@
  * PSNR against the whole decode on the detail benchmark's scenes, and the held-out suite's
  * following and preservation with each setting.
  *
- *   node dist/src/evaluation/vae-tiling.js [limit]
+ *   node dist/benchmarks/evaluation/vae-tiling.js [limit]
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { type EditOptions, edit, loadModel } from "../../editor/index.js";
-import { loadSyntheticSuite } from "../benchmark/synthetic-suite.js";
-import { BUNDLED_MODEL, ROOT } from "../paths.js";
+import { loadSyntheticSuite } from "../../src/benchmark/synthetic-suite.js";
+import { BUNDLED_MODEL, ROOT } from "../../src/paths.js";
 import { type EvalSettings, evaluateSynthetic } from "./evaluate-synthetic.js";
 import { texturedScene } from "./detail.js";
 

@@ -2,16 +2,16 @@
  * The bundled editors' results (issue 3): reward-conditioned default at 5,5,5 vs the no-reward
  * baseline on held-out synthetic scenes, the reward-slider sweeps, and a picture grid.
  *
- *   node dist/src/evaluation/model-report.js [--limit N] [--out DIR] [--default DIR] [--baseline DIR] [--suites v1,scenes,...]
+ *   node dist/benchmarks/evaluation/model-report.js [--limit N] [--out DIR] [--default DIR] [--baseline DIR] [--suites v1,scenes,...]
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import sharp, { type OverlayOptions } from "sharp";
 import { type EditorModel, type Rewards, edit, loadModel } from "../../editor/index.js";
-import { BASELINE_MODEL, BUNDLED_MODEL, ROOT } from "../paths.js";
+import { BASELINE_MODEL, BUNDLED_MODEL, ROOT } from "../../src/paths.js";
 import { type EvalResult, evaluateSynthetic } from "./evaluate-synthetic.js";
-import { type SyntheticSuite, loadSyntheticSuite, sourceFile } from "../benchmark/synthetic-suite.js";
+import { type SyntheticSuite, loadSyntheticSuite, sourceFile } from "../../src/benchmark/synthetic-suite.js";
 import { WORLD_SUITES, evaluateWorld, worldTables } from "./world-eval.js";
 import { kindTable, num, pct } from "./tables.js";
 

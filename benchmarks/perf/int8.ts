@@ -5,11 +5,11 @@
  * int8 output's error against the float32 one. The UNet runs at batch 2 on a 512 px latent, as a
  * `fast` edit runs it (image guidance 1: two branches).
  *
- *   node dist/src/perf/int8.js [rounds [int8-folder]]
+ *   node dist/benchmarks/perf/int8.js [rounds [int8-folder]]
  */
 import path from "node:path";
 import { type Session, createSession } from "../../editor/model/session.js";
-import { stat } from "../stats.js";
+import { stat } from "../../src/stats.js";
 import { feedsFor } from "./float16.js";
 import { FULLSCALE_CACHE, FULLSCALE_INT8, ensureInt8Model } from "./fullscale.js";
 

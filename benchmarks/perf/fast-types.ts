@@ -1,6 +1,6 @@
 /** The shapes of issue 20's fast-edit measurements, shared by the runner (fast.ts) and the report (fast-report.ts). */
 import type { EvalSettings } from "../evaluation/evaluate-synthetic.js";
-import type { Stat } from "../stats.js";
+import type { Stat } from "../../src/stats.js";
 
 /** A named way of running an edit: the numbers and the sampling options. */
 export interface FastConfig {

@@ -2,14 +2,14 @@
  * Job events measured (docs/progress.md): time from submission to the first event, and fan-out:
  * N listeners with previews on one job, the server's RSS and how far apart the listeners get
  * each event.
- *   node dist/src/perf/events.js [LISTENERS=50] [STEPS=400]
+ *   node dist/benchmarks/perf/events.js [LISTENERS=50] [STEPS=400]
  * In-process server, memory mode, the bundled model, one inference worker.
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { pino } from "pino";
-import { BUNDLED_MODEL } from "../paths.js";
-import { startServer } from "../server/server.js";
+import { BUNDLED_MODEL } from "../../src/paths.js";
+import { startServer } from "../../src/server/server.js";
 
 const listeners = Number(process.argv[2] ?? 50);
 const steps = Number(process.argv[3] ?? 400);

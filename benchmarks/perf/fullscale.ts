@@ -12,7 +12,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "no
 import os from "node:os";
 import path from "node:path";
 import { createSession, edit, loadModel } from "../../editor/index.js";
-import { CONVERTER, PYTHON, QUANTIZER, ROOT } from "../paths.js";
+import { CONVERTER, PYTHON, QUANTIZER, ROOT } from "../../src/paths.js";
 import { compareFloat16 } from "./float16.js";
 import { peakRssGb } from "./peak-rss.js";
 

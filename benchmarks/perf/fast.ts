@@ -1,7 +1,7 @@
 /**
  * Fast edits (issue 20), a phase of `npm run bench` or standalone:
  *
- *   node dist/src/perf/fast.js [--limit N] [--fidelity-scenes N] [--no-fullscale] [--skip-defaults]
+ *   node dist/benchmarks/perf/fast.js [--limit N] [--fidelity-scenes N] [--no-fullscale] [--skip-defaults]
  *
  * - quality: the bundled editor on world v2's held-out suites (shapes, backdrops, pairs; seed
  *   1000 + i): the model's default settings, each technique alone, and the `fast` preset;
@@ -18,17 +18,17 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { type EditOptions, type EditorModel, edit, loadModel } from "../../editor/index.js";
-import { resolveParams } from "../edit-params.js";
-import { BUNDLED_MODEL, ROOT } from "../paths.js";
-import { loadPresets } from "../presets/index.js";
+import { resolveParams } from "../../src/edit-params.js";
+import { BUNDLED_MODEL, ROOT } from "../../src/paths.js";
+import { loadPresets } from "../../src/presets/index.js";
 import { type EvalResult, type EvalSettings, evaluateSynthetic } from "../evaluation/evaluate-synthetic.js";
 import { FULLSCALE_CACHE, ensureFullScaleModel } from "./fullscale.js";
-import { type SyntheticSuite, loadSyntheticSuite } from "../benchmark/synthetic-suite.js";
+import { type SyntheticSuite, loadSyntheticSuite } from "../../src/benchmark/synthetic-suite.js";
 import { WORLD_SUITES } from "../evaluation/world-eval.js";
 import { renderFast } from "./fast-report.js";
 import { peakRssGb } from "./peak-rss.js";
 import type { CostRow, FastConfig, FastReport, FidelityRow, QualityRow } from "./fast-types.js";
-import { stat } from "../stats.js";
+import { stat } from "../../src/stats.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const SUITES = ["shapes", "backdrops", "pairs"];

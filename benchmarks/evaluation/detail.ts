@@ -11,8 +11,8 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
 import { type DetailMode, type EditorModel, edit, loadModel } from "../../editor/index.js";
-import { BUNDLED_MODEL, ROOT } from "../paths.js";
-import { stat } from "../stats.js";
+import { BUNDLED_MODEL, ROOT } from "../../src/paths.js";
+import { stat } from "../../src/stats.js";
 
 const HELDOUT = path.join(ROOT, "models", "heldout");
 const KINDS = ["recolour", "background", "remove", "add"] as const;

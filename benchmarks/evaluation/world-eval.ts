@@ -2,17 +2,17 @@
  * Editors side by side on several held-out synthetic suites (issue 15): the v1 scenes and the v2
  * world's scenes, held-out shapes, held-out backdrops and held-out colour/backdrop pairs.
  *
- *   node dist/src/evaluation/world-eval.js --model NAME=DIR [--model NAME=DIR ...] [--suites v1,scenes,...]
+ *   node dist/benchmarks/evaluation/world-eval.js --model NAME=DIR [--model NAME=DIR ...] [--suites v1,scenes,...]
  *        [--limit N] [--out FILE.json]
  */
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { type Rewards, loadModel } from "../../editor/index.js";
-import { ROOT } from "../paths.js";
+import { ROOT } from "../../src/paths.js";
 import { type EvalResult, evaluateSynthetic } from "./evaluate-synthetic.js";
 import { kindTable } from "./tables.js";
-import { loadSyntheticSuite } from "../benchmark/synthetic-suite.js";
+import { loadSyntheticSuite } from "../../src/benchmark/synthetic-suite.js";
 
 export const WORLD_SUITES: Record<string, string> = {
   v1: path.join(ROOT, "models", "heldout"),

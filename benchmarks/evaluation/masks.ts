@@ -9,7 +9,7 @@
  * on the world v2 held-out suites at 64 px, and on the detail benchmark's textured 512 and
  * 1024 px scenes (world v1 scenes). Writes bench-results/masks.json and masks.md.
  *
- *   node dist/src/evaluation/masks.js [--limit N] [--hires N] [--model DIR]
+ *   node dist/benchmarks/evaluation/masks.js [--limit N] [--hires N] [--model DIR]
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -18,9 +18,9 @@ import sharp from "sharp";
 import { type EditorModel, type MaskMode, edit, loadModel } from "../../editor/index.js";
 import { decodeRaster } from "../../reward/local/raster.js";
 import { scoreSynthetic } from "../../reward/local/synthetic.js";
-import { BUNDLED_MODEL, ROOT } from "../paths.js";
+import { BUNDLED_MODEL, ROOT } from "../../src/paths.js";
 import { grow, texturedScene } from "./detail.js";
-import { type SyntheticSuite, loadSyntheticSuite, sourceFile } from "../benchmark/synthetic-suite.js";
+import { type SyntheticSuite, loadSyntheticSuite, sourceFile } from "../../src/benchmark/synthetic-suite.js";
 
 type Config = "no mask" | MaskMode;
 const CONFIGS: Config[] = ["no mask", "paste", "blend"];

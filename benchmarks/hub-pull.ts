@@ -9,10 +9,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { hubEnv } from "../../src/hub/index.js";
-import { pullModel, pullSnapshot } from "../../src/pull/model.js";
-import { peakRssGb } from "../../src/perf/peak-rss.js";
-import { HubServer, filesOf, hubFile } from "../support/hub-server.js";
+import { hubEnv } from "../src/hub/index.js";
+import { pullModel, pullSnapshot } from "../src/pull/model.js";
+import { peakRssGb } from "./perf/peak-rss.js";
+import { HubServer, filesOf, hubFile } from "../test/support/hub-server.js";
 
 async function main(): Promise<void> {
   const src = process.argv[2];

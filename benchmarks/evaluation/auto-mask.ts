@@ -12,7 +12,7 @@
  *   4. the time auto adds per edit: plain and auto edits interleaved on the same scenes.
  * Writes bench-results/auto-mask.json and auto-mask.md.
  *
- *   node dist/src/evaluation/auto-mask.js [--limit N] [--edits N] [--model DIR]
+ *   node dist/benchmarks/evaluation/auto-mask.js [--limit N] [--edits N] [--model DIR]
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -21,8 +21,8 @@ import sharp from "sharp";
 import { type EditorModel, RELEVANCE_RULE, type RelevanceRule, type RelevanceView, averageLevels, edit, loadModel, relevanceCore } from "../../editor/index.js";
 import { decodeRaster } from "../../reward/local/raster.js";
 import { type SyntheticCase, type SyntheticRecord, scoreSynthetic } from "../../reward/local/synthetic.js";
-import { type SyntheticSuite, loadSyntheticSuite, sourceFile } from "../benchmark/synthetic-suite.js";
-import { BUNDLED_MODEL, ROOT } from "../paths.js";
+import { type SyntheticSuite, loadSyntheticSuite, sourceFile } from "../../src/benchmark/synthetic-suite.js";
+import { BUNDLED_MODEL, ROOT } from "../../src/paths.js";
 import { grow } from "./detail.js";
 
 export const SUITES = ["shapes", "backdrops", "pairs", "scenes"] as const;

@@ -9,8 +9,8 @@ import { existsSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { type HostTensor, type Session, createSession } from "../../editor/model/session.js";
-import { ROOT } from "../paths.js";
-import { stat } from "../stats.js";
+import { ROOT } from "../../src/paths.js";
+import { stat } from "../../src/stats.js";
 
 const CACHE = path.join(os.homedir(), ".cache", "reward-edit", "fp16");
 

@@ -5,16 +5,16 @@
  * seed: what best-of-N, refinement and `n` do), with the resident set after loading, after each
  * edit and its peak (VmHWM), and the time from process start to the first finished edit.
  *
- *   node dist/src/perf/memory.js [config ...]       all configurations, or the named ones
+ *   node dist/benchmarks/perf/memory.js [config ...]       all configurations, or the named ones
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { type EditOptions, createSession, decodeLatent, edit, loadModel, warmUp } from "../../editor/index.js";
 import { Generator } from "../../editor/tensor/random.js";
-import { resolveParams } from "../edit-params.js";
-import { PYTHON, ROOT } from "../paths.js";
-import { loadPresets } from "../presets/index.js";
+import { resolveParams } from "../../src/edit-params.js";
+import { PYTHON, ROOT } from "../../src/paths.js";
+import { loadPresets } from "../../src/presets/index.js";
 import { FULLSCALE_CACHE, FULLSCALE_CHECKPOINT, FULLSCALE_INT8, ensureFullScaleModel, ensureInt8Model } from "./fullscale.js";
 import { type Int8Row, int8Table } from "./int8.js";
 import { peakRssGb } from "./peak-rss.js";

@@ -4,16 +4,16 @@
  * settings. The held-out suite's following and preservation with each, and the PSNR of each int8
  * result against the float32 one (working-size pixels, default settings and the `fast` preset).
  *
- *   node dist/src/evaluation/quantization.js [limit]
+ *   node dist/benchmarks/evaluation/quantization.js [limit]
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { type EditorModel, loadModel } from "../../editor/index.js";
-import { loadSyntheticSuite } from "../benchmark/synthetic-suite.js";
-import { resolveParams } from "../edit-params.js";
-import { BUNDLED_MODEL, PYTHON, QUANTIZER, ROOT, projectCacheDir } from "../paths.js";
-import { loadPresets } from "../presets/index.js";
+import { loadSyntheticSuite } from "../../src/benchmark/synthetic-suite.js";
+import { resolveParams } from "../../src/edit-params.js";
+import { BUNDLED_MODEL, PYTHON, QUANTIZER, ROOT, projectCacheDir } from "../../src/paths.js";
+import { loadPresets } from "../../src/presets/index.js";
 import { type EvalResult, type EvalSettings, evaluateSynthetic } from "./evaluate-synthetic.js";
 
 /** The bundled editor with int8 weights, written once into the project cache (delete it after retraining the editor). */

@@ -7,14 +7,14 @@
  *      would): the throughput ratio.
  * Writes bench-results/batch.json and batch.md.
  *
- *   node dist/src/perf/batch.js [--photos 47] [--steps 20]
+ *   node dist/benchmarks/perf/batch.js [--photos 47] [--steps 20]
  */
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { ROOT } from "../paths.js";
+import { ROOT } from "../../src/paths.js";
 
 const CLI = path.join(ROOT, "bin", "reward-edit.js");
 const SCENES = path.join(ROOT, "models", "heldout-v2", "scenes");
