@@ -5,7 +5,7 @@ export { loadModel, inspectModelFolder, declaresDeepCache, ModelFolderError, COM
 export type { EditorModel, FolderReport } from "./model/folder.js";
 export { parseManifest } from "./model/manifest.js";
 export type { Manifest } from "./model/manifest.js";
-export { createSession, ortVersion } from "./model/session.js";
+export { createSession, ortVersion, writeOptimizedGraph } from "./model/session.js";
 export type { HostTensor, Session, SessionOptions } from "./model/session.js";
 export { edit, EditInputError, DEFAULT_REWARDS, MAX_SEED, MAX_RESOLUTION } from "./pipeline/pipeline.js";
 export type { EditOptions, EditResult, RelevanceView, Rewards, StepProgress } from "./pipeline/pipeline.js";

@@ -1,8 +1,10 @@
 /**
- * int8 weights against float32 (issue 33) on the bundled editor, the only trained editor here: the
- * same folder quantised by models/convert/quantize.py, edited with the same scenes, seeds and
- * settings. The held-out suite's following and preservation with each, and the PSNR of each int8
- * result against the float32 one (working-size pixels, default settings and the `fast` preset).
+ * int8 weights (issue 33) and int8 arithmetic (issue 42) against float32 on the bundled editor, the
+ * only trained editor here: the same folder quantised by models/convert/quantize.py and by
+ * `models quantize --compute int8` (calibrated on the sample photos and heldout-v2 scenes, never on
+ * the held-out suite measured here), edited with the same scenes, seeds and settings. The held-out
+ * suite's following and preservation with each, and the PSNR of each int8 result against the
+ * float32 one (working-size pixels, default settings and the `fast` preset).
  *
  *   node dist/benchmarks/evaluation/quantization.js [limit]
  */
@@ -14,6 +16,7 @@ import { loadSyntheticSuite } from "../../src/benchmark/synthetic-suite.js";
 import { resolveParams } from "../../src/edit-params.js";
 import { BUNDLED_MODEL, PYTHON, QUANTIZER, ROOT, projectCacheDir } from "../../src/paths.js";
 import { loadPresets } from "../../src/presets/index.js";
+import { quantizeCompute } from "../../src/quantize/int8-compute.js";
 import { type EvalResult, type EvalSettings, evaluateSynthetic } from "./evaluate-synthetic.js";
 
 /** The bundled editor with int8 weights, written once into the project cache (delete it after retraining the editor). */
@@ -22,6 +25,12 @@ export function quantisedBundled(dir = path.join(projectCacheDir(), "bundled-int
     const r = spawnSync(PYTHON, [QUANTIZER, BUNDLED_MODEL, dir], { stdio: ["ignore", "ignore", "inherit"] });
     if (r.status !== 0) throw new Error("quantize.py failed on the bundled editor");
   }
+  return dir;
+}
+
+/** The bundled editor with int8 arithmetic, written once into the project cache. */
+export async function computeQuantisedBundled(dir = path.join(projectCacheDir(), "bundled-int8-compute")): Promise<string> {
+  if (!existsSync(path.join(dir, "reward-edit.json"))) await quantizeCompute({ src: BUNDLED_MODEL, out: dir });
   return dir;
 }
 
@@ -34,7 +43,7 @@ export function psnr(a: Float32Array, b: Float32Array): number {
 
 export interface QuantRow {
   settings: string;
-  weights: "float32" | "int8";
+  weights: Variant;
   n: number;
   following: number;
   preservationError: number | null;
@@ -44,11 +53,16 @@ export interface QuantRow {
   psnrMinDb: number | null;
 }
 
+export const VARIANTS = ["float32", "int8", "int8-compute"] as const;
+export type Variant = (typeof VARIANTS)[number];
+
 export async function runQuantizationEval(limit = 200, seeds = [0, 1]): Promise<QuantRow[]> {
   const suite = await loadSyntheticSuite(path.join(ROOT, "models", "heldout"), limit);
-  const models: Record<"float32" | "int8", EditorModel> = {
-    float32: await loadModel(BUNDLED_MODEL, { intraOpThreads: 2, interOpThreads: 1 }),
-    int8: await loadModel(quantisedBundled(), { intraOpThreads: 2, interOpThreads: 1 }),
+  const options = { intraOpThreads: 2, interOpThreads: 1 };
+  const models: Record<Variant, EditorModel> = {
+    float32: await loadModel(BUNDLED_MODEL, options),
+    int8: await loadModel(quantisedBundled(), options),
+    "int8-compute": await loadModel(await computeQuantisedBundled(), options),
   };
   const fast = resolveParams({ preset: "fast" }, loadPresets(), { deepCache: models.float32.unetShallow !== undefined });
   const settings: Record<string, Omit<EvalSettings, "seed">> = {
@@ -58,12 +72,12 @@ export async function runQuantizationEval(limit = 200, seeds = [0, 1]): Promise<
   const rows: QuantRow[] = [];
   try {
     for (const [name, s] of Object.entries(settings)) {
-      const runs: Record<string, EvalResult[]> = { float32: [], int8: [] };
+      const runs: Record<string, EvalResult[]> = { float32: [], int8: [], "int8-compute": [] };
       for (const seed of seeds) {
-        for (const w of ["float32", "int8"] as const) runs[w].push(await evaluateSynthetic(models[w], suite, { ...s, seed, keepPixels: true }));
+        for (const w of VARIANTS) runs[w].push(await evaluateSynthetic(models[w], suite, { ...s, seed, keepPixels: true }));
       }
-      const psnrs = runs.float32.flatMap((r, k) => r.samples.map((x, i) => psnr(x.pixels!, runs.int8[k].samples[i].pixels!)));
-      for (const w of ["float32", "int8"] as const) {
+      for (const w of VARIANTS) {
+        const psnrs = runs.float32.flatMap((r, k) => r.samples.map((x, i) => psnr(x.pixels!, runs[w][k].samples[i].pixels!)));
         const mean = (f: (r: EvalResult) => number) => runs[w].reduce((a, r) => a + f(r), 0) / runs[w].length;
         rows.push({
           settings: name,
@@ -72,8 +86,8 @@ export async function runQuantizationEval(limit = 200, seeds = [0, 1]): Promise<
           following: mean((r) => r.overall.following),
           preservationError: mean((r) => r.overall.preservationError ?? NaN),
           qualityError: mean((r) => r.overall.qualityError),
-          psnrMeanDb: w === "int8" ? psnrs.filter(Number.isFinite).reduce((a, b) => a + b, 0) / psnrs.filter(Number.isFinite).length : null,
-          psnrMinDb: w === "int8" ? Math.min(...psnrs) : null,
+          psnrMeanDb: w !== "float32" ? psnrs.filter(Number.isFinite).reduce((a, b) => a + b, 0) / psnrs.filter(Number.isFinite).length : null,
+          psnrMinDb: w !== "float32" ? Math.min(...psnrs) : null,
         });
       }
     }
@@ -85,7 +99,7 @@ export async function runQuantizationEval(limit = 200, seeds = [0, 1]): Promise<
 
 export function quantizationTable(rows: QuantRow[]): string {
   const f = (x: number | null, d = 3) => (x === null || Number.isNaN(x) ? "-" : x.toFixed(d));
-  const out = ["| settings | weights | edits | following | preservation error | quality error | PSNR vs float32 dB, mean (min) |", "| --- | --- | --- | --- | --- | --- | --- |"];
+  const out = ["| settings | folder | edits | following | preservation error | quality error | PSNR vs float32 dB, mean (min) |", "| --- | --- | --- | --- | --- | --- | --- |"];
   for (const r of rows) {
     out.push(`| ${r.settings} | ${r.weights} | ${r.n} | ${f(r.following)} | ${f(r.preservationError, 4)} | ${f(r.qualityError, 4)} | ${r.psnrMeanDb === null ? "-" : `${f(r.psnrMeanDb, 1)} (${f(r.psnrMinDb, 1)})`} |`);
   }

@@ -201,6 +201,22 @@ export async function createSession(file: string, options: SessionOptions = {}):
   return new OrtSession(file, s, "cpu");
 }
 
+/**
+ * Writes the graph ONNX Runtime actually runs for `file` (after its optimiser's fusions) to
+ * `outFile`: how one checks which kernels a quantised graph gets.
+ */
+export async function writeOptimizedGraph(file: string, outFile: string, options: SessionOptions = {}): Promise<void> {
+  const opts = ortOptions(options, ["cpu"]);
+  const extra = (opts.extra ?? {}) as { session?: Record<string, unknown> };
+  const s = await ort.InferenceSession.create(file, {
+    ...opts,
+    optimizedModelFilePath: outFile,
+    logSeverityLevel: 3,
+    extra: { ...extra, session: { ...(extra.session ?? {}), optimized_model_external_initializers_file_name: `${path.basename(outFile)}_data`, optimized_model_external_initializers_min_size_in_bytes: "1024" } },
+  });
+  await s.release();
+}
+
 /** What decides an optimised graph: the model's file, the optimisation level, ORT and the CPU. */
 function cacheKey(file: string, options: SessionOptions): string {
   const st = statSync(file);

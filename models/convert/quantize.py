@@ -63,9 +63,28 @@ def quantize_array(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
-def quantize(src: str, dst: str, min_elements: int = 4096, conv_min_channels: int = 0) -> dict:
+def load(src: str) -> onnx.ModelProto:
     model = onnx.load(src, load_external_data=False)
     load_external_data_for_model(model, os.path.dirname(os.path.abspath(src)))
+    return model
+
+
+def save(model: onnx.ModelProto, dst: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    large = sum(t.ByteSize() for t in model.graph.initializer) > EXTERNAL_DATA_BYTES
+    onnx.save(model, dst, save_as_external_data=large, all_tensors_to_one_file=True,
+              location="model.onnx_data" if large else None, size_threshold=1024)
+
+
+def quantize(src: str, dst: str, min_elements: int = 4096, conv_min_channels: int = 0) -> dict:
+    model = load(src)
+    stats = quantize_weights(model, min_elements, conv_min_channels)
+    save(model, dst)
+    return stats
+
+
+def quantize_weights(model: onnx.ModelProto, min_elements: int = 4096, conv_min_channels: int = 0) -> dict:
+    """Rewrites MODEL in place: its large float32 weights become int8 read through DequantizeLinear."""
     g = model.graph
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for n in g.node:
@@ -117,10 +136,6 @@ def quantize(src: str, dst: str, min_elements: int = 4096, conv_min_channels: in
     for o in model.opset_import:
         if o.domain in ("", "ai.onnx") and o.version < 13:
             o.version = 13
-    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    large = sum(t.ByteSize() for t in g.initializer) > EXTERNAL_DATA_BYTES
-    onnx.save(model, dst, save_as_external_data=large, all_tensors_to_one_file=True,
-              location="model.onnx_data" if large else None, size_threshold=1024)
     stats["max_rel_error"] = round(stats["max_rel_error"], 6)
     return stats
 

@@ -1,0 +1,130 @@
+/**
+ * Calibration for int8 arithmetic (issue 42): the activation ranges of a folder's graphs, measured
+ * on the folder's own edits. The edits run with the default schedule (three guidance branches in
+ * one batch, every step) and the `fast` one (two branches, DPM-Solver++, DeepCache's outer graph),
+ * so every step's noise level and every branch, the null-text and null-image ones included, is in
+ * the recorded feeds. The feeds are then replayed through a copy of each graph that exposes its
+ * activations (models/convert/qdq.py augment), and each tensor's range is kept.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { type EditorModel, type SessionOptions, createSession, edit } from "../../editor/index.js";
+import { type RequestedParams, resolveParams } from "../edit-params.js";
+import { PYTHON, ROOT } from "../paths.js";
+import { loadPresets } from "../presets/index.js";
+import { type Feeds, type GraphName, recordFeeds } from "./record.js";
+
+export const QDQ_TOOL = path.join(ROOT, "models", "convert", "qdq.py");
+
+/** The schedules an edit can take: the default (no preset) and the `fast` preset. */
+export const CALIBRATION_SCHEDULES = ["default", "fast"] as const;
+export type CalibrationSchedule = (typeof CALIBRATION_SCHEDULES)[number];
+
+export interface CalibrationItem {
+  image: Buffer;
+  instruction: string;
+}
+
+export interface CalibrationPlan {
+  items: CalibrationItem[];
+  schedules?: readonly CalibrationSchedule[];
+  seed?: number;
+  /** Keep every n-th call of each graph (1: all). */
+  every?: number;
+  log?: (line: string) => void;
+}
+
+/** tensor -> [min, max] over every replayed call. */
+export type Ranges = Record<string, [number, number]>;
+
+export interface CalibrationRecord {
+  edits: number;
+  schedules: CalibrationSchedule[];
+  calls: Partial<Record<GraphName, number>>;
+  seed: number;
+}
+
+function scheduleParams(schedule: CalibrationSchedule, model: EditorModel): RequestedParams & { rewards?: [number, number, number] } {
+  if (schedule === "default") return {};
+  const p = resolveParams({ preset: schedule }, loadPresets(), { deepCache: model.unetShallow !== undefined });
+  return { rewards: p.rewards, steps: p.steps, textGuidance: p.textGuidance, imageGuidance: p.imageGuidance, ...p.sampling };
+}
+
+/** Edits every item with every schedule while recording what the named graphs are fed. */
+export async function recordCalibration(model: EditorModel, graphs: readonly GraphName[], plan: CalibrationPlan): Promise<{ feeds: Map<GraphName, Feeds[]>; record: CalibrationRecord }> {
+  const schedules = [...(plan.schedules ?? CALIBRATION_SCHEDULES)];
+  const seed = plan.seed ?? 0;
+  const every = Math.max(1, plan.every ?? 1);
+  const rec = recordFeeds(model, graphs, (_g, call) => call % every === 0);
+  let edits = 0;
+  try {
+    for (const [k, item] of plan.items.entries()) {
+      for (const schedule of schedules) {
+        const p = scheduleParams(schedule, model);
+        await edit(model, { image: item.image, instruction: item.instruction, seed: seed + k, workingSize: true, ...p, autoMask: false } as never);
+        edits++;
+        plan.log?.(`calibration: edit ${edits}/${plan.items.length * schedules.length} (${schedule})`);
+      }
+    }
+  } finally {
+    rec.stop();
+  }
+  const calls = Object.fromEntries([...rec.feeds].map(([g, f]) => [g, f.length]));
+  return { feeds: rec.feeds, record: { edits, schedules, calls, seed } };
+}
+
+export function runQdqTool(args: string[]): string {
+  const r = spawnSync(PYTHON, [QDQ_TOOL, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 256 << 20 });
+  if (r.error) throw new Error(`cannot run ${PYTHON} (${r.error.message}); int8 arithmetic needs Python 3 with onnx (Debian: python3-onnx)`);
+  if (r.status !== 0) throw new Error(`qdq.py ${args[0]} failed: ${(r.stderr || "").trim().split("\n").pop()}`);
+  return r.stdout;
+}
+
+/**
+ * Replays `feeds` through a copy of `graphFile` with its quantisable activations as outputs, and
+ * returns each activation's [min, max]. Tensors are reduced as they come, one call at a time.
+ */
+export async function measureRanges(graphFile: string, feeds: Feeds[], options: SessionOptions = {}): Promise<Ranges> {
+  const work = mkdtempSync(path.join(os.tmpdir(), "reward-edit-calibration-"));
+  try {
+    const { tensors } = JSON.parse(runQdqTool(["augment", graphFile, work])) as { tensors: string[] };
+    const wanted = new Set(tensors);
+    // optimisation on: the measured tensors are graph outputs, so no fusion removes them
+    const session = await createSession(path.join(work, "model.onnx"), { ...options, enableCpuMemArena: false });
+    const ranges: Ranges = {};
+    try {
+      for (const f of feeds) {
+        const out = await session.run(f);
+        for (const [name, t] of Object.entries(out)) {
+          if (!wanted.has(name)) continue;
+          let lo = Infinity;
+          let hi = -Infinity;
+          const d = t.data;
+          for (let i = 0; i < d.length; i++) {
+            const v = d[i];
+            if (v < lo) lo = v;
+            if (v > hi) hi = v;
+          }
+          const r = ranges[name];
+          ranges[name] = r ? [Math.min(r[0], lo), Math.max(r[1], hi)] : [lo, hi];
+        }
+      }
+    } finally {
+      await session.dispose();
+    }
+    return ranges;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** The Conv and MatMul nodes of a graph that qdq.py can put on int8 kernels. */
+export function quantisableNodes(graphFile: string): Array<{ node: string; op: string; input: string; output: string; shape: number[] }> {
+  return (JSON.parse(runQdqTool(["targets", graphFile])) as { targets: Array<{ node: string; op: string; input: string; output: string; shape: number[] }> }).targets;
+}
+
+export function readRanges(file: string): Record<string, Ranges> {
+  return JSON.parse(readFileSync(file, "utf8")) as Record<string, Ranges>;
+}

@@ -1,0 +1,118 @@
+/**
+ * `models quantize --compute int8` (issue 42): a float32 folder -> a folder whose UNets and VAE
+ * decoder compute in int8 on ONNX Runtime's QLinearConv / MatMulIntegerToFloat kernels. The ranges
+ * come from the folder's own edits (calibrate.ts); models/convert/qdq.py writes the graphs.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { type EditorModel, loadModel } from "../../editor/index.js";
+import { PYTHON, ROOT } from "../paths.js";
+import { type CalibrationItem, type CalibrationRecord, type CalibrationSchedule, QDQ_TOOL, type Ranges, measureRanges, recordCalibration } from "./calibrate.js";
+import type { GraphName } from "./record.js";
+
+export const COMPUTE_GRAPHS: readonly GraphName[] = ["unet", "unet_shallow", "vae_decoder"];
+export const MATMUL_MODES = ["static", "dynamic", "float"] as const;
+export type MatmulMode = (typeof MATMUL_MODES)[number];
+
+/** Instructions for calibration photos that come without one: the kinds of edit users ask for. */
+const PHOTO_INSTRUCTIONS = [
+  "make it red",
+  "put it on white marble",
+  "remove the object",
+  "turn it into a watercolour painting",
+  "make the background dark blue",
+  "add a hat",
+];
+
+/**
+ * The default calibration set: the bundled sample photos, each with an instruction from the list
+ * above, and synthetic scenes with their own instructions (models/heldout-v2/scenes, not the
+ * held-out suite the quality figures are measured on).
+ */
+export function defaultCalibrationItems(scenes = 8): CalibrationItem[] {
+  const examples = path.join(ROOT, "models", "reward-edit-synthetic", "examples");
+  const photos = readdirSync(examples).filter((f) => f.endsWith(".png")).sort();
+  const items = photos.map((f, k) => ({ image: readFileSync(path.join(examples, f)), instruction: PHOTO_INSTRUCTIONS[k % PHOTO_INSTRUCTIONS.length] }));
+  const dir = path.join(ROOT, "models", "heldout-v2", "scenes");
+  const records = readFileSync(path.join(dir, "scenes.jsonl"), "utf8").split("\n").filter(Boolean).slice(0, scenes);
+  for (const line of records) {
+    const r = JSON.parse(line) as { id: string; instruction: string };
+    items.push({ image: readFileSync(path.join(dir, `${r.id}-source.png`)), instruction: r.instruction });
+  }
+  return items;
+}
+
+export interface ComputeQuantizeOptions {
+  src: string;
+  out: string;
+  graphs?: readonly GraphName[];
+  items?: CalibrationItem[];
+  schedules?: readonly CalibrationSchedule[];
+  matmul?: MatmulMode;
+  /** Node names kept in float32 (a sensitivity sweep's answer, or the user's). */
+  keep?: string[];
+  /** Keep every n-th recorded call per graph. */
+  every?: number;
+  threads?: number;
+  /** Where to keep the measured ranges (default: OUT/quantization-ranges.json). */
+  rangesFile?: string;
+  log?: (line: string) => void;
+}
+
+export interface ComputeQuantizeResult {
+  out: string;
+  ranges: Record<string, Ranges>;
+  record: CalibrationRecord;
+  graphs: Record<string, { int8_nodes: number; conv: number; matmul: number; kept_float: string[]; weight_only?: number }>;
+  seconds: { calibration: number; ranges: number; write: number };
+}
+
+/** Records the calibration edits and measures each graph's activation ranges. */
+export async function calibrateFolder(src: string, graphs: readonly GraphName[], o: Pick<ComputeQuantizeOptions, "items" | "schedules" | "every" | "threads" | "log"> = {}) {
+  const options = { intraOpThreads: o.threads ?? 2, interOpThreads: 1 };
+  const t0 = performance.now();
+  let model: EditorModel | undefined = await loadModel(src, options);
+  const { feeds, record } = await recordCalibration(model, graphs, { items: o.items ?? defaultCalibrationItems(), schedules: o.schedules, every: o.every, log: o.log });
+  await model.dispose();
+  model = undefined;
+  const t1 = performance.now();
+  const ranges: Record<string, Ranges> = {};
+  for (const g of graphs) {
+    const f = feeds.get(g);
+    if (!f || f.length === 0) continue;
+    o.log?.(`calibration: ${g}, ${f.length} calls`);
+    ranges[g] = await measureRanges(path.join(src, g, "model.onnx"), f, options);
+    feeds.delete(g);
+  }
+  return { ranges, record, seconds: { calibration: (t1 - t0) / 1000, ranges: (performance.now() - t1) / 1000 } };
+}
+
+/** Writes OUT from SRC with the named graphs in int8 arithmetic. */
+export function writeComputeFolder(src: string, out: string, ranges: Record<string, Ranges>, o: { graphs: readonly GraphName[]; matmul: MatmulMode; keep: string[]; record?: CalibrationRecord; rangesFile?: string }) {
+  const work = mkdtempSync(path.join(os.tmpdir(), "reward-edit-qdq-"));
+  try {
+    const rangesFile = path.join(work, "ranges.json");
+    writeFileSync(rangesFile, JSON.stringify(ranges));
+    const keepFile = path.join(work, "keep.txt");
+    writeFileSync(keepFile, o.keep.join("\n"));
+    const args = [QDQ_TOOL, "folder", src, out, "--ranges", rangesFile, "--graphs", o.graphs.join(","), "--matmul", o.matmul, "--keep", keepFile];
+    if (o.record) args.push("--calibration", JSON.stringify(o.record));
+    const r = spawnSync(PYTHON, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20 });
+    if (r.error) throw new Error(`cannot run ${PYTHON} (${r.error.message}); int8 arithmetic needs Python 3 with onnx (Debian: python3-onnx)`);
+    if (r.status !== 0) throw new Error((r.stderr || "qdq.py failed").trim().split("\n").pop());
+    writeFileSync(o.rangesFile ?? path.join(out, "quantization-ranges.json"), JSON.stringify(ranges, null, 1));
+    return JSON.parse(r.stdout.trim().split("\n").pop()!) as { graphs: ComputeQuantizeResult["graphs"]; seconds: number };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export async function quantizeCompute(o: ComputeQuantizeOptions): Promise<ComputeQuantizeResult> {
+  const graphs = (o.graphs ?? COMPUTE_GRAPHS).filter((g) => existsSync(path.join(o.src, g, "model.onnx")));
+  const { ranges, record, seconds } = await calibrateFolder(o.src, graphs, o);
+  const t = performance.now();
+  const written = writeComputeFolder(o.src, o.out, ranges, { graphs, matmul: o.matmul ?? "static", keep: o.keep ?? [], record, rangesFile: o.rangesFile });
+  return { out: o.out, ranges, record, graphs: written.graphs, seconds: { ...seconds, write: (performance.now() - t) / 1000 } };
+}
