@@ -7,6 +7,7 @@ import { PullError, pullConfig } from "../pull/model.js";
 import { DEFAULT_TINY_DECODER_REPO, pullTinyDecoder } from "../pull/tiny-decoder.js";
 import { HUB_PREFIX, parseHubSpec } from "../pull/spec.js";
 import { CliError } from "./errors.js";
+import { registerModelsReport } from "./models-report.js";
 import { parseDtype, registerPull } from "./pull.js";
 
 /** One file is an original-layout (CompVis/LDM) single-file checkpoint; a folder is diffusers'. */
@@ -47,6 +48,7 @@ export async function configDirFor(config: string | undefined): Promise<string> 
 export function registerModels(program: Command): void {
   const models = program.command("models").description("pull, convert and inspect model folders");
   registerPull(models);
+  registerModelsReport(models);
   models
     .command("convert")
     .description("convert a diffusers-format InstructPix2Pix or Multi-Reward checkpoint folder, or an original-layout single-file InstructPix2Pix checkpoint, into a model folder, then validate it")
