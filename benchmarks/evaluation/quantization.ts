@@ -43,7 +43,7 @@ export function psnr(a: Float32Array, b: Float32Array): number {
 
 export interface QuantRow {
   settings: string;
-  weights: Variant;
+  weights: string;
   n: number;
   following: number;
   preservationError: number | null;
@@ -53,17 +53,17 @@ export interface QuantRow {
   psnrMinDb: number | null;
 }
 
-export const VARIANTS = ["float32", "int8", "int8-compute"] as const;
-export type Variant = (typeof VARIANTS)[number];
 
-export async function runQuantizationEval(limit = 200, seeds = [0, 1]): Promise<QuantRow[]> {
+export async function runQuantizationEval(limit = 200, seeds = [0, 1], extra: Record<string, string> = {}): Promise<QuantRow[]> {
   const suite = await loadSyntheticSuite(path.join(ROOT, "models", "heldout"), limit);
   const options = { intraOpThreads: 2, interOpThreads: 1 };
-  const models: Record<Variant, EditorModel> = {
+  const models: Record<string, EditorModel> = {
     float32: await loadModel(BUNDLED_MODEL, options),
     int8: await loadModel(quantisedBundled(), options),
     "int8-compute": await loadModel(await computeQuantisedBundled(), options),
   };
+  for (const [name, dir] of Object.entries(extra)) models[name] = await loadModel(dir, options);
+  const variants = Object.keys(models);
   const fast = resolveParams({ preset: "fast" }, loadPresets(), { deepCache: models.float32.unetShallow !== undefined });
   const settings: Record<string, Omit<EvalSettings, "seed">> = {
     default: {},
@@ -72,11 +72,11 @@ export async function runQuantizationEval(limit = 200, seeds = [0, 1]): Promise<
   const rows: QuantRow[] = [];
   try {
     for (const [name, s] of Object.entries(settings)) {
-      const runs: Record<string, EvalResult[]> = { float32: [], int8: [], "int8-compute": [] };
+      const runs: Record<string, EvalResult[]> = Object.fromEntries(variants.map((v) => [v, []]));
       for (const seed of seeds) {
-        for (const w of VARIANTS) runs[w].push(await evaluateSynthetic(models[w], suite, { ...s, seed, keepPixels: true }));
+        for (const w of variants) runs[w].push(await evaluateSynthetic(models[w], suite, { ...s, seed, keepPixels: true }));
       }
-      for (const w of VARIANTS) {
+      for (const w of variants) {
         const psnrs = runs.float32.flatMap((r, k) => r.samples.map((x, i) => psnr(x.pixels!, runs[w][k].samples[i].pixels!)));
         const mean = (f: (r: EvalResult) => number) => runs[w].reduce((a, r) => a + f(r), 0) / runs[w].length;
         rows.push({
@@ -107,6 +107,8 @@ export function quantizationTable(rows: QuantRow[]): string {
 }
 
 if (process.argv[1] === new URL(import.meta.url).pathname) {
-  const rows = await runQuantizationEval(process.argv[2] ? Number(process.argv[2]) : undefined);
+  // further folders to compare: NAME=DIR after the limit
+  const extra = Object.fromEntries(process.argv.slice(3).map((a) => [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)]));
+  const rows = await runQuantizationEval(process.argv[2] ? Number(process.argv[2]) : undefined, undefined, extra);
   process.stdout.write(JSON.stringify(rows) + "\n" + quantizationTable(rows) + "\n");
 }

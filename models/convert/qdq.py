@@ -3,6 +3,7 @@
   qdq.py targets GRAPH                       the Conv and MatMul nodes that could run in int8, as JSON
   qdq.py augment GRAPH OUT_DIR               GRAPH with every target's activations as extra outputs
   qdq.py folder SRC OUT --ranges FILE [...]  a copy of a converted folder whose graphs compute in int8
+  qdq.py graph GRAPH OUT --ranges FILE       one graph with every measured layer in int8
   qdq.py kernels OPTIMISED_GRAPH             which kernels ONNX Runtime's optimised graph runs
 
 ONNX Runtime's CPU provider computes in int8 only where its optimiser finds the QDQ pattern around an
@@ -80,12 +81,14 @@ def range_tensors(ts: list[dict]) -> list[str]:
     return names
 
 
-def augment(src: str, out_dir: str) -> dict:
-    """Writes OUT_DIR/model.onnx: SRC with the measured activations as graph outputs. The weights are
-    not copied: a graph with external data reads them through a link to SRC's file."""
+def augment(src: str, out_dir: str, tensors: list[str] | None = None) -> dict:
+    """Writes OUT_DIR/model.onnx: SRC with the measured activations (or the named TENSORS) as graph
+    outputs. The weights are not copied: a graph with external data reads them through a link to
+    SRC's file."""
     model = onnx.load(src, load_external_data=False)
     ts = targets(model)
-    names = range_tensors(ts)
+    produced = {o for n in model.graph.node for o in n.output}
+    names = [t for t in tensors if t in produced] if tensors is not None else range_tensors(ts)
     have = {o.name for o in model.graph.output}
     for name in names:
         if name not in have:
@@ -288,6 +291,7 @@ def main() -> int:
     a = sub.add_parser("augment")
     a.add_argument("graph")
     a.add_argument("out_dir")
+    a.add_argument("--tensors", help="a file with the tensors to expose, one per line (default: what calibration measures)")
     f = sub.add_parser("folder")
     f.add_argument("src")
     f.add_argument("out")
@@ -298,11 +302,19 @@ def main() -> int:
     f.add_argument("--weights-rest", default="unet,unet_shallow,text_encoder",
                    help="graphs whose remaining large float32 weights become weight-only int8")
     f.add_argument("--calibration", help="JSON describing the calibration, recorded in the manifest")
+    gq = sub.add_parser("graph", help="one graph, every measured layer quantised (the sensitivity sweep's subject)")
+    gq.add_argument("src")
+    gq.add_argument("out")
+    gq.add_argument("--ranges", required=True, help="JSON {tensor: [min, max]} of this graph")
+    gq.add_argument("--matmul", choices=("static", "dynamic", "float"), default="static")
     k = sub.add_parser("kernels")
     k.add_argument("graph")
     o = ap.parse_args()
     if o.cmd == "kernels":
         print(json.dumps(kernels(o.graph)))
+        return 0
+    if o.cmd == "graph":
+        print(json.dumps(quantize_graph(o.src, o.out, json.load(open(o.ranges)), set(), o.matmul, False)))
         return 0
     if o.cmd == "targets":
         model = onnx.load(o.graph, load_external_data=False)
@@ -310,7 +322,8 @@ def main() -> int:
         print(json.dumps({"targets": ts, "tensors": range_tensors(ts)}))
         return 0
     if o.cmd == "augment":
-        print(json.dumps(augment(o.graph, o.out_dir)))
+        names = open(o.tensors).read().split() if o.tensors else None
+        print(json.dumps(augment(o.graph, o.out_dir, names)))
         return 0
     graphs = tuple(g for g in o.graphs.split(",") if g)
     rest = tuple(g for g in o.weights_rest.split(",") if g)

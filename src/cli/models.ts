@@ -7,6 +7,8 @@ import { PullError, pullConfig } from "../pull/model.js";
 import { DEFAULT_TINY_DECODER_REPO, pullTinyDecoder } from "../pull/tiny-decoder.js";
 import { HUB_PREFIX, parseHubSpec } from "../pull/spec.js";
 import { CliError } from "./errors.js";
+import { COMPUTE_OPTION_HELP, type ComputeFlags, quantizeComputeCommand } from "./models-compute.js";
+import { DEFAULT_KEEP_FRACTION } from "../quantize/int8-compute.js";
 import { registerModelsReport } from "./models-report.js";
 import { parseDtype, registerPull } from "./pull.js";
 
@@ -82,12 +84,22 @@ export function registerModels(program: Command): void {
     });
   models
     .command("quantize")
-    .description("write a copy of a converted float32 folder with the UNets' and text encoder's weights in int8 (one scale per output channel, float32 arithmetic): a full-size editor in a quarter of the memory; then validate it")
+    .description("write a copy of a converted float32 folder with the UNets' and text encoder's weights in int8 (one scale per output channel, float32 arithmetic): a full-size editor in a quarter of the memory; with --compute int8 the UNets and VAE decoder also compute in int8, calibrated on edits, and a report compares the copy with its source; then validate it")
     .argument("<dir>", "converted model folder (float32)")
     .argument("<out>", "model folder to write (may be <dir> itself)")
-    .option("--graphs <list>", "graphs to quantise, comma-separated (the VAE stays float32 unless named)", "unet,unet_shallow,text_encoder")
-    .option("--conv-min-channels <n>", "convolutions with fewer output channels stay float32: 1280 on a full-size UNet: 0.23 GiB more, 14x less output error, its call +18 % instead of +22 % of float32 (docs/performance.md)", "0")
-    .action(async (dir: string, out: string, o: { graphs: string; convMinChannels: string }) => {
+    .option("--compute <kind>", COMPUTE_OPTION_HELP.compute, "float32")
+    .option("--graphs <list>", "graphs to quantise, comma-separated (int8 weights: default unet,unet_shallow,text_encoder, the VAE stays float32 unless named)")
+    .option("--conv-min-channels <n>", "int8 weights: convolutions with fewer output channels stay float32: 1280 on a full-size UNet: 0.23 GiB more, 14x less output error, its call +18 % instead of +22 % of float32 (docs/performance.md)", "0")
+    .option("--matmul <mode>", COMPUTE_OPTION_HELP.matmul, "static")
+    .option("--keep-fraction <x>", COMPUTE_OPTION_HELP.keepFraction, String(DEFAULT_KEEP_FRACTION))
+    .option("--keep <nodes>", COMPUTE_OPTION_HELP.keep)
+    .option("--calibration-photos <files>", COMPUTE_OPTION_HELP.calibrationPhotos)
+    .option("--instruction <text>", "with --calibration-photos: the instruction they are edited with")
+    .option("--photos <files>", COMPUTE_OPTION_HELP.photos)
+    .action(async (dir: string, out: string, o: ComputeFlags & { compute: string; graphs?: string; convMinChannels: string }) => {
+      if (o.compute !== "float32" && o.compute !== "int8") throw new CliError(`--compute must be float32 or int8, got "${o.compute}"`);
+      if (o.compute === "int8") return quantizeComputeCommand(dir, out, o);
+      o.graphs ??= "unet,unet_shallow,text_encoder";
       if (!existsSync(dir)) throw new CliError(`${dir}: no such folder`);
       if (!/^\d+$/.test(o.convMinChannels)) throw new CliError(`--conv-min-channels must be a whole number, got "${o.convMinChannels}"`);
       const code = await runQuantizer([dir, out, "--graphs", o.graphs, "--conv-min-channels", o.convMinChannels]).catch((e) => {

@@ -7,7 +7,7 @@
  * activations (models/convert/qdq.py augment), and each tensor's range is kept.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { type EditorModel, type SessionOptions, createSession, edit } from "../../editor/index.js";
@@ -44,6 +44,8 @@ export interface CalibrationRecord {
   schedules: CalibrationSchedule[];
   calls: Partial<Record<GraphName, number>>;
   seed: number;
+  /** The share of layers the sensitivity sweep kept in float32. */
+  keepFraction?: number;
 }
 
 function scheduleParams(schedule: CalibrationSchedule, model: EditorModel): RequestedParams & { rewards?: [number, number, number] } {
@@ -87,36 +89,67 @@ export function runQdqTool(args: string[]): string {
  * returns each activation's [min, max]. Tensors are reduced as they come, one call at a time.
  */
 export async function measureRanges(graphFile: string, feeds: Feeds[], options: SessionOptions = {}): Promise<Ranges> {
+  const ranges: Ranges = {};
+  await replayExposed(graphFile, feeds, undefined, options, (_call, name, d) => {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    const r = ranges[name];
+    ranges[name] = r ? [Math.min(r[0], lo), Math.max(r[1], hi)] : [lo, hi];
+  });
+  return ranges;
+}
+
+/** A copy of a graph whose chosen tensors are graph outputs, opened as a session. */
+export interface ExposedGraph {
+  /** The tensors each run returns (those of the requested ones the graph produces). */
+  readonly tensors: ReadonlySet<string>;
+  run(feeds: Feeds): Promise<Map<string, Float32Array>>;
+  close(): Promise<void>;
+}
+
+/** Opens `graphFile` with `tensors` (default: the activations calibration measures) as outputs. */
+export async function openExposed(graphFile: string, tensors: string[] | undefined, options: SessionOptions = {}): Promise<ExposedGraph> {
   const work = mkdtempSync(path.join(os.tmpdir(), "reward-edit-calibration-"));
   try {
-    const { tensors } = JSON.parse(runQdqTool(["augment", graphFile, work])) as { tensors: string[] };
-    const wanted = new Set(tensors);
-    // optimisation on: the measured tensors are graph outputs, so no fusion removes them
-    const session = await createSession(path.join(work, "model.onnx"), { ...options, enableCpuMemArena: false });
-    const ranges: Ranges = {};
-    try {
-      for (const f of feeds) {
-        const out = await session.run(f);
-        for (const [name, t] of Object.entries(out)) {
-          if (!wanted.has(name)) continue;
-          let lo = Infinity;
-          let hi = -Infinity;
-          const d = t.data;
-          for (let i = 0; i < d.length; i++) {
-            const v = d[i];
-            if (v < lo) lo = v;
-            if (v > hi) hi = v;
-          }
-          const r = ranges[name];
-          ranges[name] = r ? [Math.min(r[0], lo), Math.max(r[1], hi)] : [lo, hi];
-        }
-      }
-    } finally {
-      await session.dispose();
+    const args = ["augment", graphFile, work];
+    if (tensors) {
+      writeFileSync(path.join(work, "tensors.txt"), tensors.join("\n"));
+      args.push("--tensors", path.join(work, "tensors.txt"));
     }
-    return ranges;
-  } finally {
+    const exposed = new Set((JSON.parse(runQdqTool(args)) as { tensors: string[] }).tensors);
+    // optimisation on: the exposed tensors are graph outputs, so no fusion removes them
+    const session = await createSession(path.join(work, "model.onnx"), { ...options, enableCpuMemArena: false });
+    return {
+      tensors: exposed,
+      run: async (f) => {
+        const out = await session.run(f);
+        return new Map(Object.entries(out).map(([name, t]) => [name, t.data]));
+      },
+      close: async () => {
+        await session.dispose();
+        rmSync(work, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
     rmSync(work, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Runs each of `feeds` through `graphFile` with `tensors` exposed, handing each to `visit`. */
+export async function replayExposed(graphFile: string, feeds: Feeds[], tensors: string[] | undefined, options: SessionOptions, visit: (call: number, name: string, data: Float32Array) => void): Promise<void> {
+  const g = await openExposed(graphFile, tensors, options);
+  try {
+    for (const [call, f] of feeds.entries()) {
+      for (const [name, data] of await g.run(f)) if (g.tensors.has(name)) visit(call, name, data);
+    }
+  } finally {
+    await g.close();
   }
 }
 

@@ -9,8 +9,9 @@ import os from "node:os";
 import path from "node:path";
 import { type EditorModel, loadModel } from "../../editor/index.js";
 import { PYTHON, ROOT } from "../paths.js";
-import { type CalibrationItem, type CalibrationRecord, type CalibrationSchedule, QDQ_TOOL, type Ranges, measureRanges, recordCalibration } from "./calibrate.js";
-import type { GraphName } from "./record.js";
+import { type CalibrationItem, type CalibrationRecord, type CalibrationSchedule, QDQ_TOOL, type Ranges, measureRanges, recordCalibration, runQdqTool } from "./calibrate.js";
+import type { Feeds, GraphName } from "./record.js";
+import { type LayerSensitivity, layerSensitivity, mostSensitive } from "./sensitivity.js";
 
 export const COMPUTE_GRAPHS: readonly GraphName[] = ["unet", "unet_shallow", "vae_decoder"];
 export const MATMUL_MODES = ["static", "dynamic", "float"] as const;
@@ -51,8 +52,15 @@ export interface ComputeQuantizeOptions {
   items?: CalibrationItem[];
   schedules?: readonly CalibrationSchedule[];
   matmul?: MatmulMode;
-  /** Node names kept in float32 (a sensitivity sweep's answer, or the user's). */
+  /** Node names kept in float32 besides the sweep's. */
   keep?: string[];
+  /**
+   * The share of each graph's quantisable layers kept in float32, those that add the most error
+   * in the sensitivity sweep (sensitivity.ts); 0 skips the sweep.
+   */
+  keepFraction?: number;
+  /** Recorded calls per graph the sweep replays. */
+  sweepCalls?: number;
   /** Keep every n-th recorded call per graph. */
   every?: number;
   threads?: number;
@@ -61,16 +69,20 @@ export interface ComputeQuantizeOptions {
   log?: (line: string) => void;
 }
 
+/** Measured on the bundled editor's held-out scenes (docs/performance.md): the default share kept. */
+export const DEFAULT_KEEP_FRACTION = 0.1;
+
 export interface ComputeQuantizeResult {
   out: string;
   ranges: Record<string, Ranges>;
+  sensitivity: Record<string, { layers: LayerSensitivity[]; outputError: number }>;
   record: CalibrationRecord;
   graphs: Record<string, { int8_nodes: number; conv: number; matmul: number; kept_float: string[]; weight_only?: number }>;
-  seconds: { calibration: number; ranges: number; write: number };
+  seconds: { calibration: number; ranges: number; sweep: number; write: number };
 }
 
 /** Records the calibration edits and measures each graph's activation ranges. */
-export async function calibrateFolder(src: string, graphs: readonly GraphName[], o: Pick<ComputeQuantizeOptions, "items" | "schedules" | "every" | "threads" | "log"> = {}) {
+export async function calibrateFolder(src: string, graphs: readonly GraphName[], o: Pick<ComputeQuantizeOptions, "items" | "schedules" | "every" | "threads" | "log" | "sweepCalls"> = {}) {
   const options = { intraOpThreads: o.threads ?? 2, interOpThreads: 1 };
   const t0 = performance.now();
   let model: EditorModel | undefined = await loadModel(src, options);
@@ -79,14 +91,35 @@ export async function calibrateFolder(src: string, graphs: readonly GraphName[],
   model = undefined;
   const t1 = performance.now();
   const ranges: Record<string, Ranges> = {};
+  const sample = new Map<GraphName, Feeds[]>();
   for (const g of graphs) {
     const f = feeds.get(g);
     if (!f || f.length === 0) continue;
     o.log?.(`calibration: ${g}, ${f.length} calls`);
     ranges[g] = await measureRanges(path.join(src, g, "model.onnx"), f, options);
+    // spread over the edits and their steps
+    const n = Math.min(f.length, o.sweepCalls ?? 8);
+    sample.set(g, Array.from({ length: n }, (_, k) => f[Math.floor((k * f.length) / n)]));
     feeds.delete(g);
   }
-  return { ranges, record, seconds: { calibration: (t1 - t0) / 1000, ranges: (performance.now() - t1) / 1000 } };
+  return { ranges, record, sample, seconds: { calibration: (t1 - t0) / 1000, ranges: (performance.now() - t1) / 1000 } };
+}
+
+/** Per graph, the sensitivity sweep: every layer quantised, against float32, on the sampled feeds. */
+export async function sweepFolder(src: string, ranges: Record<string, Ranges>, sample: Map<GraphName, Feeds[]>, matmul: MatmulMode, o: { threads?: number; log?: (line: string) => void } = {}) {
+  const out: Record<string, { layers: LayerSensitivity[]; outputError: number }> = {};
+  for (const [g, feeds] of sample) {
+    const work = mkdtempSync(path.join(os.tmpdir(), "reward-edit-sweep-"));
+    try {
+      writeFileSync(path.join(work, "ranges.json"), JSON.stringify(ranges[g] ?? {}));
+      runQdqTool(["graph", path.join(src, g, "model.onnx"), path.join(work, "model.onnx"), "--ranges", path.join(work, "ranges.json"), "--matmul", matmul]);
+      o.log?.(`sensitivity sweep: ${g}, ${feeds.length} calls`);
+      out[g] = await layerSensitivity(path.join(src, g, "model.onnx"), path.join(work, "model.onnx"), feeds, { intraOpThreads: o.threads ?? 2, interOpThreads: 1 });
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+  return out;
 }
 
 /** Writes OUT from SRC with the named graphs in int8 arithmetic. */
@@ -111,8 +144,14 @@ export function writeComputeFolder(src: string, out: string, ranges: Record<stri
 
 export async function quantizeCompute(o: ComputeQuantizeOptions): Promise<ComputeQuantizeResult> {
   const graphs = (o.graphs ?? COMPUTE_GRAPHS).filter((g) => existsSync(path.join(o.src, g, "model.onnx")));
-  const { ranges, record, seconds } = await calibrateFolder(o.src, graphs, o);
+  const matmul = o.matmul ?? "static";
+  const { ranges, record, sample, seconds } = await calibrateFolder(o.src, graphs, o);
   const t = performance.now();
-  const written = writeComputeFolder(o.src, o.out, ranges, { graphs, matmul: o.matmul ?? "static", keep: o.keep ?? [], record, rangesFile: o.rangesFile });
-  return { out: o.out, ranges, record, graphs: written.graphs, seconds: { ...seconds, write: (performance.now() - t) / 1000 } };
+  const fraction = o.keepFraction ?? DEFAULT_KEEP_FRACTION;
+  const sensitivity = fraction > 0 ? await sweepFolder(o.src, ranges, sample, matmul, o) : {};
+  const keep = [...(o.keep ?? []), ...Object.values(sensitivity).flatMap((s) => mostSensitive(s.layers, fraction))];
+  const t2 = performance.now();
+  const written = writeComputeFolder(o.src, o.out, ranges, { graphs, matmul, keep, record: { ...record, keepFraction: fraction }, rangesFile: o.rangesFile });
+  writeFileSync(path.join(o.out, "quantization-sensitivity.json"), JSON.stringify(sensitivity, null, 1));
+  return { out: o.out, ranges, sensitivity, record, graphs: written.graphs, seconds: { ...seconds, sweep: (t2 - t) / 1000, write: (performance.now() - t2) / 1000 } };
 }
