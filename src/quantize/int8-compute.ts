@@ -32,7 +32,7 @@ const PHOTO_INSTRUCTIONS = [
  * above, and synthetic scenes with their own instructions (models/heldout-v2/scenes, not the
  * held-out suite the quality figures are measured on).
  */
-export function defaultCalibrationItems(scenes = 8): CalibrationItem[] {
+export function defaultCalibrationItems(scenes = 4): CalibrationItem[] {
   const examples = path.join(ROOT, "models", "reward-edit-synthetic", "examples");
   const photos = readdirSync(examples).filter((f) => f.endsWith(".png")).sort();
   const items = photos.map((f, k) => ({ image: readFileSync(path.join(examples, f)), instruction: PHOTO_INSTRUCTIONS[k % PHOTO_INSTRUCTIONS.length] }));
