@@ -58,6 +58,22 @@ export function ensureInt8Model(out = FULLSCALE_INT8, quantizeArgs: string[] = [
     if (r.status !== 0) throw new Error("quantising the full-size folder failed");
   }
 }
+/** The float32 folder with int8 arithmetic (models quantize --compute int8). */
+export const FULLSCALE_INT8_COMPUTE = path.join(CACHE, "mrc-random-int8-compute");
+
+/**
+ * The full-size folder with int8 arithmetic, written once. Its weights are random, so the ranges
+ * calibrate nothing meaningful: this folder is for time and memory, never for quality (the
+ * bundled editor and the golden checkpoints are). One sample photo with both schedules.
+ */
+export async function ensureComputeModel(out = FULLSCALE_INT8_COMPUTE): Promise<void> {
+  ensureFullScaleModel();
+  if (existsSync(path.join(out, "reward-edit.json"))) return;
+  const { quantizeCompute } = await import("../../src/quantize/int8-compute.js");
+  const image = readFileSync(path.join(ROOT, "src", "benchmark", "sample", "images", "astronaut.png"));
+  await quantizeCompute({ src: FULLSCALE_CACHE, out, items: [{ image, instruction: "make it look like a watercolour painting" }], every: 2, sweepCalls: 2, log: (l) => process.stderr.write(`${l}\n`) });
+}
+
 interface ComponentFlops {
   params: number;
   flops_per_call: number;

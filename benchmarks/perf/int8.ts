@@ -1,86 +1,123 @@
 /**
- * int8 weights against float32 on the full-size converted folder (issue 33), side by side in one
- * process: each graph that quantize.py rewrites (UNet, shallow UNet, text encoder) with the same
- * feeds, calls alternating round by round so the machine's drift falls on both alike, and the
- * int8 output's error against the float32 one. The UNet runs at batch 2 on a 512 px latent, as a
- * `fast` edit runs it (image guidance 1: two branches).
+ * float32, int8 weights (issue 33) and int8 arithmetic (issue 42) on the full-size converted folder,
+ * graph by graph, side by side in one process: each graph with the same feeds, calls alternating
+ * round by round so the machine's drift falls on every folder alike, and each output's error
+ * against float32's. The UNet runs at the batch sizes a `fast` edit uses (2 inside its guidance
+ * interval, 1 outside), the outer DeepCache graph at 2, the VAE at 512 px.
  *
- *   node dist/benchmarks/perf/int8.js [rounds [int8-folder]]
+ *   node dist/benchmarks/perf/int8.js [rounds]
  */
 import path from "node:path";
-import { type Session, createSession } from "../../editor/model/session.js";
+import { type HostTensor, type Session, createSession } from "../../editor/index.js";
 import { stat } from "../../src/stats.js";
 import { feedsFor } from "./float16.js";
-import { FULLSCALE_CACHE, FULLSCALE_INT8, ensureInt8Model } from "./fullscale.js";
+import { FULLSCALE_CACHE, FULLSCALE_INT8, FULLSCALE_INT8_COMPUTE, ensureComputeModel, ensureInt8Model } from "./fullscale.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 
+export const INT8_FOLDERS = { float32: FULLSCALE_CACHE, "int8 weights": FULLSCALE_INT8, "int8 arithmetic": FULLSCALE_INT8_COMPUTE } as const;
+type FolderName = keyof typeof INT8_FOLDERS;
+
 export interface Int8Row {
   graph: string;
-  float32Ms: ReturnType<typeof stat>;
-  int8Ms: ReturnType<typeof stat>;
-  /** int8 time / float32 time, medians. */
-  timeRatio: number;
-  /** max |int8 - float32| / max |float32|, over every output. */
-  relError: number;
+  /** Per folder: seconds per call (median, min, max), time against float32's median, max |out - float32| / max |float32|. */
+  folders: Record<string, { ms: ReturnType<typeof stat>; timeRatio: number; relError: number }>;
 }
 
-function textFeeds(s: Session) {
+function textFeeds(s: Session): Record<string, HostTensor> {
   const ids = new BigInt64Array(2 * 77);
   for (let k = 0; k < ids.length; k++) ids[k] = BigInt(k % 77 === 0 ? 49406 : k % 77 < 9 ? 320 + ((k * 37) % 4000) : 49407);
   const type = s.inputs[0].type === "int32" ? "int32" : "int64";
-  return { [s.inputNames[0]]: type === "int32" ? { type, data: Int32Array.from(ids, Number), dims: [2, 77] } : { type, data: ids, dims: [2, 77] } } as const;
+  return { [s.inputNames[0]]: type === "int32" ? { type, data: Int32Array.from(ids, Number), dims: [2, 77] } : { type, data: ids, dims: [2, 77] } };
 }
 
-export async function compareInt8(rounds = 3, int8Folder: string = FULLSCALE_INT8): Promise<Int8Row[]> {
-  if (int8Folder === FULLSCALE_INT8) ensureInt8Model();
-  const rows: Int8Row[] = [];
+interface Case {
+  label: string;
+  graph: string;
+  feeds: (s: Session, float32: Record<string, Session>) => Promise<Record<string, HostTensor>>;
+}
+
+const CASES: Case[] = [
+  { label: "unet, batch 2", graph: "unet", feeds: async (s) => feedsFor(s, 2, [64, 64]) },
+  { label: "unet, batch 1", graph: "unet", feeds: async (s) => feedsFor(s, 1, [64, 64]) },
+  {
+    label: "unet_shallow (DeepCache outer graph), batch 2",
+    graph: "unet_shallow",
+    feeds: async (s, f32) => {
+      // the deep features the whole UNet would pass
+      const deep = (await f32.unet.run(feedsFor(f32.unet, 2, [64, 64]))).deep_features;
+      return { ...feedsFor(s, 2, [64, 64]), deep_features: { type: "float32", data: deep.data, dims: deep.dims } };
+    },
+  },
+  { label: "vae_decoder, 512 px", graph: "vae_decoder", feeds: async (s) => feedsFor(s, 1, [64, 64]) },
+  { label: "vae_encoder, 512 px", graph: "vae_encoder", feeds: async (s) => feedsFor(s, 1, [512, 512]) },
+  { label: "text_encoder", graph: "text_encoder", feeds: async (s) => textFeeds(s) },
+];
+
+export async function compareInt8(rounds = 3, folders: Record<string, string> = INT8_FOLDERS): Promise<Int8Row[]> {
+  if (folders === INT8_FOLDERS) {
+    ensureInt8Model();
+    await ensureComputeModel();
+  }
+  const names = Object.keys(folders);
   const options = { intraOpThreads: THREADS, interOpThreads: 1 };
-  for (const graph of ["unet", "unet_shallow", "text_encoder"]) {
-    const sessions = [await createSession(path.join(FULLSCALE_CACHE, graph, "model.onnx"), options), await createSession(path.join(int8Folder, graph, "model.onnx"), options)];
-    try {
-      let feeds = graph === "text_encoder" ? textFeeds(sessions[0]) : feedsFor(sessions[0], 2, [64, 64]);
-      if (graph === "unet_shallow") {
-        // the deep features the whole UNet would pass: any smooth tensor of the declared channels
-        const unet = await createSession(path.join(FULLSCALE_CACHE, "unet", "model.onnx"), options);
-        const deep = (await unet.run(feedsFor(unet, 2, [64, 64]))).deep_features;
-        await unet.dispose();
-        feeds = { ...feedsFor(sessions[0], 2, [64, 64]), deep_features: { type: "float32", data: deep.data, dims: deep.dims } };
-      }
-      const ms: number[][] = [[], []];
-      const outs: Array<Record<string, Float32Array>> = [{}, {}];
-      for (let r = 0; r < rounds; r++) {
-        for (const [k, s] of sessions.entries()) {
-          const t = performance.now();
-          const o = await s.run(feeds as never);
-          ms[k].push(performance.now() - t);
-          if (r === 0) for (const [name, v] of Object.entries(o)) outs[k][name] = v.data;
+  const rows: Int8Row[] = [];
+  const f32: Record<string, Session> = { unet: await createSession(path.join(folders[names[0]], "unet", "model.onnx"), options) };
+  try {
+    for (const c of CASES) {
+      const sessions = await Promise.all(names.map((n) => createSession(path.join(folders[n], c.graph, "model.onnx"), options)));
+      try {
+        const feeds = await c.feeds(sessions[0], f32);
+        const ms: number[][] = names.map(() => []);
+        const outs: Array<Record<string, Float32Array>> = names.map(() => ({}));
+        for (let r = 0; r < rounds; r++) {
+          for (const [k, s] of sessions.entries()) {
+            const t = performance.now();
+            const o = await s.run(feeds as never);
+            ms[k].push(performance.now() - t);
+            if (r === 0) for (const [name, v] of Object.entries(o)) outs[k][name] = v.data;
+          }
         }
-      }
-      let diff = 0;
-      let peak = 0;
-      for (const name of Object.keys(outs[0])) {
-        for (let i = 0; i < outs[0][name].length; i++) {
-          diff = Math.max(diff, Math.abs(outs[0][name][i] - outs[1][name][i]));
-          peak = Math.max(peak, Math.abs(outs[0][name][i]));
+        const row: Int8Row = { graph: c.label, folders: {} };
+        for (const [k, n] of names.entries()) {
+          let diff = 0;
+          let peak = 0;
+          for (const name of Object.keys(outs[0])) {
+            for (let i = 0; i < outs[0][name].length; i++) {
+              diff = Math.max(diff, Math.abs(outs[0][name][i] - outs[k][name][i]));
+              peak = Math.max(peak, Math.abs(outs[0][name][i]));
+            }
+          }
+          row.folders[n] = { ms: stat(ms[k]), timeRatio: stat(ms[k]).median / stat(ms[0]).median, relError: diff / peak };
         }
+        rows.push(row);
+      } finally {
+        for (const s of sessions) await s.dispose();
       }
-      rows.push({ graph, float32Ms: stat(ms[0]), int8Ms: stat(ms[1]), timeRatio: stat(ms[1]).median / stat(ms[0]).median, relError: diff / peak });
-    } finally {
-      for (const s of sessions) await s.dispose();
     }
+  } finally {
+    await f32.unet.dispose();
   }
   return rows;
 }
 
 export function int8Table(rows: Int8Row[]): string {
+  if (rows.length === 0) return "";
+  const names = Object.keys(rows[0].folders) as FolderName[];
   const f = (s: ReturnType<typeof stat>) => `${(s.median / 1000).toFixed(2)} (${(s.min / 1000).toFixed(2)}-${(s.max / 1000).toFixed(2)})`;
-  const out = ["| graph | float32 s, median (min-max) | int8 s | int8 / float32 | max error / max output |", "| --- | --- | --- | --- | --- |"];
-  for (const r of rows) out.push(`| ${r.graph} | ${f(r.float32Ms)} | ${f(r.int8Ms)} | ${r.timeRatio.toFixed(3)} | ${r.relError.toExponential(2)} |`);
+  const head = ["graph", ...names.map((n, k) => (k === 0 ? `${n} s, median (min-max)` : `${n} s | ${n} / ${names[0]} | ${n} error`))];
+  const out = [`| ${head.join(" | ")} |`, `|${" --- |".repeat(1 + 1 + (names.length - 1) * 3)}`];
+  for (const r of rows) {
+    const cells = names.map((n, k) => {
+      const x = r.folders[n];
+      return k === 0 ? f(x.ms) : `${f(x.ms)} | ${x.timeRatio.toFixed(2)} | ${x.relError.toExponential(1)}`;
+    });
+    out.push(`| ${r.graph} | ${cells.join(" | ")} |`);
+  }
   return out.join("\n");
 }
 
 if (process.argv[1] === new URL(import.meta.url).pathname) {
-  const rows = await compareInt8(process.argv[2] ? Number(process.argv[2]) : undefined, process.argv[3]);
+  const rows = await compareInt8(process.argv[2] ? Number(process.argv[2]) : undefined);
   process.stdout.write(JSON.stringify(rows) + "\n" + int8Table(rows) + "\n");
 }

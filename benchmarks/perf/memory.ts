@@ -15,7 +15,7 @@ import { Generator } from "../../editor/tensor/random.js";
 import { resolveParams } from "../../src/edit-params.js";
 import { PYTHON, ROOT } from "../../src/paths.js";
 import { loadPresets } from "../../src/presets/index.js";
-import { FULLSCALE_CACHE, FULLSCALE_CHECKPOINT, FULLSCALE_INT8, ensureFullScaleModel, ensureInt8Model } from "./fullscale.js";
+import { FULLSCALE_CACHE, FULLSCALE_CHECKPOINT, FULLSCALE_INT8, FULLSCALE_INT8_COMPUTE, ensureComputeModel, ensureFullScaleModel, ensureInt8Model } from "./fullscale.js";
 import { type Int8Row, int8Table } from "./int8.js";
 import { peakRssGb } from "./peak-rss.js";
 
@@ -37,7 +37,9 @@ export interface MemoryConfig {
    * The same checkpoint with other weights than float32: its float16 conversion (half the files),
    * or the float32 folder with the UNets' and text encoder's weights in int8 (models quantize).
    */
-  weights?: "float16" | "int8" | "int8-c1280";
+  weights?: "float16" | "int8" | "int8-c1280" | "int8-compute";
+  /** The default schedule (20 steps, three branches) instead of the `fast` preset. */
+  schedule?: "default";
 }
 
 const ORT_CACHE = path.join(path.dirname(FULLSCALE_CACHE), "ort-optimized");
@@ -46,7 +48,7 @@ const FULLSCALE_F16 = path.join(path.dirname(FULLSCALE_CACHE), "mrc-random-float
 /** int8 but for the convolutions under 1280 output channels (quantize.py --conv-min-channels 1280). */
 const FULLSCALE_INT8_C1280 = `${FULLSCALE_INT8}-c1280`;
 const folderFor = (c: MemoryConfig) =>
-  c.weights === "float16" ? FULLSCALE_F16 : c.weights === "int8" ? FULLSCALE_INT8 : c.weights === "int8-c1280" ? FULLSCALE_INT8_C1280 : FULLSCALE_CACHE;
+  c.weights === "float16" ? FULLSCALE_F16 : c.weights === "int8" ? FULLSCALE_INT8 : c.weights === "int8-c1280" ? FULLSCALE_INT8_C1280 : c.weights === "int8-compute" ? FULLSCALE_INT8_COMPUTE : FULLSCALE_CACHE;
 
 export const MEMORY_CONFIGS: MemoryConfig[] = [
   { name: "whole", what: "whole-image VAE (vae_tiling off), as before issue 33", options: { vaeTiling: "off" } },
@@ -67,6 +69,12 @@ export const MEMORY_CONFIGS: MemoryConfig[] = [
   { name: "int8-ort-cache-write", what: "int8 weights, REWARD_EDIT_ORT_CACHE, first start", options: { vaeTiling: "on", vaeTile: 256 }, session: { optimizedCacheDir: ORT_CACHE }, weights: "int8", repeats: 0 },
   { name: "int8-ort-cache-read", what: "int8 weights, REWARD_EDIT_ORT_CACHE, later starts, then the warm-up", options: { vaeTiling: "on", vaeTile: 256 }, session: { optimizedCacheDir: ORT_CACHE }, weights: "int8", warmUp: true, repeats: 0 },
   { name: "int8-tiny", what: "int8 weights, --decoder tiny, VAE encoder in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256, decoder: "tiny" }, weights: "int8" },
+  // issue 42: int8 arithmetic against float32 and int8 weights, `fast` and the default schedule
+  { name: "int8c-tiled-256", what: "int8 arithmetic (models quantize --compute int8), VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, weights: "int8-compute", repeats: 2 },
+  { name: "int8c-whole", what: "int8 arithmetic, whole-image VAE", options: { vaeTiling: "off" }, weights: "int8-compute" },
+  { name: "default-tiled-256", what: "float32, default schedule (20 steps, 3 branches), VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, schedule: "default" },
+  { name: "int8-default-tiled-256", what: "int8 weights, default schedule, VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, weights: "int8", schedule: "default" },
+  { name: "int8c-default-tiled-256", what: "int8 arithmetic, default schedule, VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, weights: "int8-compute", schedule: "default" },
   { name: "r768", what: "--resolution 768 (auto: 256 px tiles)", options: { resolution: 768 }, repeats: 0 },
   { name: "r1024", what: "--resolution 1024 (auto: 256 px tiles)", options: { resolution: 1024 }, repeats: 0 },
 ];
@@ -106,7 +114,8 @@ async function child(c: MemoryConfig): Promise<MemoryRow> {
   const warmUpS = c.warmUp ? (await warmUp(model)).ms / 1000 : null;
   const image = readFileSync(path.join(ROOT, "src", "benchmark", "sample", "images", "astronaut.png"));
   const fast = resolveParams({ preset: "fast" }, loadPresets(), { deepCache: model.unetShallow !== undefined });
-  const o = { image, instruction: "turn the suit gold", rewards: fast.rewards, steps: fast.steps, textGuidance: fast.textGuidance, imageGuidance: fast.imageGuidance, ...fast.sampling, ...c.options };
+  const schedule = c.schedule === "default" ? {} : { rewards: fast.rewards, steps: fast.steps, textGuidance: fast.textGuidance, imageGuidance: fast.imageGuidance, ...fast.sampling };
+  const o = { image, instruction: "turn the suit gold", ...schedule, ...c.options };
   const sessions = { text_encoder: model.textEncoder, vae_encoder: model.vaeEncoder, unet: model.unet, unet_shallow: model.unetShallow, vae_decoder: model.vaeDecoder };
   const ms = () => Object.fromEntries(Object.entries(sessions).map(([k, s]) => [k, (s?.runMs ?? 0) / 1000]));
   const diff = (a: Record<string, number>, b: Record<string, number>) => Object.fromEntries(Object.keys(a).map((k) => [k, b[k] - a[k]]));
@@ -150,7 +159,7 @@ async function child(c: MemoryConfig): Promise<MemoryRow> {
   return row;
 }
 
-export function measureMemory(configs: MemoryConfig[] = MEMORY_CONFIGS, log: (s: string) => void = () => {}): MemoryRow[] {
+export async function measureMemory(configs: MemoryConfig[] = MEMORY_CONFIGS, log: (s: string) => void = () => {}): Promise<MemoryRow[]> {
   ensureFullScaleModel();
   if (configs.some((c) => c.weights === "float16") && !existsSync(path.join(FULLSCALE_F16, "reward-edit.json"))) {
     const r = spawnSync(PYTHON, [path.join(ROOT, "models", "convert", "convert.py"), FULLSCALE_CHECKPOINT, FULLSCALE_F16, "--dtype", "float16"], { stdio: ["ignore", "ignore", "inherit"] });
@@ -168,6 +177,7 @@ export function measureMemory(configs: MemoryConfig[] = MEMORY_CONFIGS, log: (s:
     ensureInt8Model();
     taesd(FULLSCALE_INT8);
   }
+  if (configs.some((c) => c.weights === "int8-compute")) await ensureComputeModel();
   if (configs.some((c) => c.weights === "int8-c1280")) ensureInt8Model(FULLSCALE_INT8_C1280, ["--conv-min-channels", "1280"]);
   const rows: MemoryRow[] = [];
   for (const c of configs) {
@@ -246,7 +256,7 @@ export function vaeTilesTable(rows: VaeTileRow[]): string {
 
 /** The perf phase: every configuration, then the decoder's tile sizes side by side; bench-results/memory.{json,md}. */
 export async function writeMemoryReport(log: (s: string) => void = () => {}): Promise<void> {
-  const rows = measureMemory(MEMORY_CONFIGS, log);
+  const rows = await measureMemory(MEMORY_CONFIGS, log);
   const r = spawnSync(process.execPath, [new URL(import.meta.url).pathname, "--vae-tiles"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
   const tiles = r.status === 0 ? (JSON.parse(r.stdout.trim().split("\n").pop()!) as VaeTileRow[]) : [];
   // int8 against float32 graph by graph, in a process of its own (both UNets resident at once)
@@ -257,7 +267,7 @@ export async function writeMemoryReport(log: (s: string) => void = () => {}): Pr
   writeFileSync(path.join(dir, "memory.json"), JSON.stringify({ date: new Date().toISOString(), threads: THREADS, rows, tiles, int8 }, null, 1));
   writeFileSync(
     path.join(dir, "memory.md"),
-    `# Memory, tiling and the first edit (issue 33)\n\n${memoryTable(rows)}\n\nVAE decoder alone, 512 px, tile sizes side by side:\n\n${vaeTilesTable(tiles)}\n\nint8 weights against float32, each graph side by side (UNets at batch 2, 512 px):\n\n${int8Table(int8)}\n`,
+    `# Memory, tiling and the first edit (issue 33)\n\n${memoryTable(rows)}\n\nVAE decoder alone, 512 px, tile sizes side by side:\n\n${vaeTilesTable(tiles)}\n\nfloat32, int8 weights and int8 arithmetic, each graph side by side (512 px):\n\n${int8Table(int8)}\n`,
   );
 }
 
@@ -268,6 +278,6 @@ if (process.argv[2] === "--vae-tiles") {
   process.stdout.write(JSON.stringify(row) + "\n");
 } else if (process.argv[1] === new URL(import.meta.url).pathname) {
   const names = process.argv.slice(2);
-  const rows = measureMemory(names.length ? MEMORY_CONFIGS.filter((c) => names.includes(c.name)) : MEMORY_CONFIGS, (s) => process.stderr.write(s + "\n"));
+  const rows = await measureMemory(names.length ? MEMORY_CONFIGS.filter((c) => names.includes(c.name)) : MEMORY_CONFIGS, (s) => process.stderr.write(s + "\n"));
   process.stdout.write(memoryTable(rows) + "\n");
 }

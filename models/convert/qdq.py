@@ -83,8 +83,7 @@ def range_tensors(ts: list[dict]) -> list[str]:
 
 def augment(src: str, out_dir: str, tensors: list[str] | None = None) -> dict:
     """Writes OUT_DIR/model.onnx: SRC with the measured activations (or the named TENSORS) as graph
-    outputs. The weights are not copied: a graph with external data reads them through a link to
-    SRC's file."""
+    outputs. The weights are not copied where a hard link to SRC's file can be made."""
     model = onnx.load(src, load_external_data=False)
     ts = targets(model)
     produced = {o for n in model.graph.node for o in n.output}
@@ -96,9 +95,14 @@ def augment(src: str, out_dir: str, tensors: list[str] | None = None) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     data = os.path.join(os.path.dirname(os.path.abspath(src)), "model.onnx_data")
     if os.path.exists(data):
+        # ONNX Runtime refuses external data outside the graph's folder, a symbolic link included:
+        # a hard link costs nothing where the file system allows one, a copy otherwise
         link = os.path.join(out_dir, "model.onnx_data")
         if not os.path.exists(link):
-            os.symlink(data, link)
+            try:
+                os.link(data, link)
+            except OSError:
+                shutil.copyfile(data, link)
     onnx.save(model, os.path.join(out_dir, "model.onnx"))
     return {"tensors": names, "targets": len(ts)}
 
