@@ -4,7 +4,8 @@
  * `models quantize --compute int8` (calibrated on the sample photos and heldout-v2 scenes, never on
  * the held-out suite measured here), edited with the same scenes, seeds and settings. The held-out
  * suite's following and preservation with each, and the PSNR of each int8 result against the
- * float32 one (working-size pixels, default settings and the `fast` preset).
+ * float32 one (working-size pixels, default settings and the `fast` preset); beside them the same
+ * float32 folder on 1 thread instead of 2, whose PSNR against 2 threads gives the figures a scale.
  *
  *   node dist/benchmarks/evaluation/quantization.js [limit]
  */
@@ -61,6 +62,8 @@ export async function runQuantizationEval(limit = 200, seeds = [0, 1], extra: Re
     float32: await loadModel(BUNDLED_MODEL, options),
     int8: await loadModel(quantisedBundled(), options),
     "int8-compute": await loadModel(await computeQuantisedBundled(), options),
+    // the float32 noise floor: the same folder on 1 thread, whose sums round in another order
+    "float32, 1 thread": await loadModel(BUNDLED_MODEL, { ...options, intraOpThreads: 1 }),
   };
   for (const [name, dir] of Object.entries(extra)) models[name] = await loadModel(dir, options);
   const variants = Object.keys(models);
