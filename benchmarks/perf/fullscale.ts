@@ -74,6 +74,19 @@ export async function ensureComputeModel(out = FULLSCALE_INT8_COMPUTE): Promise<
   await quantizeCompute({ src: FULLSCALE_CACHE, out, items: [{ image, instruction: "make it look like a watercolour painting" }], every: 2, sweepCalls: 2, log: (l) => process.stderr.write(`${l}\n`) });
 }
 
+/** int8 arithmetic with dynamic MatMuls (scale per call), the same ranges and kept layers otherwise. */
+export const FULLSCALE_INT8_DYNAMIC = path.join(CACHE, "mrc-random-int8-dynamic");
+
+export async function ensureDynamicModel(out = FULLSCALE_INT8_DYNAMIC): Promise<void> {
+  await ensureComputeModel();
+  if (existsSync(path.join(out, "reward-edit.json"))) return;
+  const { writeComputeFolder } = await import("../../src/quantize/int8-compute.js");
+  const ranges = JSON.parse(readFileSync(path.join(FULLSCALE_INT8_COMPUTE, "quantization-ranges.json"), "utf8"));
+  const m = JSON.parse(readFileSync(path.join(FULLSCALE_INT8_COMPUTE, "reward-edit.json"), "utf8")) as { source: { quantized: { int8_graphs: string[]; kept_float?: Record<string, string[]> } } };
+  const keep = Object.values(m.source.quantized.kept_float ?? {}).flat();
+  writeComputeFolder(FULLSCALE_CACHE, out, ranges, { graphs: m.source.quantized.int8_graphs as never, matmul: "dynamic", keep });
+}
+
 interface ComponentFlops {
   params: number;
   flops_per_call: number;

@@ -11,11 +11,11 @@ import path from "node:path";
 import { type HostTensor, type Session, createSession } from "../../editor/index.js";
 import { stat } from "../../src/stats.js";
 import { feedsFor } from "./float16.js";
-import { FULLSCALE_CACHE, FULLSCALE_INT8, FULLSCALE_INT8_COMPUTE, ensureComputeModel, ensureInt8Model } from "./fullscale.js";
+import { FULLSCALE_CACHE, FULLSCALE_INT8, FULLSCALE_INT8_COMPUTE, FULLSCALE_INT8_DYNAMIC, ensureDynamicModel, ensureInt8Model } from "./fullscale.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 
-export const INT8_FOLDERS = { float32: FULLSCALE_CACHE, "int8 weights": FULLSCALE_INT8, "int8 arithmetic": FULLSCALE_INT8_COMPUTE } as const;
+export const INT8_FOLDERS = { float32: FULLSCALE_CACHE, "int8 weights": FULLSCALE_INT8, "int8 arithmetic": FULLSCALE_INT8_COMPUTE, "int8, dynamic MatMul": FULLSCALE_INT8_DYNAMIC } as const;
 type FolderName = keyof typeof INT8_FOLDERS;
 
 export interface Int8Row {
@@ -57,7 +57,7 @@ const CASES: Case[] = [
 export async function compareInt8(rounds = 3, folders: Record<string, string> = INT8_FOLDERS): Promise<Int8Row[]> {
   if (folders === INT8_FOLDERS) {
     ensureInt8Model();
-    await ensureComputeModel();
+    await ensureDynamicModel();
   }
   const names = Object.keys(folders);
   const options = { intraOpThreads: THREADS, interOpThreads: 1 };

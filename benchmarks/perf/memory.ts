@@ -72,9 +72,9 @@ export const MEMORY_CONFIGS: MemoryConfig[] = [
   // issue 42: int8 arithmetic against float32 and int8 weights, `fast` and the default schedule
   { name: "int8c-tiled-256", what: "int8 arithmetic (models quantize --compute int8), VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, weights: "int8-compute", repeats: 2 },
   { name: "int8c-whole", what: "int8 arithmetic, whole-image VAE", options: { vaeTiling: "off" }, weights: "int8-compute" },
-  { name: "default-tiled-256", what: "float32, default schedule (20 steps, 3 branches), VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, schedule: "default" },
-  { name: "int8-default-tiled-256", what: "int8 weights, default schedule, VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, weights: "int8", schedule: "default" },
-  { name: "int8c-default-tiled-256", what: "int8 arithmetic, default schedule, VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, weights: "int8-compute", schedule: "default" },
+  { name: "default-tiled-256", what: "float32, default schedule (20 steps, 3 branches), VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, schedule: "default", repeats: 0 },
+  { name: "int8-default-tiled-256", what: "int8 weights, default schedule, VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, weights: "int8", schedule: "default", repeats: 0 },
+  { name: "int8c-default-tiled-256", what: "int8 arithmetic, default schedule, VAE in 256 px tiles", options: { vaeTiling: "on", vaeTile: 256 }, weights: "int8-compute", schedule: "default", repeats: 0 },
   { name: "r768", what: "--resolution 768 (auto: 256 px tiles)", options: { resolution: 768 }, repeats: 0 },
   { name: "r1024", what: "--resolution 1024 (auto: 256 px tiles)", options: { resolution: 1024 }, repeats: 0 },
 ];
