@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { type EditorModel, loadModel } from "../../editor/index.js";
 import { PYTHON, ROOT } from "../paths.js";
-import { type CalibrationItem, type CalibrationRecord, type CalibrationSchedule, QDQ_TOOL, type Ranges, measureRanges, recordCalibration, runQdqTool } from "./calibrate.js";
+import { type CalibrationItem, type CalibrationRecord, type CalibrationSchedule, QDQ_TOOL, type RangeMode, type Ranges, measureRanges, recordCalibration, runQdqTool } from "./calibrate.js";
 import type { Feeds, GraphName } from "./record.js";
 import { type LayerSensitivity, layerSensitivity, mostSensitive } from "./sensitivity.js";
 
@@ -63,6 +63,8 @@ export interface ComputeQuantizeOptions {
   sweepCalls?: number;
   /** Keep every n-th recorded call per graph. */
   every?: number;
+  /** How each activation's range is read from the calls (calibrate.ts). */
+  rangeMode?: RangeMode;
   threads?: number;
   /** Where to keep the measured ranges (default: OUT/quantization-ranges.json). */
   rangesFile?: string;
@@ -82,7 +84,7 @@ export interface ComputeQuantizeResult {
 }
 
 /** Records the calibration edits and measures each graph's activation ranges. */
-export async function calibrateFolder(src: string, graphs: readonly GraphName[], o: Pick<ComputeQuantizeOptions, "items" | "schedules" | "every" | "threads" | "log" | "sweepCalls"> = {}) {
+export async function calibrateFolder(src: string, graphs: readonly GraphName[], o: Pick<ComputeQuantizeOptions, "items" | "schedules" | "every" | "threads" | "log" | "sweepCalls" | "rangeMode"> = {}) {
   const options = { intraOpThreads: o.threads ?? 2, interOpThreads: 1 };
   const t0 = performance.now();
   let model: EditorModel | undefined = await loadModel(src, options);
@@ -96,7 +98,7 @@ export async function calibrateFolder(src: string, graphs: readonly GraphName[],
     const f = feeds.get(g);
     if (!f || f.length === 0) continue;
     o.log?.(`calibration: ${g}, ${f.length} calls`);
-    ranges[g] = await measureRanges(path.join(src, g, "model.onnx"), f, options);
+    ranges[g] = await measureRanges(path.join(src, g, "model.onnx"), f, options, o.rangeMode);
     // spread over the edits and their steps
     const n = Math.min(f.length, o.sweepCalls ?? 8);
     sample.set(g, Array.from({ length: n }, (_, k) => f[Math.floor((k * f.length) / n)]));
