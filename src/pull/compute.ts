@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
+import { inspectModelFolder } from "../../editor/index.js";
 import { type CalibrationItem } from "../quantize/calibrate.js";
 import { quantizeCompute } from "../quantize/int8-compute.js";
 import { type ConverterOutput, runConverter } from "./converter.js";
@@ -61,6 +62,10 @@ export async function convertComputeInt8(src: string, out: string, o: ComputeCon
     const named = args.includes("--name") ? args : [...args, "--name", path.basename(path.resolve(out))];
     const code = await runConverter([src, float, "--dtype", "float32", ...named], o.converterOutput);
     if (code !== 0) return code;
+    // the calibration edits with this folder: a folder that cannot edit is named as OUT, not as the temporary one
+    const report = await inspectModelFolder(float);
+    await Promise.all(Object.values(report.sessions).map((s) => s.dispose()));
+    if (report.problems.length > 0) throw new PullError(`converted folder ${out} does not validate: ${report.problems.join("; ")}`);
     await quantizeCompute({ src: float, out, items: o.items, threads: o.threads, log: o.log });
     return 0;
   } finally {
