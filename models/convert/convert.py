@@ -216,7 +216,8 @@ def convert(src: str, out: str, dtype: str = "float32", name: str | None = None,
     shutil.copyfile(os.path.join(small_files, "model_index.json"), os.path.join(out, "model_index.json"))
     m = manifest(ck, name or os.path.basename(os.path.normpath(out)), dtype) | {"preview": preview}
     if quantized:
-        m["source"]["quantized"] = quantized
+        # weight-only int8 (quantize.py): float32 arithmetic; `--compute int8` is qdq.py's, run after this
+        m["source"].update({"compute": "float32", "quantized": quantized})
     if single:
         m["source"].update({"layout": "single-file", "file": os.path.basename(src),
                             "config": os.path.basename(os.path.normpath(config)), "ema": ema})

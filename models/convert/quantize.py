@@ -189,6 +189,8 @@ def quantize_folder(src: str, out: str, graphs: tuple[str, ...] = DEFAULT_GRAPHS
     m = json.load(open(manifest_path))
     source = m.setdefault("source", {})
     source["dtype"] = "int8"
+    # int8 weights read through DequantizeLinear: the arithmetic stays float32 (qdq.py writes "int8")
+    source["compute"] = "float32"
     source["quantized"] = record(figures)
     m["description"] = m.get("description", "").replace("(float32)", "(int8)")
     json.dump(m, open(manifest_path, "w"), indent=2)

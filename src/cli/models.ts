@@ -2,6 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import type { Command } from "commander";
 import { inspectModelFolder } from "../../editor/index.js";
 import { HubError, progressFor } from "../hub/index.js";
+import { convertComputeInt8 } from "../pull/compute.js";
 import { ConverterMissing, runConverter, runQuantizer } from "../pull/converter.js";
 import { PullError, pullConfig } from "../pull/model.js";
 import { DEFAULT_TINY_DECODER_REPO, pullTinyDecoder } from "../pull/tiny-decoder.js";
@@ -10,7 +11,7 @@ import { CliError } from "./errors.js";
 import { COMPUTE_OPTION_HELP, type ComputeFlags, quantizeComputeCommand } from "./models-compute.js";
 import { DEFAULT_KEEP_FRACTION } from "../quantize/int8-compute.js";
 import { registerModelsReport } from "./models-report.js";
-import { parseDtype, registerPull } from "./pull.js";
+import { computeOptions, parseComputeChoice, registerPull } from "./pull.js";
 
 /** One file is an original-layout (CompVis/LDM) single-file checkpoint; a folder is diffusers'. */
 function sourceKind(src: string): "file" | "folder" | "missing" {
@@ -51,7 +52,7 @@ export function registerModels(program: Command): void {
   const models = program.command("models").description("pull, convert and inspect model folders");
   registerPull(models);
   registerModelsReport(models);
-  models
+  const convert = models
     .command("convert")
     .description("convert a diffusers-format InstructPix2Pix or Multi-Reward checkpoint folder, or an original-layout single-file InstructPix2Pix checkpoint, into a model folder, then validate it")
     .argument("<src>", "checkpoint folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/), or one original-layout (CompVis/LDM) FILE.safetensors or FILE.ckpt")
@@ -60,15 +61,22 @@ export function registerModels(program: Command): void {
     .option("--check", "only check tensor names and shapes against the configs; write nothing")
     .option("--unfused-attention", "export attention as MatMul/Softmax/MatMul instead of ONNX Runtime's fused MultiHeadAttention")
     .option("--config <dir|repo>", `single file only: diffusers folder or Hub repository of the same model giving its configs, tokenizer and scheduler (default ${DEFAULT_CONFIG_REPO})`)
-    .option("--ema", "single file only: take the UNet's EMA weights (model_ema.*) instead of the raw ones")
-    .action(async (src: string, out: string, o: { dtype: string; check?: boolean; unfusedAttention?: boolean; config?: string; ema?: boolean }) => {
-      parseDtype(o.dtype);
+    .option("--ema", "single file only: take the UNet's EMA weights (model_ema.*) instead of the raw ones");
+  computeOptions(convert).action(
+    async (src: string, out: string, o: { dtype: string; compute: string; calibrationPhotos?: string; instruction?: string; check?: boolean; unfusedAttention?: boolean; config?: string; ema?: boolean }) => {
+      const { compute, calibration, threads } = parseComputeChoice(o);
       const kind = sourceKind(src);
       if (kind === "folder" && (o.config !== undefined || o.ema)) throw new CliError(`--config and --ema are for single-file checkpoints; ${src} is a folder with its own configs`);
       // a missing SRC goes to the converter as it is, which names what does not exist
       const config = kind === "file" ? await configDirFor(o.config) : o.config;
       const singleArgs = [...(config !== undefined ? ["--config", config] : []), ...(o.ema ? ["--ema"] : [])];
-      const code = await runConverter([src, out, "--dtype", o.dtype, ...(o.check ? ["--check"] : []), ...(o.unfusedAttention ? ["--unfused-attention"] : []), ...singleArgs]).catch((e) => {
+      const exportArgs = [...(o.unfusedAttention ? ["--unfused-attention"] : []), ...singleArgs];
+      // int8 arithmetic: a float32 conversion beside OUT, calibrated and quantised into it (src/pull/compute.ts)
+      const converting =
+        compute === "int8" && !o.check
+          ? convertComputeInt8(src, out, { converterArgs: exportArgs, items: calibration, threads, log: (line) => process.stderr.write(`quantize: ${line}\n`) })
+          : runConverter([src, out, "--dtype", o.dtype, ...(o.check ? ["--check"] : []), ...exportArgs]);
+      const code = await converting.catch((e) => {
         throw e instanceof ConverterMissing ? new CliError(e.message) : e;
       });
       if (code !== 0) {
@@ -80,8 +88,10 @@ export function registerModels(program: Command): void {
       await Promise.all(Object.values(report.sessions).map((s) => s.dispose()));
       if (report.problems.length > 0) throw new CliError(`converted folder ${out} does not validate: ${report.problems.join("; ")}`);
       const m = report.manifest!;
-      process.stdout.write(`ok: ${out} (${m.name}, ${m.resolution}px, ${m.rewards ? "reward inputs" : "no reward inputs"}); serve it with REWARD_EDIT_MODEL=${out} npm start\n`);
-    });
+      const arithmetic = compute === "int8" ? ", int8 arithmetic" : "";
+      process.stdout.write(`ok: ${out} (${m.name}, ${m.resolution}px, ${m.rewards ? "reward inputs" : "no reward inputs"}${arithmetic}); serve it with REWARD_EDIT_MODEL=${out} npm start\n`);
+    },
+  );
   models
     .command("quantize")
     .description("write a copy of a converted float32 folder with the UNets' and text encoder's weights in int8 (one scale per output channel, float32 arithmetic): a full-size editor in a quarter of the memory; with --compute int8 the UNets and VAE decoder also compute in int8, calibrated on edits, and a report compares the copy with its source; then validate it")

@@ -30,6 +30,12 @@ export const SERVER_SETTINGS = {
   },
   ortThreads: { env: "ORT_THREADS", doc: "ONNX Runtime intra-op threads per worker (0 = cores / workers)", schema: int(0, 256), default: "0" },
   hubDtype: { env: "REWARD_EDIT_HUB_DTYPE", doc: "weights a hub: model is converted to: float32, float16 (half the files, not the memory) or int8 (UNets and text encoder: a full-size editor resident in 1.8 instead of 4.4 GiB, 3.7 GiB peak tiled)", schema: z.enum(["float32", "float16", "int8"]), default: "float32" },
+  hubCompute: {
+    env: "REWARD_EDIT_HUB_COMPUTE",
+    doc: "arithmetic of a hub: model converted with REWARD_EDIT_HUB_DTYPE=int8: float32 (int8 weights only) or int8 (the UNets and VAE decoder compute in int8, calibrated on edits of the bundled sample photos and scenes at conversion: a longer first start; docs/performance.md); int8 needs REWARD_EDIT_HUB_DTYPE=int8",
+    schema: z.enum(["float32", "int8"]),
+    default: "float32",
+  },
   vaeTiling: { env: "REWARD_EDIT_VAE_TILING", doc: "VAE on overlapping tiles for edits that do not say (vae_tiling): auto = above a 512 px working size, on = every image larger than a 256 px tile (a full-size model's peak memory 8.0 -> 6.0 GB), off", schema: z.enum(["auto", "on", "off"]), default: "auto" },
   ortCacheDir: { env: "REWARD_EDIT_ORT_CACHE", doc: "folder for ONNX Runtime's optimised graphs: written on the first start, loaded on later ones (a full-size UNet's session 9.7 -> 0.85 s; empty: optimise on every start)", schema: z.string(), default: "" },
   encodeCacheMb: { env: "REWARD_EDIT_ENCODE_CACHE_MB", doc: "MiB per worker for source latents and text embeddings reused by edits of the same photo or instruction (0 = off)", schema: int(0, 65_536), default: "64" },
@@ -156,6 +162,10 @@ function parseSettings<K extends keyof Settings>(keys: readonly K[], env: NodeJS
 
 export function serverConfigFrom(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ServerConfig> = {}): ServerConfig {
   const config = { ...parseSettings(Object.keys(SERVER_SETTINGS) as Array<keyof Settings>, env), ...overrides };
+  // int8 arithmetic runs on int8 weights (src/pull/compute.ts): refused at boot, not at the first pull
+  if (config.hubCompute === "int8" && config.hubDtype !== "int8") {
+    throw new ConfigError(`invalid configuration: REWARD_EDIT_HUB_COMPUTE=int8 needs REWARD_EDIT_HUB_DTYPE=int8 (int8 arithmetic runs on int8 weights); got REWARD_EDIT_HUB_DTYPE=${config.hubDtype}`);
+  }
   if (!config.modelDir) config.modelDir = defaultModelDir();
   return config;
 }

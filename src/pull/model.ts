@@ -9,6 +9,8 @@ import { inspectModelFolder } from "../../editor/index.js";
 import { type HubEnv, type PullProgress, type Snapshot, checkName, containedPath, hubEnv, snapshot } from "../hub/index.js";
 import { withLock } from "../hub/lock.js";
 import { projectCacheDir } from "../paths.js";
+import type { CalibrationItem } from "../quantize/calibrate.js";
+import { type ComputeKind, checkCompute, convertComputeInt8 } from "./compute.js";
 import { type ConverterOutput, runConverter } from "./converter.js";
 import { configSelector, editorSelector } from "./select.js";
 
@@ -29,6 +31,12 @@ export interface PullModelOptions {
   variant?: string;
   /** The converted graphs' weights. */
   dtype?: WeightDtype;
+  /** Their arithmetic: int8 (with dtype int8) calibrates on edits after converting (src/pull/compute.ts). */
+  compute?: ComputeKind;
+  /** With compute int8: the calibration edits (default: the bundled sample photos and scenes). */
+  calibration?: CalibrationItem[];
+  /** With compute int8: ONNX Runtime threads for the calibration edits. */
+  threads?: number;
   out?: string;
   env?: HubEnv;
   progress?: PullProgress;
@@ -61,15 +69,17 @@ export class PullError extends Error {}
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "--");
 
-export function defaultModelOut(o: { repo: string; subfolder?: string; commit: string; variant?: string; dtype: WeightDtype }, env = process.env): string {
+export function defaultModelOut(o: { repo: string; subfolder?: string; commit: string; variant?: string; dtype: WeightDtype; compute?: ComputeKind }, env = process.env): string {
   const name = ["models", ...o.repo.split("/"), ...(o.subfolder ? [slug(o.subfolder)] : [])].join("--");
-  return path.join(projectCacheDir(env), "models", name, `${o.commit.slice(0, 12)}${o.variant ? `-${o.variant}` : ""}-${o.dtype}`);
+  // int8 arithmetic beside int8 weights of the same commit, never in their folder
+  const compute = o.compute === "int8" ? "-compute" : "";
+  return path.join(projectCacheDir(env), "models", name, `${o.commit.slice(0, 12)}${o.variant ? `-${o.variant}` : ""}-${o.dtype}${compute}`);
 }
 
-function readSource(dir: string): (HubSource & { dtype?: string }) | undefined {
+function readSource(dir: string): (HubSource & { dtype?: string; compute?: string }) | undefined {
   try {
-    const m = JSON.parse(readFileSync(path.join(dir, "reward-edit.json"), "utf8")) as { source?: { hub?: HubSource; dtype?: string } };
-    return m.source?.hub ? { ...m.source.hub, dtype: m.source.dtype } : undefined;
+    const m = JSON.parse(readFileSync(path.join(dir, "reward-edit.json"), "utf8")) as { source?: { hub?: HubSource; dtype?: string; compute?: string } };
+    return m.source?.hub ? { ...m.source.hub, dtype: m.source.dtype, compute: m.source.compute } : undefined;
   } catch {
     return undefined;
   }
@@ -128,23 +138,26 @@ export async function pullSnapshot(o: PullModelOptions): Promise<Snapshot> {
 export async function pullModel(o: PullModelOptions): Promise<PulledModel> {
   const env = o.env ?? hubEnv();
   const dtype = o.dtype ?? "float32";
+  const compute = o.compute ?? "float32";
+  checkCompute(dtype, compute);
   const snap = await pullSnapshot({ ...o, env });
-  const out = path.resolve(o.out ?? defaultModelOut({ repo: o.repo, subfolder: o.subfolder, commit: snap.commit, variant: o.variant, dtype }));
+  const out = path.resolve(o.out ?? defaultModelOut({ repo: o.repo, subfolder: o.subfolder, commit: snap.commit, variant: o.variant, dtype, compute }));
   const current = () => {
     const had = readSource(out);
-    return had && had.repo === o.repo && had.commit === snap.commit && (had.subfolder ?? undefined) === o.subfolder && (had.variant ?? undefined) === o.variant && had.dtype === dtype;
+    // a folder without source.compute predates it: float32 arithmetic
+    return had && had.repo === o.repo && had.commit === snap.commit && (had.subfolder ?? undefined) === o.subfolder && (had.variant ?? undefined) === o.variant && had.dtype === dtype && (had.compute ?? "float32") === compute;
   };
   if (current()) return { dir: out, commit: snap.commit, converted: false, snapshot: snap };
   mkdirSync(path.dirname(out), { recursive: true });
   // replicas starting together on one volume convert once: the others wait and find it done
   return withLock(`${out}.lock`, async () => {
     if (current()) return { dir: out, commit: snap.commit, converted: false, snapshot: snap };
-    await convertInto(out, snap, { ...o, dtype, endpoint: env.endpoint });
+    await convertInto(out, snap, { ...o, dtype, compute, endpoint: env.endpoint });
     return { dir: out, commit: snap.commit, converted: true, snapshot: snap };
   }, { staleMs: 120_000 });
 }
 
-async function convertInto(out: string, snap: Snapshot, o: PullModelOptions & { dtype: WeightDtype; endpoint: string }): Promise<void> {
+async function convertInto(out: string, snap: Snapshot, o: PullModelOptions & { dtype: WeightDtype; compute: ComputeKind; endpoint: string }): Promise<void> {
   const dtype = o.dtype;
   // convert beside the destination and move it in whole: an interrupted conversion never leaves a
   // folder that looks converted
@@ -154,7 +167,10 @@ async function convertInto(out: string, snap: Snapshot, o: PullModelOptions & { 
     stage(snap, o.subfolder, staged, o.repo);
     rmSync(work, { recursive: true, force: true });
     const name = [o.repo.split("/")[1], ...(o.subfolder ? [o.subfolder.split("/").pop()!] : [])].join("-");
-    const code = await runConverter([staged, work, "--dtype", dtype, "--name", name], o.converterOutput);
+    const code =
+      o.compute === "int8"
+        ? await convertComputeInt8(staged, work, { converterArgs: ["--name", name], converterOutput: o.converterOutput, items: o.calibration, threads: o.threads, log: calibrationLog(o.converterOutput) })
+        : await runConverter([staged, work, "--dtype", dtype, "--name", name], o.converterOutput);
     if (code !== 0) throw new PullError(`converting ${o.repo}${o.subfolder ? `/${o.subfolder}` : ""}@${snap.commit.slice(0, 12)} failed (exit ${code}); the files are cached, so fixing the cause and pulling again downloads nothing`);
     const manifestFile = path.join(work, "reward-edit.json");
     const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as { description?: string; source?: Record<string, unknown> };
@@ -169,7 +185,7 @@ async function convertInto(out: string, snap: Snapshot, o: PullModelOptions & { 
       files: snap.files,
     };
     manifest.source = { ...(manifest.source ?? {}), hub: source };
-    manifest.description = `${(manifest.description ?? "").replace(/, converted from .*$/, "")}, converted from ${o.repo}${o.subfolder ? `/${o.subfolder}` : ""}@${snap.commit.slice(0, 12)} (${dtype}).`;
+    manifest.description = `${(manifest.description ?? "").replace(/, converted from .*$/, "")}, converted from ${o.repo}${o.subfolder ? `/${o.subfolder}` : ""}@${snap.commit.slice(0, 12)} (${o.compute === "int8" ? "int8 arithmetic" : dtype}).`;
     writeFileSync(manifestFile, JSON.stringify(manifest, null, 2));
     const report = await inspectModelFolder(work);
     await Promise.all(Object.values(report.sessions).map((s) => s.dispose()));
@@ -180,6 +196,11 @@ async function convertInto(out: string, snap: Snapshot, o: PullModelOptions & { 
     rmSync(staged, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The calibration's progress: on stderr, like the download's, unless the converter's output is ignored. */
+function calibrationLog(output: ConverterOutput = "inherit"): ((line: string) => void) | undefined {
+  return output === "ignore" ? undefined : (line) => process.stderr.write(`quantize: ${line}\n`);
 }
 
 /** The small files (configs, tokenizer, scheduler) of a diffusers repository, for a single-file conversion. */

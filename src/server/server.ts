@@ -33,7 +33,7 @@ export interface RunningServer {
 export async function startServer(logger: Logger, overrides: Partial<ServerConfig> = {}, env = process.env): Promise<RunningServer> {
   const given = serverConfigFrom(env, overrides);
   // hub:REPO[/SUBFOLDER][@REV]: pulled (or found in the cache) and converted before anything starts
-  const config = isHubSpec(given.modelDir) ? { ...given, modelDir: (await resolveModel(given.modelDir, { log: (line) => logger.info(line), dtype: given.hubDtype })).dir } : given;
+  const config = isHubSpec(given.modelDir) ? { ...given, modelDir: (await resolveModel(given.modelDir, { log: (line) => logger.info(line), dtype: given.hubDtype, compute: given.hubCompute })).dir } : given;
   if (config.redisUrl) redisOptions(config.redisUrl); // a malformed REDIS_URL fails before anything starts
   const presets = config.presetsFile ? loadPresets(config.presetsFile) : loadPresets();
   // a certificate that cannot sign stops start-up here, in one line, before any worker loads

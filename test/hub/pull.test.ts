@@ -275,7 +275,8 @@ describe("Hugging Face Hub: models pull, the shared cache, Real-Edit (loopback H
     const commit = hub.repos.get("model:test-org/instruct-pix2pix")!.commit;
     const dir = path.join(env.REWARD_EDIT_CACHE!, "models", "models--test-org--instruct-pix2pix", `${commit.slice(0, 12)}-int8`);
     const m = JSON.parse(readFileSync(path.join(dir, "reward-edit.json"), "utf8"));
-    expect(m.source).to.include({ dtype: "int8" });
+    // weight-only int8: float32 arithmetic, and the manifest says so
+    expect(m.source).to.include({ dtype: "int8", compute: "float32" });
     expect(m.source.quantized.graphs).to.include("unet");
     expect(m.source.hub).to.include({ repo: "test-org/instruct-pix2pix", commit });
     const bad = await runCli(["models", "pull", "test-org/instruct-pix2pix", "--dtype", "int4"], env);

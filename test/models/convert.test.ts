@@ -81,6 +81,8 @@ describe("checkpoint converter (models/convert): golden checkpoints of the real 
         expect(manifest).to.include({ resolution: 32, latent_downscale: 2, size_multiple: 16, scaling_factor: 0.18215 });
         if (name === "mrc-small") expect(manifest.rewards).to.include({ scores_input: "reward_scores", feedback_input: "feedback_embeds", default_feedback: "None; None; None" });
         else expect(manifest.rewards).to.equal(undefined);
+        // int8 weights say their arithmetic (float32); float32 and float16 folders leave it out
+        expect(manifest.source.compute).to.equal(dtype === "int8" ? "float32" : undefined);
 
         const g = readSafetensors(path.join(GOLDEN, name, "golden.safetensors"));
         const e: Record<string, number> = {};

@@ -23,7 +23,8 @@ describe("models quantize: int8 weights for a 4 GB pod (issue 33)", function () 
     for (const g of ["unet", "unet_shallow", "text_encoder"]) expect(graphBytes(out, g) / graphBytes(BUNDLED, g), g).to.be.below(0.45);
     for (const g of ["vae_encoder", "vae_decoder"]) expect(graphBytes(out, g), g).to.equal(graphBytes(BUNDLED, g));
     const m = JSON.parse(readFileSync(path.join(out, "reward-edit.json"), "utf8"));
-    expect(m.source).to.include({ dtype: "int8" });
+    // int8 weights read through DequantizeLinear: float32 arithmetic, recorded (issue 42)
+    expect(m.source).to.include({ dtype: "int8", compute: "float32" });
     expect(m.source.quantized.graphs).to.deep.equal(["text_encoder", "unet", "unet_shallow"]);
     // the PyTorch reference weights are the float32 ones: not carried into the int8 folder
     expect(readdirSync(out)).to.not.include("reference");
