@@ -84,7 +84,7 @@ export async function ensureDynamicModel(out = FULLSCALE_INT8_DYNAMIC): Promise<
   const ranges = JSON.parse(readFileSync(path.join(FULLSCALE_INT8_COMPUTE, "quantization-ranges.json"), "utf8"));
   const m = JSON.parse(readFileSync(path.join(FULLSCALE_INT8_COMPUTE, "reward-edit.json"), "utf8")) as { source: { quantized: { int8_graphs: string[]; kept_float?: Record<string, string[]> } } };
   const keep = Object.values(m.source.quantized.kept_float ?? {}).flat();
-  writeComputeFolder(FULLSCALE_CACHE, out, ranges, { graphs: m.source.quantized.int8_graphs as never, matmul: "dynamic", keep });
+  await writeComputeFolder(FULLSCALE_CACHE, out, ranges, { graphs: m.source.quantized.int8_graphs as never, matmul: "dynamic", keep });
 }
 
 interface ComponentFlops {

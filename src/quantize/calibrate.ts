@@ -6,7 +6,7 @@
  * the recorded feeds. The feeds are then replayed through a copy of each graph that exposes its
  * activations (models/convert/qdq.py augment), and each tensor's range is kept.
  */
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -77,11 +77,23 @@ export async function recordCalibration(model: EditorModel, graphs: readonly Gra
   return { feeds: rec.feeds, record: { edits, schedules, calls, seed } };
 }
 
-export function runQdqTool(args: string[]): string {
-  const r = spawnSync(PYTHON, [QDQ_TOOL, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 256 << 20 });
-  if (r.error) throw new Error(`cannot run ${PYTHON} (${r.error.message}); int8 arithmetic needs Python 3 with onnx (Debian: python3-onnx)`);
-  if (r.status !== 0) throw new Error(`qdq.py ${args[0]} failed: ${(r.stderr || "").trim().split("\n").pop()}`);
-  return r.stdout;
+/**
+ * Runs models/convert/qdq.py and resolves with its standard output. Asynchronous on purpose: on a
+ * full-size graph it works for minutes, and a pull's lock must keep its heartbeat meanwhile.
+ */
+export function runQdqTool(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, [QDQ_TOOL, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (b: Buffer) => out.push(b));
+    child.stderr.on("data", (b: Buffer) => err.push(b));
+    child.on("error", (e) => reject(new Error(`cannot run ${PYTHON} (${e.message}); int8 arithmetic needs Python 3 with onnx (Debian: python3-onnx)`)));
+    child.on("close", (code) => {
+      if (code === 0) resolve(Buffer.concat(out).toString("utf8"));
+      else reject(new Error(`qdq.py ${args[0]} failed: ${Buffer.concat(err).toString("utf8").trim().split("\n").pop()}`));
+    });
+  });
 }
 
 /**
@@ -145,7 +157,7 @@ export async function openExposed(graphFile: string, tensors: string[] | undefin
       writeFileSync(path.join(work, "tensors.txt"), tensors.join("\n"));
       args.push("--tensors", path.join(work, "tensors.txt"));
     }
-    const exposed = new Set((JSON.parse(runQdqTool(args)) as { tensors: string[] }).tensors);
+    const exposed = new Set((JSON.parse(await runQdqTool(args)) as { tensors: string[] }).tensors);
     // optimisation on: the exposed tensors are graph outputs, so no fusion removes them
     const session = await createSession(path.join(work, "model.onnx"), { ...options, enableCpuMemArena: false });
     return {
@@ -178,8 +190,8 @@ export async function replayExposed(graphFile: string, feeds: Feeds[], tensors: 
 }
 
 /** The Conv and MatMul nodes of a graph that qdq.py can put on int8 kernels. */
-export function quantisableNodes(graphFile: string): Array<{ node: string; op: string; input: string; output: string; shape: number[] }> {
-  return (JSON.parse(runQdqTool(["targets", graphFile])) as { targets: Array<{ node: string; op: string; input: string; output: string; shape: number[] }> }).targets;
+export async function quantisableNodes(graphFile: string): Promise<Array<{ node: string; op: string; input: string; output: string; shape: number[] }>> {
+  return (JSON.parse(await runQdqTool(["targets", graphFile])) as { targets: Array<{ node: string; op: string; input: string; output: string; shape: number[] }> }).targets;
 }
 
 export function readRanges(file: string): Record<string, Ranges> {

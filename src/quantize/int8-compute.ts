@@ -3,13 +3,12 @@
  * decoder compute in int8 on ONNX Runtime's QLinearConv / MatMulIntegerToFloat kernels. The ranges
  * come from the folder's own edits (calibrate.ts); models/convert/qdq.py writes the graphs.
  */
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { type EditorModel, loadModel } from "../../editor/index.js";
-import { PYTHON, ROOT } from "../paths.js";
-import { type CalibrationItem, type CalibrationRecord, type CalibrationSchedule, QDQ_TOOL, type RangeMode, type Ranges, measureRanges, recordCalibration, runQdqTool } from "./calibrate.js";
+import { ROOT } from "../paths.js";
+import { type CalibrationItem, type CalibrationRecord, type CalibrationSchedule, type RangeMode, type Ranges, measureRanges, recordCalibration, runQdqTool } from "./calibrate.js";
 import type { Feeds, GraphName } from "./record.js";
 import { type LayerSensitivity, layerSensitivity, mostSensitive } from "./sensitivity.js";
 
@@ -114,7 +113,7 @@ export async function sweepFolder(src: string, ranges: Record<string, Ranges>, s
     const work = mkdtempSync(path.join(os.tmpdir(), "reward-edit-sweep-"));
     try {
       writeFileSync(path.join(work, "ranges.json"), JSON.stringify(ranges[g] ?? {}));
-      runQdqTool(["graph", path.join(src, g, "model.onnx"), path.join(work, "model.onnx"), "--ranges", path.join(work, "ranges.json"), "--matmul", matmul]);
+      await runQdqTool(["graph", path.join(src, g, "model.onnx"), path.join(work, "model.onnx"), "--ranges", path.join(work, "ranges.json"), "--matmul", matmul]);
       o.log?.(`sensitivity sweep: ${g}, ${feeds.length} calls`);
       out[g] = await layerSensitivity(path.join(src, g, "model.onnx"), path.join(work, "model.onnx"), feeds, { intraOpThreads: o.threads ?? 2, interOpThreads: 1 });
     } finally {
@@ -125,20 +124,18 @@ export async function sweepFolder(src: string, ranges: Record<string, Ranges>, s
 }
 
 /** Writes OUT from SRC with the named graphs in int8 arithmetic. */
-export function writeComputeFolder(src: string, out: string, ranges: Record<string, Ranges>, o: { graphs: readonly GraphName[]; matmul: MatmulMode; keep: string[]; record?: CalibrationRecord; rangesFile?: string }) {
+export async function writeComputeFolder(src: string, out: string, ranges: Record<string, Ranges>, o: { graphs: readonly GraphName[]; matmul: MatmulMode; keep: string[]; record?: CalibrationRecord; rangesFile?: string }) {
   const work = mkdtempSync(path.join(os.tmpdir(), "reward-edit-qdq-"));
   try {
     const rangesFile = path.join(work, "ranges.json");
     writeFileSync(rangesFile, JSON.stringify(ranges));
     const keepFile = path.join(work, "keep.txt");
     writeFileSync(keepFile, o.keep.join("\n"));
-    const args = [QDQ_TOOL, "folder", src, out, "--ranges", rangesFile, "--graphs", o.graphs.join(","), "--matmul", o.matmul, "--keep", keepFile];
+    const args = ["folder", src, out, "--ranges", rangesFile, "--graphs", o.graphs.join(","), "--matmul", o.matmul, "--keep", keepFile];
     if (o.record) args.push("--calibration", JSON.stringify(o.record));
-    const r = spawnSync(PYTHON, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20 });
-    if (r.error) throw new Error(`cannot run ${PYTHON} (${r.error.message}); int8 arithmetic needs Python 3 with onnx (Debian: python3-onnx)`);
-    if (r.status !== 0) throw new Error((r.stderr || "qdq.py failed").trim().split("\n").pop());
+    const stdout = await runQdqTool(args);
     writeFileSync(o.rangesFile ?? path.join(out, "quantization-ranges.json"), JSON.stringify(ranges, null, 1));
-    return JSON.parse(r.stdout.trim().split("\n").pop()!) as { graphs: ComputeQuantizeResult["graphs"]; seconds: number };
+    return JSON.parse(stdout.trim().split("\n").pop()!) as { graphs: ComputeQuantizeResult["graphs"]; seconds: number };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -153,7 +150,7 @@ export async function quantizeCompute(o: ComputeQuantizeOptions): Promise<Comput
   const sensitivity = fraction > 0 ? await sweepFolder(o.src, ranges, sample, matmul, o) : {};
   const keep = [...(o.keep ?? []), ...Object.values(sensitivity).flatMap((s) => mostSensitive(s.layers, fraction))];
   const t2 = performance.now();
-  const written = writeComputeFolder(o.src, o.out, ranges, { graphs, matmul, keep, record: { ...record, keepFraction: fraction }, rangesFile: o.rangesFile });
+  const written = await writeComputeFolder(o.src, o.out, ranges, { graphs, matmul, keep, record: { ...record, keepFraction: fraction }, rangesFile: o.rangesFile });
   writeFileSync(path.join(o.out, "quantization-sensitivity.json"), JSON.stringify(sensitivity, null, 1));
   return { out: o.out, ranges, sensitivity, record, graphs: written.graphs, seconds: { ...seconds, sweep: (t2 - t) / 1000, write: (performance.now() - t2) / 1000 } };
 }

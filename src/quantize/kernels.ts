@@ -28,7 +28,7 @@ export async function countKernels(graphFile: string, options: SessionOptions = 
   try {
     const out = path.join(work, "optimised.onnx");
     await writeOptimizedGraph(graphFile, out, options);
-    const r = JSON.parse(runQdqTool(["kernels", out])) as { ops: Record<string, number>; unfused_dequantized: number; weight_only: number };
+    const r = JSON.parse(await runQdqTool(["kernels", out])) as { ops: Record<string, number>; unfused_dequantized: number; weight_only: number };
     return {
       ops: r.ops,
       int8: INT8_KERNELS.reduce((a, k) => a + (r.ops[k] ?? 0), 0),

@@ -41,7 +41,7 @@ class ErrorSum {
  * error of the graph's own outputs.
  */
 export async function layerSensitivity(floatGraph: string, quantGraph: string, feeds: Feeds[], options: SessionOptions = {}): Promise<{ layers: LayerSensitivity[]; outputError: number }> {
-  const targets = quantisableNodes(floatGraph);
+  const targets = await quantisableNodes(floatGraph);
   const tensors = [...new Set(targets.flatMap((t) => [t.input, t.output]))];
   const a = await openExposed(floatGraph, tensors, options);
   const errors = new Map<string, ErrorSum>();

@@ -154,7 +154,7 @@ describe("checkpoint converter (models/convert): golden checkpoints of the real 
       unet: await measureRanges(path.join(small, "unet", "model.onnx"), [smallFeeds]),
       vae_decoder: await measureRanges(path.join(small, "vae_decoder", "model.onnx"), [{ latent_sample: f32(gs["vae.mean"]) }]),
     };
-    writeComputeFolder(small, smallInt8, ranges, { graphs: ["unet", "vae_decoder"], matmul: "static", keep: [] });
+    await writeComputeFolder(small, smallInt8, ranges, { graphs: ["unet", "vae_decoder"], matmul: "static", keep: [] });
 
     const e: Record<string, number> = {};
     for (const [name, dir] of [["ip2p-tiny", tinyInt8], ["mrc-small", smallInt8]] as const) {
