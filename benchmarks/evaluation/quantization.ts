@@ -89,7 +89,8 @@ export async function runQuantizationEval(limit = 200, seeds = [0, 1], extra: Re
           following: mean((r) => r.overall.following),
           preservationError: mean((r) => r.overall.preservationError ?? NaN),
           qualityError: mean((r) => r.overall.qualityError),
-          psnrMeanDb: w !== "float32" ? psnrs.filter(Number.isFinite).reduce((a, b) => a + b, 0) / psnrs.filter(Number.isFinite).length : null,
+          // every result identical at 8 bits: Infinity, printed as such
+          psnrMeanDb: w === "float32" ? null : psnrs.every((x) => x === Infinity) ? Infinity : psnrs.filter(Number.isFinite).reduce((a, b) => a + b, 0) / psnrs.filter(Number.isFinite).length,
           psnrMinDb: w !== "float32" ? Math.min(...psnrs) : null,
         });
       }
@@ -104,7 +105,7 @@ export function quantizationTable(rows: QuantRow[]): string {
   const f = (x: number | null, d = 3) => (x === null || Number.isNaN(x) ? "-" : x.toFixed(d));
   const out = ["| settings | folder | edits | following | preservation error | quality error | PSNR vs float32 dB, mean (min) |", "| --- | --- | --- | --- | --- | --- | --- |"];
   for (const r of rows) {
-    out.push(`| ${r.settings} | ${r.weights} | ${r.n} | ${f(r.following)} | ${f(r.preservationError, 4)} | ${f(r.qualityError, 4)} | ${r.psnrMeanDb === null ? "-" : `${f(r.psnrMeanDb, 1)} (${f(r.psnrMinDb, 1)})`} |`);
+    out.push(`| ${r.settings} | ${r.weights} | ${r.n} | ${f(r.following)} | ${f(r.preservationError, 4)} | ${f(r.qualityError, 4)} | ${r.psnrMeanDb === null ? "-" : r.psnrMeanDb === Infinity ? "identical at 8 bits" : `${f(r.psnrMeanDb, 1)} (${f(r.psnrMinDb, 1)})`} |`);
   }
   return out.join("\n");
 }
