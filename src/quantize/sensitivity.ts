@@ -35,37 +35,58 @@ class ErrorSum {
   }
 }
 
+/** At most this many values of each tensor are compared: an even sample, so memory stays bounded. */
+const SAMPLE = 1 << 16;
+
+function sample(d: Float32Array): Float32Array {
+  const step = Math.max(1, Math.floor(d.length / SAMPLE));
+  if (step === 1) return d.slice();
+  const out = new Float32Array(Math.ceil(d.length / step));
+  for (let i = 0, k = 0; i < d.length; i += step) out[k++] = d[i];
+  return out;
+}
+
 /**
  * Sensitivity of each quantisable layer of `floatGraph`, measured against `quantGraph` (the same
- * graph with every layer quantised) on `feeds`; sorted, the most sensitive first. `outputs` is the
- * error of the graph's own outputs.
+ * graph with every layer quantised) on `feeds`; sorted, the most sensitive first. `outputError` is
+ * the error of the graph's own outputs. The two graphs run one after the other, and only an even
+ * sample of each tensor is kept between them: a full-size UNet exposing every layer's activations
+ * holds gigabytes per call, and two such sessions at once exhausted 24 GiB.
  */
 export async function layerSensitivity(floatGraph: string, quantGraph: string, feeds: Feeds[], options: SessionOptions = {}): Promise<{ layers: LayerSensitivity[]; outputError: number }> {
   const targets = await quantisableNodes(floatGraph);
   const tensors = [...new Set(targets.flatMap((t) => [t.input, t.output]))];
+  const reference: Array<Map<string, Float32Array>> = [];
+  let layerTensors: ReadonlySet<string> = new Set();
   const a = await openExposed(floatGraph, tensors, options);
-  const errors = new Map<string, ErrorSum>();
-  const outputs = new ErrorSum();
   try {
-    const b = await openExposed(quantGraph, tensors, options);
-    try {
-      for (const f of feeds) {
-        const ref = await a.run(f);
-        const q = await b.run(f);
-        for (const [name, data] of ref) {
-          const other = q.get(name);
-          if (!other || other.length !== data.length) continue;
-          if (a.tensors.has(name)) {
-            if (!errors.has(name)) errors.set(name, new ErrorSum());
-            errors.get(name)!.add(data, other);
-          } else outputs.add(data, other);
-        }
-      }
-    } finally {
-      await b.close();
+    layerTensors = a.tensors;
+    for (const f of feeds) {
+      const kept = new Map<string, Float32Array>();
+      for (const [name, data] of await a.run(f)) kept.set(name, sample(data));
+      reference.push(kept);
     }
   } finally {
     await a.close();
+  }
+  const errors = new Map<string, ErrorSum>();
+  const outputs = new ErrorSum();
+  const b = await openExposed(quantGraph, tensors, options);
+  try {
+    for (const [k, f] of feeds.entries()) {
+      for (const [name, data] of await b.run(f)) {
+        const ref = reference[k].get(name);
+        const other = sample(data);
+        if (!ref || ref.length !== other.length) continue;
+        if (layerTensors.has(name)) {
+          if (!errors.has(name)) errors.set(name, new ErrorSum());
+          errors.get(name)!.add(ref, other);
+        } else outputs.add(ref, other);
+      }
+      reference[k].clear();
+    }
+  } finally {
+    await b.close();
   }
   const err = (t: string) => errors.get(t)?.relative ?? 0;
   const layers = targets.map((t) => ({ node: t.node, op: t.op, inputError: err(t.input), outputError: err(t.output), added: err(t.output) - err(t.input) }));
