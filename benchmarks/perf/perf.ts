@@ -274,7 +274,7 @@ async function main(): Promise<void> {
     fast: { name: "h. fast edits: quality, fidelity and cost of the fast path (bench-results/fast.md)", estimateS: withFullScale ? 1500 : 600 },
     masks: { name: "i. masks: paste only vs blend during sampling (bench-results/masks.md)", estimateS: 600 },
     batch: { name: "j. catalogue batch: 50 photos, a kill and resume, against one CLI run per photo (bench-results/batch.md)", estimateS: 240 },
-    memory: { name: "k. memory: full-size fast edits whole and tiled, cached, 768/1024 px, tiny decoder, int8 weights (bench-results/memory.md)", estimateS: 3300 },
+    memory: { name: "k. memory: full-size fast edits whole and tiled, cached, 768/1024 px, tiny decoder, int8 weights and int8 arithmetic, default-schedule edits (bench-results/memory.md)", estimateS: 5100 },
     fullScale: { name: "c. full scale: UNet steps and a 20-step 512x512 edit of a converted Multi-Reward folder", estimateS: existsSync(FULLSCALE_CACHE) ? 900 : 1500 },
   };
   const progress = new PhaseProgress([

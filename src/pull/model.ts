@@ -11,6 +11,7 @@ import { withLock } from "../hub/lock.js";
 import { projectCacheDir } from "../paths.js";
 import type { CalibrationItem } from "../quantize/calibrate.js";
 import { type ComputeKind, checkCompute, convertComputeInt8 } from "./compute.js";
+import { PullError } from "./errors.js";
 import { type ConverterOutput, runConverter } from "./converter.js";
 import { configSelector, editorSelector } from "./select.js";
 
@@ -65,7 +66,7 @@ export interface PulledModel {
   snapshot: Snapshot;
 }
 
-export class PullError extends Error {}
+export { PullError };
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "--");
 
