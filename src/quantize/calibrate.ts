@@ -48,7 +48,7 @@ export interface CalibrationRecord {
   keepFraction?: number;
 }
 
-function scheduleParams(schedule: CalibrationSchedule, model: EditorModel): RequestedParams & { rewards?: [number, number, number] } {
+function scheduleParams(schedule: CalibrationSchedule, model: EditorModel): Omit<RequestedParams, "preset"> {
   if (schedule === "default") return {};
   const p = resolveParams({ preset: schedule }, loadPresets(), { deepCache: model.unetShallow !== undefined });
   return { rewards: p.rewards, steps: p.steps, textGuidance: p.textGuidance, imageGuidance: p.imageGuidance, ...p.sampling };
@@ -65,7 +65,7 @@ export async function recordCalibration(model: EditorModel, graphs: readonly Gra
     for (const [k, item] of plan.items.entries()) {
       for (const schedule of schedules) {
         const p = scheduleParams(schedule, model);
-        await edit(model, { image: item.image, instruction: item.instruction, seed: seed + k, workingSize: true, ...p, autoMask: false } as never);
+        await edit(model, { image: item.image, instruction: item.instruction, seed: seed + k, workingSize: true, ...p, autoMask: false });
         edits++;
         plan.log?.(`calibration: edit ${edits}/${plan.items.length * schedules.length} (${schedule})`);
       }

@@ -11,7 +11,7 @@ import { requireShared } from "../support/shared-data.js";
 
 const GOLDEN = path.join(SHARED, "reference", "checkpoints", "golden");
 const REPO = "test-org/instruct-pix2pix";
-// one photo, so the calibration is 2 edits (both schedules) rather than the default 24: seconds on
+// one photo, so the calibration is 2 edits (both schedules) rather than the default 16: seconds on
 // ip2p-tiny, where the conversion itself takes about 30 s
 const CALIBRATION = path.join(PHOTOS, "coffee.png");
 

@@ -18,7 +18,7 @@ describe("models convert --dtype int8 --compute int8 (the golden ip2p-tiny check
 
   it("converts, calibrates on the named photo and writes an int8-arithmetic folder that validates, runs int8 kernels and edits; the float32 one is gone", async () => {
     const out = path.join(root, "ip2p-int8-compute");
-    // one calibration photo: 2 edits instead of the default 24, seconds on this 32 px checkpoint
+    // one calibration photo: 2 edits instead of the default 16, seconds on this 32 px checkpoint
     const r = await runCli(["models", "convert", path.join(GOLDEN, "ip2p-tiny"), out, "--dtype", "int8", "--compute", "int8", "--calibration-photos", path.join(PHOTOS, "coffee.png"), "--instruction", "make it red"]);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.match(/^ok: \S+ \(ip2p-int8-compute, 32px, no reward inputs, int8 arithmetic\)/m);
