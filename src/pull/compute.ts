@@ -11,7 +11,7 @@ import { type CalibrationItem } from "../quantize/calibrate.js";
 import { quantizeCompute } from "../quantize/int8-compute.js";
 import { type ConverterOutput, runConverter } from "./converter.js";
 import { PullError } from "./errors.js";
-import type { WeightDtype } from "./model.js";
+import type { WeightDtype } from "./dtype.js";
 
 /** The arithmetic of a converted folder: float32 (int8 weights read through DequantizeLinear, or none) or int8 (QDQ). */
 export const COMPUTE_KINDS = ["float32", "int8"] as const;

@@ -11,18 +11,12 @@ import { withLock } from "../hub/lock.js";
 import { projectCacheDir } from "../paths.js";
 import type { CalibrationItem } from "../quantize/calibrate.js";
 import { type ComputeKind, checkCompute, convertComputeInt8 } from "./compute.js";
+import type { WeightDtype } from "./dtype.js";
 import { PullError } from "./errors.js";
 import { type ConverterOutput, runConverter } from "./converter.js";
 import { configSelector, editorSelector } from "./select.js";
 
-/** float16 halves the files; int8 keeps the UNets' and text encoder's weights in int8 in memory too (models/convert/quantize.py). */
-export const WEIGHT_DTYPES = ["float32", "float16", "int8"] as const;
-export type WeightDtype = (typeof WEIGHT_DTYPES)[number];
-
-export function parseWeightDtype(s: string, what = "--dtype"): WeightDtype {
-  if (!(WEIGHT_DTYPES as readonly string[]).includes(s)) throw new PullError(`${what} must be ${WEIGHT_DTYPES.join(", ")}; got "${s}"`);
-  return s as WeightDtype;
-}
+export { WEIGHT_DTYPES, type WeightDtype, parseWeightDtype } from "./dtype.js";
 
 export interface PullModelOptions {
   repo: string;
