@@ -107,8 +107,7 @@ export function registerModels(program: Command): void {
     .option("--instruction <text>", "with --calibration-photos: the instruction they are edited with")
     .option("--photos <files>", COMPUTE_OPTION_HELP.photos)
     .action(async (dir: string, out: string, o: ComputeFlags & { compute: string; graphs?: string; convMinChannels: string }) => {
-      if (o.compute !== "float32" && o.compute !== "int8") throw new CliError(`--compute must be float32 or int8, got "${o.compute}"`);
-      if (o.compute === "int8") return quantizeComputeCommand(dir, out, o);
+      if (parseComputeChoice({ dtype: "int8", compute: o.compute }).compute === "int8") return quantizeComputeCommand(dir, out, o);
       o.graphs ??= "unet,unet_shallow,text_encoder";
       if (!existsSync(dir)) throw new CliError(`${dir}: no such folder`);
       if (!/^\d+$/.test(o.convMinChannels)) throw new CliError(`--conv-min-channels must be a whole number, got "${o.convMinChannels}"`);

@@ -66,7 +66,7 @@ describe("models quantize --compute int8: int8 arithmetic on the bundled editor 
       [[BUNDLED, path.join(dir, "m"), "--compute", "int8", "--matmul", "fast"], /--matmul must be one of static, dynamic, float/],
       [[BUNDLED, path.join(dir, "k"), "--compute", "int8", "--keep-fraction", "2"], /--keep-fraction must be a number in \[0, 1\]/],
       [[BUNDLED, path.join(dir, "g"), "--compute", "int8", "--graphs", "unet,text_encoder"], /--graphs: unknown graph text_encoder/],
-      [[BUNDLED, path.join(dir, "c"), "--compute", "int4"], /--compute must be float32 or int8/],
+      [[BUNDLED, path.join(dir, "c"), "--compute", "int4"], /--compute must be float32, int8; got "int4"/],
     ];
     for (const [args, message] of cases) {
       const r = await runCli(["models", "quantize", ...args]);
