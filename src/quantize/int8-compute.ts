@@ -6,7 +6,7 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { type EditorModel, loadModel } from "../../editor/index.js";
+import { loadModel } from "../../editor/index.js";
 import { ROOT } from "../paths.js";
 import { type CalibrationItem, type CalibrationRecord, type CalibrationSchedule, type RangeMode, type Ranges, measureRanges, recordCalibration, runQdqTool } from "./calibrate.js";
 import type { Feeds, GraphName } from "./record.js";
@@ -86,10 +86,9 @@ export interface ComputeQuantizeResult {
 export async function calibrateFolder(src: string, graphs: readonly GraphName[], o: Pick<ComputeQuantizeOptions, "items" | "schedules" | "every" | "threads" | "log" | "sweepCalls" | "rangeMode"> = {}) {
   const options = { intraOpThreads: o.threads ?? 2, interOpThreads: 1 };
   const t0 = performance.now();
-  let model: EditorModel | undefined = await loadModel(src, options);
-  const { feeds, record } = await recordCalibration(model, graphs, { items: o.items ?? defaultCalibrationItems(), schedules: o.schedules, every: o.every, log: o.log });
-  await model.dispose();
-  model = undefined;
+  const model = await loadModel(src, options);
+  // disposed before the replays: a full-size float32 model and the exposed graph do not both fit small machines
+  const { feeds, record } = await recordCalibration(model, graphs, { items: o.items ?? defaultCalibrationItems(), schedules: o.schedules, every: o.every, log: o.log }).finally(() => model.dispose());
   const t1 = performance.now();
   const ranges: Record<string, Ranges> = {};
   const sample = new Map<GraphName, Feeds[]>();

@@ -6,7 +6,7 @@ import sharp from "sharp";
 import { inspectModelFolder } from "../../editor/index.js";
 import { serverConfigFrom } from "../../src/config/server.js";
 import { PHOTOS, ROOT, SHARED, runCli, tempDir } from "../helpers.js";
-import { HubServer, filesOf } from "../support/hub-server.js";
+import { HubServer, filesOf, loopbackHubEnv } from "../support/hub-server.js";
 import { requireShared } from "../support/shared-data.js";
 
 const GOLDEN = path.join(SHARED, "reference", "checkpoints", "golden");
@@ -20,13 +20,7 @@ describe("models pull --dtype int8 --compute int8 and REWARD_EDIT_HUB_COMPUTE (l
   const hub = new HubServer();
   const root = tempDir("hub-compute-");
   let url = "";
-  const envFor = (name: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
-    HF_ENDPOINT: url,
-    HF_HOME: path.join(root, name, "hf-home"),
-    HF_HUB_CACHE: path.join(root, name, "hub"),
-    REWARD_EDIT_CACHE: path.join(root, name, "reward-edit"),
-    ...extra,
-  });
+  const envFor = (name: string, extra: NodeJS.ProcessEnv = {}) => loopbackHubEnv(url, path.join(root, name), extra);
   const env = () => envFor("compute");
   /** The int8-arithmetic pull, made by whichever test needs it first: each test runs alone or in any order. */
   let pulled: Promise<{ r: Awaited<ReturnType<typeof runCli>>; dir: string }> | undefined;

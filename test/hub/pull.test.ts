@@ -10,7 +10,7 @@ import { pullModel, pullSnapshot } from "../../src/pull/model.js";
 import { editorSelector } from "../../src/pull/select.js";
 import { parseHubSpec } from "../../src/pull/spec.js";
 import { PHOTOS, SHARED, runCli, tempDir } from "../helpers.js";
-import { HubServer, commitOf, filesOf, hubFile } from "../support/hub-server.js";
+import { HubServer, commitOf, filesOf, hubFile, loopbackHubEnv } from "../support/hub-server.js";
 import { convertedOutputs, goldenInputs, goldenOutputs } from "../support/golden-outputs.js";
 import { relativeError } from "../support/safetensors.js";
 import { requireShared } from "../support/shared-data.js";
@@ -63,13 +63,7 @@ describe("Hugging Face Hub: models pull, the shared cache, Real-Edit (loopback H
   const root = tempDir("hub-");
   let url = "";
   /** Each test its own caches, so it runs alone or in any order. */
-  const envFor = (name: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
-    HF_ENDPOINT: url,
-    HF_HOME: path.join(root, name, "hf-home"),
-    HF_HUB_CACHE: path.join(root, name, "hub"),
-    REWARD_EDIT_CACHE: path.join(root, name, "reward-edit"),
-    ...extra,
-  });
+  const envFor = (name: string, extra: NodeJS.ProcessEnv = {}) => loopbackHubEnv(url, path.join(root, name), extra);
   const since = (n: number) => hub.log.slice(n);
   const transfersSince = (n: number) => since(n).filter((r) => r.file !== undefined && r.method === "GET");
 

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { loopbackHubEnv } from "./hub-server.js";
 import { Binary, Bool, Field, Struct, Table, Utf8, tableToIPC, vectorFromArray } from "apache-arrow";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import sharp from "sharp";
@@ -15,15 +16,8 @@ import { PHOTOS } from "../helpers.js";
  * published split has them; k2 and k6 lie outside the intersection subset.
  */
 /** A CLI environment whose Hub, caches and judge are the test's own (loopback Hub at hubUrl, fake judge at judgeUrl). */
-export const benchEnv = (root: string, hubUrl: string, judgeUrl: string): NodeJS.ProcessEnv => ({
-  HF_ENDPOINT: hubUrl,
-  HF_HOME: path.join(root, "hf-home"),
-  HF_HUB_CACHE: path.join(root, "hub"),
-  REWARD_EDIT_CACHE: path.join(root, "reward-edit"),
-  OPENAI_BASE_URL: judgeUrl,
-  OPENAI_API_KEY: "k",
-  REWARD_EDIT_JUDGE_MODEL: "fake-vlm",
-});
+export const benchEnv = (root: string, hubUrl: string, judgeUrl: string): NodeJS.ProcessEnv =>
+  loopbackHubEnv(hubUrl, root, { OPENAI_BASE_URL: judgeUrl, OPENAI_API_KEY: "k", REWARD_EDIT_JUDGE_MODEL: "fake-vlm" });
 
 export const KEYS = [
   { key: "k1", task: "background_change", inter: true, photo: "coffee.png", en: "put the cup on a sandy beach", cn: "把杯子放在沙滩上" },

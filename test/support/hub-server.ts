@@ -15,6 +15,14 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 
+/** A CLI environment whose Hub is the loopback one at hubUrl and whose caches all live under dir. */
+export const loopbackHubEnv = (hubUrl: string, dir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  HF_ENDPOINT: hubUrl,
+  HF_HOME: path.join(dir, "hf-home"),
+  HF_HUB_CACHE: path.join(dir, "hub"),
+  REWARD_EDIT_CACHE: path.join(dir, "reward-edit"),
+  ...extra,
+});
 export interface HubFile {
   /** In memory; files too large for one Buffer are served from `path` instead (and empty here). */
   content: Buffer;
